@@ -1,0 +1,10 @@
+"""Test settings: real PostgreSQL and a Redis db of the tests' own, unless the environment says otherwise."""
+import os
+
+os.environ.setdefault("DATABASE_URL", os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dnsctl"))
+os.environ.setdefault("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13"))
+
+from dnsctl.settings import *  # noqa: E402,F401,F403
+
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

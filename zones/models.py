@@ -1,0 +1,220 @@
+"""The domain: pools of DNS servers, and the zones and recordsets provisioned on them."""
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Pool(models.Model):
+    """A set of targets (servers we configure) and nameservers (servers we poll)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255, unique=True)
+    description = models.TextField(blank=True, default="")
+    threshold_percentage = models.PositiveSmallIntegerField(default=100)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+
+class PoolNsRecord(models.Model):
+    """An NS record that every zone of the pool carries at its apex."""
+
+    pool = models.ForeignKey(Pool, related_name="ns_records", on_delete=models.CASCADE)
+    hostname = models.CharField(max_length=255)
+    priority = models.PositiveSmallIntegerField(default=1)
+
+    class Meta:
+        ordering = ["priority", "hostname"]
+        constraints = [models.UniqueConstraint(fields=["pool", "hostname"], name="uniq_pool_ns_record")]
+
+    def __str__(self):
+        return self.hostname
+
+
+class PoolTarget(models.Model):
+    """A server dnsctl configures (through its backend) as a secondary of MiniDNS."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    pool = models.ForeignKey(Pool, related_name="targets", on_delete=models.CASCADE)
+    name = models.CharField(max_length=255)
+    type = models.CharField(max_length=32)
+    description = models.TextField(blank=True, default="")
+    options = models.JSONField(default=dict, blank=True)  # backend options, secrets included
+    masters = models.JSONField(default=list, blank=True)  # MiniDNS addresses as "host:port"
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["pool", "name"], name="uniq_pool_target_name")]
+
+    def __str__(self):
+        return f"{self.name} ({self.type})"
+
+    def master_addresses(self) -> list[tuple[str, int]]:
+        result = []
+        for entry in self.masters:
+            host, _, port = str(entry).rpartition(":")
+            result.append((host.strip("[]"), int(port)))
+        return result
+
+
+class PoolNameserver(models.Model):
+    """A server that is polled for a zone's serial to decide when the zone is ACTIVE."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    pool = models.ForeignKey(Pool, related_name="nameservers", on_delete=models.CASCADE)
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(default=53)
+
+    class Meta:
+        ordering = ["host", "port"]
+        constraints = [models.UniqueConstraint(fields=["pool", "host", "port"], name="uniq_pool_ns")]
+
+    def __str__(self):
+        return f"{self.host}:{self.port}"
+
+
+class PoolAlsoNotify(models.Model):
+    """A server that gets a NOTIFY for every change but is not polled."""
+
+    pool = models.ForeignKey(Pool, related_name="also_notifies", on_delete=models.CASCADE)
+    host = models.CharField(max_length=255)
+    port = models.PositiveIntegerField(default=53)
+
+    class Meta:
+        ordering = ["host", "port"]
+
+    def __str__(self):
+        return f"{self.host}:{self.port}"
+
+
+class ProjectMembership(models.Model):
+    """Which project (tenant) an API user acts for."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, related_name="membership", on_delete=models.CASCADE)
+    project_id = models.CharField(max_length=255, db_index=True)
+
+    def __str__(self):
+        return f"{self.user} in {self.project_id}"
+
+
+class Zone(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        ACTIVE = "ACTIVE"
+        ERROR = "ERROR"
+        DELETED = "DELETED"
+
+    class Action(models.TextChoices):
+        CREATE = "CREATE"
+        UPDATE = "UPDATE"
+        DELETE = "DELETE"
+        NONE = "NONE"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project_id = models.CharField(max_length=255, db_index=True)
+    pool = models.ForeignKey(Pool, related_name="zones", on_delete=models.PROTECT)
+    name = models.CharField(max_length=255)  # absolute, lower case, trailing dot
+    email = models.CharField(max_length=255)
+    description = models.TextField(blank=True, default="")
+    ttl = models.PositiveIntegerField(default=3600)
+    serial = models.BigIntegerField(default=1)  # 32-bit SOA serial in a 64-bit column, RFC 1982
+    refresh = models.PositiveIntegerField(default=3600)
+    retry = models.PositiveIntegerField(default=600)
+    expire = models.PositiveIntegerField(default=86400)
+    minimum = models.PositiveIntegerField(default=3600)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    action = models.CharField(max_length=16, choices=Action.choices, default=Action.CREATE, db_index=True)
+    reason = models.TextField(blank=True, default="")  # why the zone is in ERROR
+    shard = models.PositiveSmallIntegerField(db_index=True, editable=False)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["name"], condition=Q(deleted_at__isnull=True), name="uniq_live_zone_name"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.shard = shard_for(self.id)
+        super().save(*args, **kwargs)
+
+    @property
+    def is_live(self) -> bool:
+        return self.deleted_at is None
+
+
+def shard_for(zone_id) -> int:
+    """Shard 0..4095: the first three hex digits of the zone's UUID."""
+    return int(str(zone_id).replace("-", "")[:3], 16)
+
+
+class RecordSet(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        ACTIVE = "ACTIVE"
+        ERROR = "ERROR"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    zone = models.ForeignKey(Zone, related_name="recordsets", on_delete=models.CASCADE)
+    name = models.CharField(max_length=255)  # absolute, lower case, trailing dot
+    type = models.CharField(max_length=16)
+    ttl = models.PositiveIntegerField(null=True, blank=True)  # None: the zone's TTL
+    description = models.TextField(blank=True, default="")
+    records = models.JSONField(default=list)  # rdata in canonical text form
+    managed = models.BooleanField(default=False)  # SOA and apex NS: kept by dnsctl, not by users
+    serial = models.BigIntegerField(default=0)  # the zone serial that carried the last change
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    action = models.CharField(max_length=16, choices=Zone.Action.choices, default=Zone.Action.CREATE)
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["zone", "name", "type"], name="uniq_recordset")]
+
+    def __str__(self):
+        return f"{self.name} {self.type}"
+
+
+class TargetStatus(models.Model):
+    """The last result of a zone action on one target."""
+
+    zone = models.ForeignKey(Zone, related_name="target_statuses", on_delete=models.CASCADE)
+    target = models.ForeignKey(PoolTarget, related_name="zone_statuses", on_delete=models.CASCADE)
+    action = models.CharField(max_length=16, choices=Zone.Action.choices)
+    serial = models.BigIntegerField()
+    ok = models.BooleanField()
+    message = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["zone", "target"], name="uniq_target_status")]
+
+
+class NameserverStatus(models.Model):
+    """The last serial a nameserver was seen serving for a zone (None: not served or no answer)."""
+
+    zone = models.ForeignKey(Zone, related_name="nameserver_statuses", on_delete=models.CASCADE)
+    nameserver = models.ForeignKey(PoolNameserver, related_name="zone_statuses", on_delete=models.CASCADE)
+    expected_serial = models.BigIntegerField()
+    serial = models.BigIntegerField(null=True, blank=True)
+    ok = models.BooleanField()
+    message = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["zone", "nameserver"], name="uniq_ns_status")]
