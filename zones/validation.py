@@ -108,7 +108,8 @@ def records(values, rtype: str, zone: str, field="records") -> list[str]:
         if not isinstance(value, str) or not value.strip():
             fail(field, f"{value!r} is not a record for type {rtype}.")
         try:
-            rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rtype), value, origin=origin)
+            rdata = dns.rdata.from_text(dns.rdataclass.IN, dns.rdatatype.from_text(rtype), value,
+                                        origin=origin, relativize=False)
         except (dns.exception.DNSException, ValueError) as exc:
             fail(field, f"'{value}' is not valid {rtype} data: {exc}")
         text = rdata.to_text()

@@ -1,0 +1,196 @@
+"""Services: serial bumps, status/action transitions, and that bad input writes nothing."""
+import pytest
+from django.core.exceptions import ValidationError
+
+from zones import services
+from zones.models import RecordSet, Zone
+from zones.serials import is_newer
+
+
+@pytest.fixture
+def pool(db):
+    return services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+
+
+@pytest.fixture
+def zone(pool):
+    return services.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+
+
+def test_create_zone_is_pending_with_soa_and_ns(zone):
+    assert (zone.status, zone.action) == ("PENDING", "CREATE")
+    assert 0 <= zone.shard <= 4095
+    soa = zone.recordsets.get(type="SOA")
+    assert soa.managed and f" {zone.serial} " in soa.records[0]
+    assert soa.records[0].startswith("ns1.example.net. admin.example.com. ")
+    assert zone.recordsets.get(type="NS").records == ["ns1.example.net."]
+
+
+def test_every_change_bumps_the_serial_once(zone):
+    serials = [zone.serial]
+    rs = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    serials.append(Zone.objects.get(id=zone.id).serial)
+    services.update_recordset(zone.id, rs.id, records=["192.0.2.2"])
+    serials.append(Zone.objects.get(id=zone.id).serial)
+    services.update_zone(zone.id, ttl=600)
+    serials.append(Zone.objects.get(id=zone.id).serial)
+    assert all(is_newer(b, a) for a, b in zip(serials, serials[1:]))
+    soa = RecordSet.objects.get(zone=zone, type="SOA")
+    assert f" {serials[-1]} " in soa.records[0]
+
+
+def test_no_op_changes_keep_the_serial(zone):
+    rs = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    before = Zone.objects.get(id=zone.id)
+    services.update_recordset(zone.id, rs.id, records=["192.0.2.1"])
+    services.update_zone(zone.id, ttl=before.ttl, email=before.email, description="only words")
+    after = Zone.objects.get(id=zone.id)
+    assert (after.serial, after.version) == (before.serial, before.version)
+    assert after.description == "only words"
+
+
+def test_update_before_create_finished_keeps_create(zone):
+    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    assert Zone.objects.get(id=zone.id).action == "CREATE"
+
+
+def test_finish_for_an_older_serial_changes_nothing(zone):
+    old = zone.serial
+    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    assert services.finish_zone_action(zone.id, "CREATE", old, True) is False
+    assert Zone.objects.get(id=zone.id).status == "PENDING"
+    current = Zone.objects.get(id=zone.id)
+    assert services.finish_zone_action(zone.id, "CREATE", current.serial, True) is True
+    current.refresh_from_db()
+    assert (current.status, current.action) == ("ACTIVE", "NONE")
+    assert set(current.recordsets.values_list("status", flat=True)) == {"ACTIVE"}
+
+
+def test_error_keeps_the_action_and_the_reason(zone):
+    services.finish_zone_action(zone.id, "CREATE", zone.serial, False, "bind-1: connection refused")
+    zone.refresh_from_db()
+    assert (zone.status, zone.action, zone.reason) == ("ERROR", "CREATE", "bind-1: connection refused")
+
+
+def test_delete_then_deleted_frees_the_name(zone):
+    deleting = services.delete_zone(zone.id)
+    assert (deleting.status, deleting.action) == ("PENDING", "DELETE")
+    with pytest.raises(ValidationError):
+        services.create_zone(project_id="p1", name="example.com.", email="a@example.com")
+    assert services.finish_zone_action(zone.id, "DELETE", deleting.serial, True)
+    zone.refresh_from_db()
+    assert zone.status == "DELETED" and zone.deleted_at is not None
+    again = services.create_zone(project_id="p1", name="example.com.", email="a@example.com")
+    assert again.id != zone.id
+
+
+@pytest.mark.parametrize(
+    "kwargs,field",
+    [
+        ({"name": "example.org"}, "name"),
+        ({"name": "org."}, "name"),
+        ({"name": "a" * 64 + ".org."}, "name"),
+        ({"name": ("a" * 60 + ".") * 5}, "name"),
+        ({"name": "bad_chars!.org."}, "name"),
+        ({"email": "nobody"}, "email"),
+        ({"ttl": 0}, "ttl"),
+        ({"ttl": "3600"}, "ttl"),
+        ({"name": "example.com."}, "name"),  # duplicate
+        ({"name": "sub.example.com.", "project_id": "p2"}, "name"),  # inside another project's zone
+        ({"name": "com.example.", "pool_id": "not-a-uuid"}, "pool_id"),
+    ],
+)
+def test_bad_zone_input_names_the_field_and_writes_nothing(zone, kwargs, field):
+    args = {"project_id": "p1", "name": "fresh.org.", "email": "a@example.org", **kwargs}
+    count = Zone.objects.count(), RecordSet.objects.count()
+    with pytest.raises(ValidationError) as err:
+        services.create_zone(**args)
+    assert field in err.value.message_dict
+    assert (Zone.objects.count(), RecordSet.objects.count()) == count
+
+
+def test_parent_zone_of_another_projects_zone_is_refused(zone):
+    with pytest.raises(ValidationError) as err:
+        services.create_zone(project_id="p2", name="com.", email="a@example.org")
+    assert "name" in err.value.message_dict
+
+
+@pytest.mark.parametrize(
+    "name,rtype,records,field",
+    [
+        ("www", "A", ["192.0.2.300"], "records"),
+        ("www", "AAAA", ["192.0.2.1"], "records"),
+        ("www", "MX", ["mail.example.com."], "records"),
+        ("_sip._tcp", "SRV", ["10 60 5060"], "records"),
+        ("www", "CAA", ["0 issue"], "records"),
+        ("www", "SSHFP", ["1 1 zz"], "records"),
+        ("www", "CNAME", ["a.example.org.", "b.example.org."], "records"),
+        ("www", "A", [], "records"),
+        ("www.example.org.", "A", ["192.0.2.1"], "name"),
+        ("a.*.example.com.", "A", ["192.0.2.1"], "name"),
+        ("www", "SOA", ["a. b. 1 2 3 4 5"], "type"),
+        ("www", "BOGUS", ["x"], "type"),
+        ("example.com.", "NS", ["ns9.example.org."], "type"),
+        ("example.com.", "CNAME", ["x.example.org."], "type"),
+        ("www", "A", ["192.0.2.1"], "ttl"),
+    ],
+)
+def test_bad_recordsets_write_nothing(zone, name, rtype, records, field):
+    serial = Zone.objects.get(id=zone.id).serial
+    count = RecordSet.objects.count()
+    with pytest.raises(ValidationError) as err:
+        services.create_recordset(zone.id, name=name, type=rtype, records=records,
+                                  ttl=-5 if field == "ttl" else None)
+    assert field in err.value.message_dict
+    assert RecordSet.objects.count() == count and Zone.objects.get(id=zone.id).serial == serial
+
+
+def test_valid_rdata_of_every_supported_type_is_canonicalised(zone):
+    cases = {
+        ("www", "A"): ["192.0.2.1"],
+        ("www", "AAAA"): ["2001:DB8::1"],
+        ("mail", "MX"): ["10 mx1"],
+        ("txt", "TXT"): ['"hello world"'],
+        ("_sip._tcp", "SRV"): ["10 60 5060 sip.example.com."],
+        ("caa", "CAA"): ['0 issue "letsencrypt.org"'],
+        ("sub", "NS"): ["ns.elsewhere.org."],
+        ("1", "PTR"): ["host.example.com."],
+        ("ssh", "SSHFP"): ["1 1 dd465c09cfa51fb45020cc83316fff21b9ec74ac"],
+        ("alias", "CNAME"): ["www"],
+    }
+    for (name, rtype), records in cases.items():
+        services.create_recordset(zone.id, name=name, type=rtype, records=records)
+    assert RecordSet.objects.get(zone=zone, type="AAAA").records == ["2001:db8::1"]
+    assert RecordSet.objects.get(zone=zone, type="MX").records == ["10 mx1.example.com."]
+    assert RecordSet.objects.get(zone=zone, type="CNAME").records == ["www.example.com."]
+
+
+def test_cname_must_be_alone(zone):
+    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    with pytest.raises(ValidationError):
+        services.create_recordset(zone.id, name="www", type="CNAME", records=["x.example.org."])
+    services.create_recordset(zone.id, name="alias", type="CNAME", records=["x.example.org."])
+    with pytest.raises(ValidationError):
+        services.create_recordset(zone.id, name="alias", type="TXT", records=['"x"'])
+
+
+def test_managed_recordsets_are_immutable(zone):
+    soa = zone.recordsets.get(type="SOA")
+    with pytest.raises(ValidationError):
+        services.delete_recordset(zone.id, soa.id)
+    with pytest.raises(ValidationError):
+        services.update_recordset(zone.id, soa.id, records=["a. b. 1 2 3 4 5"])
+
+
+def test_changes_to_a_zone_being_deleted_are_refused(zone):
+    services.delete_zone(zone.id)
+    with pytest.raises(ValidationError):
+        services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    with pytest.raises(ValidationError):
+        services.update_zone(zone.id, ttl=60)
+
+
+def test_pool_with_unknown_backend_type_is_refused(db):
+    with pytest.raises(ValidationError) as err:
+        services.save_pool(None, name="p", targets=[{"name": "t", "type": "nope", "masters": ["127.0.0.1:5354"]}])
+    assert "targets[0].type" in err.value.message_dict

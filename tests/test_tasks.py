@@ -1,0 +1,154 @@
+"""The task pipeline's decisions, run eagerly with the fake backend and a fake SOA poll.
+
+The real pipeline (real worker, Redis, BIND9) is proven in test_integration.py.
+"""
+import pytest
+from django.conf import settings
+
+from dnsctl.celery import app as celery_app
+from tests.fakes import FakeBackend
+from workers import backends, dnsclient, tasks
+from zones import services
+from zones.models import NameserverStatus, TargetStatus, Zone
+
+
+@pytest.fixture
+def eager(monkeypatch):
+    monkeypatch.setitem(backends.BACKENDS, "fake", "tests.fakes.FakeBackend")
+    monkeypatch.setitem(settings.DNSCTL, "TARGET_MAX_RETRIES", 0)
+    monkeypatch.setitem(settings.DNSCTL, "POLL_MAX_RETRIES", 0)
+    old = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
+    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    FakeBackend.reset()
+
+    def fake_soa(zone_name, host, port, timeout):
+        """A nameserver named like a fake target serves what that target has."""
+        if host == "unreachable":
+            raise dnsclient.DNSClientError("timed out")
+        zone = Zone.objects.filter(name=zone_name, deleted_at__isnull=True).first()
+        return zone.serial if zone and zone_name in FakeBackend.zones.get(host, set()) else None
+
+    monkeypatch.setattr(dnsclient, "query_soa_serial", fake_soa)
+    monkeypatch.setattr(dnsclient, "send_notify", lambda *a, **k: 0)
+    yield
+    celery_app.conf.update(task_always_eager=old[0], task_eager_propagates=old[1])
+
+
+def make_pool(threshold=100, targets=("t1", "t2"), nameservers=None):
+    nameservers = targets if nameservers is None else nameservers
+    return services.save_pool(
+        None, name="default", threshold_percentage=threshold,
+        ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
+        targets=[{"name": t, "type": "fake", "masters": ["127.0.0.1:5354"]} for t in targets],
+        nameservers=[{"host": n, "port": 53} for n in nameservers],
+    )
+
+
+def run(django_capture_on_commit_callbacks, fn, *args, **kwargs):
+    with django_capture_on_commit_callbacks(execute=True):
+        result = fn(*args, **kwargs)
+    return Zone.objects.get(id=result.id if isinstance(result, Zone) else result.zone_id)
+
+
+@pytest.mark.django_db
+def test_create_reaches_active_on_every_target(eager, django_capture_on_commit_callbacks):
+    make_pool()
+    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+               project_id="p", name="example.com.", email="a@example.com")
+    assert (zone.status, zone.action) == ("ACTIVE", "NONE")
+    assert all("example.com." in FakeBackend.zones[t] for t in ("t1", "t2"))
+    assert set(TargetStatus.objects.values_list("ok", flat=True)) == {True}
+    assert list(NameserverStatus.objects.values_list("serial", flat=True)) == [zone.serial] * 2
+
+
+@pytest.mark.django_db
+def test_failed_target_below_threshold_is_error_with_reason(eager, django_capture_on_commit_callbacks):
+    make_pool(threshold=100)
+    FakeBackend.failing.add("t2")
+    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+               project_id="p", name="example.com.", email="a@example.com")
+    assert (zone.status, zone.action) == ("ERROR", "CREATE")
+    assert "1 of 2 targets" in zone.reason and "t2: target t2: connection refused" in zone.reason
+
+
+@pytest.mark.django_db
+def test_failed_target_within_threshold_is_active(eager, django_capture_on_commit_callbacks):
+    make_pool(threshold=50)
+    FakeBackend.failing.add("t2")
+    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+               project_id="p", name="example.com.", email="a@example.com")
+    assert zone.status == "ACTIVE"
+    statuses = {s.nameserver.host: s for s in NameserverStatus.objects.select_related("nameserver")}
+    assert statuses["t1"].ok and not statuses["t2"].ok and statuses["t2"].serial is None
+
+
+@pytest.mark.django_db
+def test_unreachable_nameserver_counts_against_consensus(eager, django_capture_on_commit_callbacks):
+    make_pool(threshold=100, targets=("t1",), nameservers=("t1", "unreachable"))
+    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+               project_id="p", name="example.com.", email="a@example.com")
+    assert zone.status == "ERROR"
+    assert "1 of 2 nameservers" in zone.reason and "unreachable:53: timed out" in zone.reason
+
+
+@pytest.mark.django_db
+def test_recordset_change_and_delete(eager, django_capture_on_commit_callbacks):
+    make_pool()
+    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+               project_id="p", name="example.com.", email="a@example.com")
+    zone = run(django_capture_on_commit_callbacks, services.create_recordset,
+               zone.id, name="www", type="A", records=["192.0.2.1"])
+    assert zone.status == "ACTIVE" and zone.recordsets.get(type="A").status == "ACTIVE"
+    assert ("t1", "update", "example.com.") in FakeBackend.calls
+    zone = run(django_capture_on_commit_callbacks, services.delete_zone, zone.id)
+    assert (zone.status, zone.action) == ("DELETED", "NONE") and zone.deleted_at
+    assert FakeBackend.zones == {"t1": set(), "t2": set()}
+
+
+@pytest.mark.django_db
+def test_delete_needs_every_target(eager, django_capture_on_commit_callbacks):
+    make_pool(threshold=50)
+    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+               project_id="p", name="example.com.", email="a@example.com")
+    FakeBackend.failing.add("t2")
+    zone = run(django_capture_on_commit_callbacks, services.delete_zone, zone.id)
+    assert (zone.status, zone.action) == ("ERROR", "DELETE") and "100% needed" in zone.reason
+
+
+@pytest.mark.django_db
+def test_superseded_work_does_nothing(eager):
+    make_pool()
+    zone = services.create_zone(project_id="p", name="example.com.", email="a@example.com")
+    assert tasks.zone_action(str(zone.id), "CREATE", zone.serial - 1) == "superseded"
+    assert FakeBackend.calls == []
+    # a late chord body for an older serial leaves the newer change alone
+    tasks.polls_done([{"nameserver": "x", "serial": zone.serial - 1, "ok": True, "address": "x"}],
+                     str(zone.id), "CREATE", zone.serial - 1)
+    assert Zone.objects.get(id=zone.id).status == "PENDING"
+
+
+@pytest.mark.django_db
+def test_running_the_same_action_twice_is_harmless(eager, django_capture_on_commit_callbacks):
+    make_pool()
+    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+               project_id="p", name="example.com.", email="a@example.com")
+    assert tasks.zone_action(str(zone.id), "CREATE", zone.serial) == "superseded"  # already done
+    assert Zone.objects.get(id=zone.id).status == "ACTIVE"
+
+
+@pytest.mark.django_db
+def test_pool_without_targets_is_error(eager, django_capture_on_commit_callbacks):
+    make_pool(targets=(), nameservers=("t1",))
+    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+               project_id="p", name="example.com.", email="a@example.com")
+    assert zone.status == "ERROR" and "no targets" in zone.reason
+
+
+def test_celery_configuration_is_effective():
+    """A mistyped Celery setting silently does nothing: assert the values the app really uses."""
+    conf = celery_app.conf
+    assert conf.task_acks_late is True
+    assert conf.task_reject_on_worker_lost is True
+    assert conf.worker_prefetch_multiplier == 1
+    assert conf.broker_url.startswith("redis://") and conf.result_backend.startswith("redis://")
+    assert "workers.tasks.zone_action" in celery_app.tasks
