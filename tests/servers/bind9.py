@@ -21,26 +21,10 @@ import dns.message
 import dns.query
 
 from tests.servers import free_port
+from workers.backends.bind9 import named_conf
 
 READY_DEADLINE = 10.0
 RNDC_KEY_NAME = "rndc-key"
-
-NAMED_CONF = """\
-key "{key_name}" {{ algorithm hmac-sha256; secret "{secret}"; }};
-controls {{ inet 127.0.0.1 port {rndc_port} allow {{ 127.0.0.1; }} keys {{ "{key_name}"; }}; }};
-options {{
-    directory "{dir}"; pid-file "{dir}/named.pid"; session-keyfile "{dir}/session.key";
-    lock-file "{dir}/named.lock";
-    managed-keys-directory "{dir}"; new-zones-directory "{dir}";
-    listen-on port {port} {{ 127.0.0.1; }}; listen-on-v6 {{ none; }};
-    recursion no; allow-query {{ any; }}; dnssec-validation no;
-    allow-new-zones yes;
-    allow-notify {{ 127.0.0.1; }};
-    notify no;
-    serial-query-rate 1000;
-    transfers-in 100;
-}};
-"""
 
 RNDC_CONF = """\
 key "{key_name}" {{ algorithm hmac-sha256; secret "{secret}"; }};
@@ -162,12 +146,16 @@ class Bind9Server:
             return "(no log)"
 
     def _write_configs(self) -> None:
-        values = dict(key_name=RNDC_KEY_NAME, secret=self.rndc_secret, dir=self.dir,
-                      port=self.port, rndc_port=self.rndc_port)
-        for path, template in ((self.conf_path, NAMED_CONF), (self.rndc_conf_path, RNDC_CONF)):
+        configs = {
+            self.conf_path: named_conf(directory=self.dir, port=self.port, rndc_port=self.rndc_port,
+                                       rndc_secret=self.rndc_secret, key_name=RNDC_KEY_NAME),
+            self.rndc_conf_path: RNDC_CONF.format(key_name=RNDC_KEY_NAME, secret=self.rndc_secret,
+                                                  rndc_port=self.rndc_port),
+        }
+        for path, text in configs.items():
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
-                f.write(template.format(**values))
+                f.write(text)
 
     def _wait_ready(self) -> None:
         """Ready = rndc status works and a SOA query for '.' gets any answer (REFUSED is fine)."""

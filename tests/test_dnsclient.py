@@ -1,0 +1,156 @@
+"""workers.dnsclient against the tiny primary and a real BIND9 secondary."""
+
+import shutil
+import socket
+import threading
+import time
+
+import dns.flags
+import dns.message
+import dns.opcode
+import dns.rcode
+import dns.rdatatype
+import pytest
+
+from tests.servers import free_port
+from tests.servers.bind9 import Bind9Server
+from tests.servers.tiny_primary import TinyPrimary
+from workers.backends.bind9 import Bind9Backend
+from workers.dnsclient import DNSClientError, query_soa_serial, send_notify
+
+pytestmark = [
+    pytest.mark.bind9,
+    pytest.mark.skipif(shutil.which("named") is None,
+                       reason="named not installed (apt-get install bind9 bind9-utils)"),
+]
+
+ZONE = "client.example.test."
+
+
+@pytest.fixture(scope="module")
+def primary():
+    with TinyPrimary({ZONE: 7}) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def bind(primary):
+    """BIND serving ZONE from the primary."""
+    with Bind9Server(primary=primary.address) as server:
+        Bind9Backend("bind-client", server.backend_options, [primary.address]).create_zone(ZONE)
+        deadline = time.monotonic() + 5
+        while query_soa_serial(ZONE, server.host, server.port) != 7:
+            assert time.monotonic() < deadline, server.log_tail()
+            time.sleep(0.02)
+        yield server
+
+
+class Catcher:
+    """A UDP socket that records one datagram and never answers (to inspect what we send)."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)  # poll, so close() returns at once
+        self.port = self.sock.getsockname()[1]
+        self.received: list[bytes] = []
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped.is_set():
+            try:
+                self.received.append(self.sock.recvfrom(4096)[0])
+            except socket.timeout:
+                continue
+
+    def close(self):
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+# -- query_soa_serial --------------------------------------------------------
+
+def test_soa_serial_from_primary(primary):
+    assert query_soa_serial(ZONE, *primary.address) == 7
+    assert query_soa_serial(ZONE.rstrip("."), *primary.address) == 7
+
+
+def test_soa_serial_none_when_not_authoritative_for_that_name(primary):
+    assert query_soa_serial("other.test.", *primary.address) is None  # REFUSED
+    assert query_soa_serial("www." + ZONE, *primary.address) is None  # NOERROR, SOA only in authority
+    assert query_soa_serial("nope." + ZONE, *primary.address) is None  # NXDOMAIN
+
+
+def test_soa_serial_from_bind(bind):
+    assert query_soa_serial(ZONE, bind.host, bind.port) == 7
+    assert query_soa_serial("not-served.test.", bind.host, bind.port) is None  # REFUSED
+
+
+def test_soa_query_sends_no_recursion_desired():
+    catcher = Catcher()
+    try:
+        with pytest.raises(DNSClientError):
+            query_soa_serial(ZONE, "127.0.0.1", catcher.port, timeout=0.3)
+    finally:
+        catcher.close()
+    query = dns.message.from_wire(catcher.received[0])
+    assert not query.flags & dns.flags.RD
+    assert query.question[0].rdtype == dns.rdatatype.SOA
+
+
+def test_soa_query_to_closed_port_raises_within_timeout():
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(DNSClientError, match=f"127.0.0.1:{port}"):
+        query_soa_serial(ZONE, "127.0.0.1", port, timeout=0.5)
+    assert time.monotonic() - started < 1.5
+
+
+# -- send_notify -------------------------------------------------------------
+
+def test_notify_accepted_by_bind(bind):
+    assert send_notify(ZONE, bind.host, bind.port) == dns.rcode.NOERROR
+    assert send_notify(ZONE, bind.host, bind.port, serial=8) == dns.rcode.NOERROR
+
+
+def test_notify_for_unserved_zone_is_not_noerror(bind):
+    assert send_notify("not-served.test.", bind.host, bind.port) != dns.rcode.NOERROR
+
+
+def test_notify_then_bind_fetches_new_serial(bind, primary):
+    primary.set_serial(ZONE, 9)
+    assert send_notify(ZONE, bind.host, bind.port, serial=9) == dns.rcode.NOERROR
+    deadline = time.monotonic() + 5
+    while query_soa_serial(ZONE, bind.host, bind.port) != 9:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_notify_wire_format_and_retries():
+    """Opcode NOTIFY with AA (the flags-before-opcode gotcha), SOA hint, and 1 + retries sends."""
+    catcher = Catcher()
+    started = time.monotonic()
+    try:
+        with pytest.raises(DNSClientError, match="after 3 attempt"):
+            send_notify(ZONE, "127.0.0.1", catcher.port, serial=42, timeout=0.2, retries=2)
+    finally:
+        catcher.close()
+    assert time.monotonic() - started < 2
+    assert len(catcher.received) == 3
+    message = dns.message.from_wire(catcher.received[0])
+    assert message.opcode() == dns.opcode.NOTIFY
+    assert message.flags & dns.flags.AA
+    assert str(message.question[0].name) == ZONE
+    assert message.answer[0].rdtype == dns.rdatatype.SOA
+    assert message.answer[0][0].serial == 42
+
+
+def test_notify_to_closed_port_raises():
+    port = free_port()
+    started = time.monotonic()
+    with pytest.raises(DNSClientError, match=f"NOTIFY {ZONE} to 127.0.0.1:{port}"):
+        send_notify(ZONE, "127.0.0.1", port, timeout=0.2, retries=1)
+    assert time.monotonic() - started < 1.5

@@ -1,0 +1,178 @@
+"""BIND9 backend: zones are added/changed/removed at runtime with rndc.
+
+named must have ``allow-new-zones yes;`` and a ``controls`` channel for the key
+given here. Each zone becomes
+``{ type secondary; primaries { H port P; ... }; file "<zone>.db"; };``
+with MiniDNS as primaries, so named pulls the data by AXFR at once.
+"""
+
+import base64
+import binascii
+import ipaddress
+import logging
+import os
+import re
+import subprocess
+import tempfile
+
+from workers.backends.base import Backend, BackendError
+
+log = logging.getLogger(__name__)
+
+ALGORITHMS = {"hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}
+# Key names go inside a quoted string of the rndc config: no quotes, spaces or ';'.
+KEY_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+# Zone names go on rndc's command line and into `file "..."`: plain hostname-ish
+# labels only ('/' is allowed for RFC 2317 classless reverse zones).
+ZONE_LABEL_RE = re.compile(r"^[a-z0-9_/-]{1,63}$")
+
+
+class Bind9Backend(Backend):
+    def __init__(self, name: str, options: dict, masters: list[tuple[str, int]]):
+        super().__init__(name, options, masters)
+        opts = self.options
+        self.rndc_host = str(opts.get("rndc_host") or "127.0.0.1")
+        self.rndc_port = int(opts.get("rndc_port") or 953)
+        self.key_name = str(opts.get("rndc_key_name") or "rndc-key")
+        self.key_algorithm = str(opts.get("rndc_key_algorithm") or "hmac-sha256").lower()
+        self.timeout = float(opts.get("timeout") or 10)
+        self._secret = str(opts.get("rndc_key_secret") or "")
+
+        # Validate up front: these values are written into an rndc config file.
+        if not self._secret:
+            raise BackendError(f"bind9 target {name!r}: option rndc_key_secret is required")
+        try:
+            base64.b64decode(self._secret, validate=True)
+        except (binascii.Error, ValueError):
+            raise BackendError(f"bind9 target {name!r}: rndc_key_secret is not valid base64") from None
+        if not KEY_NAME_RE.match(self.key_name):
+            raise BackendError(f"bind9 target {name!r}: invalid rndc_key_name {self.key_name!r}")
+        if self.key_algorithm not in ALGORITHMS:
+            raise BackendError(f"bind9 target {name!r}: unsupported rndc_key_algorithm "
+                               f"{self.key_algorithm!r}")
+        if not self.masters:
+            raise BackendError(f"bind9 target {name!r}: no masters to use as primaries")
+        for host, port in self.masters:
+            try:
+                ipaddress.ip_address(host)  # BIND's primaries must be addresses, not names
+            except ValueError:
+                raise BackendError(f"bind9 target {name!r}: master {host!r} is not an IP address") from None
+
+    # -- Backend API -----------------------------------------------------
+    def create_zone(self, zone_name: str) -> None:
+        zone = self._zone(zone_name)
+        result = self._rndc("addzone", zone, self._zone_config(zone))
+        if result.returncode != 0 and not _says(result, "addzone", "already exists"):
+            self._fail("addzone", zone, result)
+
+    def update_zone(self, zone_name: str) -> None:
+        zone = self._zone(zone_name)
+        result = self._rndc("modzone", zone, self._zone_config(zone))
+        if result.returncode == 0:
+            return
+        if not _says(result, "modzone", "not found"):
+            self._fail("modzone", zone, result)
+        # Missing: add it. "already exists" means a concurrent create won the race.
+        result = self._rndc("addzone", zone, self._zone_config(zone))
+        if result.returncode != 0 and not _says(result, "addzone", "already exists"):
+            self._fail("addzone", zone, result)
+
+    def delete_zone(self, zone_name: str) -> None:
+        zone = self._zone(zone_name)
+        result = self._rndc("delzone", "-clean", zone)
+        if result.returncode != 0 and not _says(result, "delzone", "not found"):
+            self._fail("delzone", zone, result)
+
+    # -- helpers ---------------------------------------------------------
+    def _zone(self, zone_name: str) -> str:
+        """'Example.COM.' -> 'example.com' (rndc and file names want no trailing dot)."""
+        zone = zone_name.strip().rstrip(".").lower()
+        if not zone or not all(ZONE_LABEL_RE.match(label) for label in zone.split(".")):
+            raise BackendError(f"bind9 target {self.name!r}: invalid zone name {zone_name!r}")
+        return zone
+
+    def _zone_config(self, zone: str) -> str:
+        primaries = " ".join(f"{host} port {port};" for host, port in self.masters)
+        file_name = zone.replace("/", "_") + ".db"
+        return f'{{ type secondary; primaries {{ {primaries} }}; file "{file_name}"; }};'
+
+    def _rndc(self, *args: str) -> subprocess.CompletedProcess:
+        """Run one rndc command with a private, short-lived key file.
+
+        The secret only ever lives in a 0600 temp file (mkstemp) that is deleted
+        right after the call, never on the command line (visible in ps) or in logs.
+        """
+        fd, conf_path = tempfile.mkstemp(prefix="dnsctl-rndc-", suffix=".conf")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(f'key "{self.key_name}" {{ algorithm {self.key_algorithm}; '
+                        f'secret "{self._secret}"; }};\n'
+                        f'options {{ default-key "{self.key_name}"; }};\n')
+            cmd = ["rndc", "-c", conf_path, "-s", self.rndc_host, "-p", str(self.rndc_port), *args]
+            log.debug("bind9 target %r: rndc %s", self.name, " ".join(args))
+            try:
+                result = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout,
+                                        stdin=subprocess.DEVNULL)
+            except subprocess.TimeoutExpired:
+                raise BackendError(f"bind9 target {self.name!r} ({self.rndc_host}:{self.rndc_port}): "
+                                   f"rndc timed out after {self.timeout:g} s ({args[0]})") from None
+            except OSError as exc:  # rndc binary missing, etc.
+                raise BackendError(f"bind9 target {self.name!r}: cannot run rndc: {exc}") from None
+        finally:
+            os.unlink(conf_path)
+        result.stderr = self._scrub(result.stderr)
+        result.stdout = self._scrub(result.stdout)
+        return result
+
+    def _scrub(self, text: str) -> str:
+        """Belt and braces: never let the secret leak through rndc's output."""
+        return text.replace(self._secret, "***") if text else text
+
+    def _fail(self, command: str, zone: str, result: subprocess.CompletedProcess):
+        text = (result.stderr or result.stdout).strip() or f"exit status {result.returncode}"
+        # One line: rndc wraps long messages in lines starting with "* "; join those
+        # back into their sentence, and separate distinct lines with " / ".
+        message = ""
+        for line in filter(None, (line.strip() for line in text.splitlines())):
+            if line.startswith("*"):
+                message += " " + line.lstrip("* ")
+            else:
+                message += (" / " if message else "") + line
+        raise BackendError(f"bind9 target {self.name!r} ({self.rndc_host}:{self.rndc_port}): "
+                           f"rndc {command} {zone} failed: {message}")
+
+
+def _says(result: subprocess.CompletedProcess, command: str, reason: str) -> bool:
+    """True if rndc reported exactly this outcome, e.g. "rndc: 'delzone' failed: not found".
+
+    Matching the whole phrase matters: "couldn't get address for 'x': not found"
+    is a real failure, not a missing zone.
+    """
+    return f"'{command}' failed: {reason}" in result.stderr
+
+
+NAMED_CONF = """\
+key "{key_name}" {{ algorithm hmac-sha256; secret "{rndc_secret}"; }};
+controls {{ inet {rndc_listen} port {rndc_port} allow {{ {rndc_allow}; }} keys {{ "{key_name}"; }}; }};
+options {{
+    directory "{directory}"; pid-file "{directory}/named.pid"; session-keyfile "{directory}/session.key";
+    lock-file "{directory}/named.lock";
+    managed-keys-directory "{directory}"; new-zones-directory "{directory}";
+    listen-on port {port} {{ {listen}; }}; listen-on-v6 {{ none; }};
+    recursion no; allow-query {{ any; }}; dnssec-validation no;
+    allow-new-zones yes;                 // rndc addzone / modzone / delzone
+    allow-notify {{ {allow_notify}; }};   // dnsctl's NOTIFY sender, besides the zone's primaries
+    notify no;
+    serial-query-rate 1000;              // the default 20/s throttles refreshes after NOTIFY bursts
+    transfers-in 100;
+}};
+"""
+
+
+def named_conf(*, directory: str, port: int, rndc_port: int, rndc_secret: str, key_name: str = "rndc-key",
+               listen: str = "127.0.0.1", rndc_listen: str = "127.0.0.1", rndc_allow: str = "127.0.0.1",
+               allow_notify: str = "127.0.0.1") -> str:
+    """A named.conf that makes BIND9 a target dnsctl can drive: what an operator must configure."""
+    return NAMED_CONF.format(directory=directory, port=port, rndc_port=rndc_port, rndc_secret=rndc_secret,
+                             key_name=key_name, listen=listen, rndc_listen=rndc_listen, rndc_allow=rndc_allow,
+                             allow_notify=allow_notify)
