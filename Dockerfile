@@ -1,0 +1,10 @@
+FROM python:3.11-slim-bookworm
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
+WORKDIR /app
+RUN apt-get update && apt-get install -y --no-install-recommends bind9-utils bind9-dnsutils \
+    && rm -rf /var/lib/apt/lists/*
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+COPY . .
+RUN DJANGO_SETTINGS_MODULE=dnsctl.settings SECRET_KEY=build python manage.py collectstatic --no-input -v 0
+EXPOSE 8000 5354/udp 5354/tcp

@@ -1,0 +1,230 @@
+#!/usr/bin/env python
+"""Propagation benchmark against a running dnsctl (bin/start, or --self-contained).
+
+Creates N zones through the REST API, then changes a recordset in each, then deletes them,
+and prints per phase: changes/s (API calls over the phase's wall time until the last zone
+settled) and p50/p95/max seconds from the API call to ACTIVE (or, for deletes, gone).
+
+    bench/propagation.py --url http://127.0.0.1:8000 --token TOKEN [-n 200]
+    bench/propagation.py --self-contained [-n 200]   # starts PostgreSQL db, worker, MiniDNS, 2 BIND9s
+
+--self-contained runs the same processes as the integration tests (two private BIND9 targets,
+a Celery worker, MiniDNS, the API in-process on a live server) against the local PostgreSQL
+and Redis db 14, and removes everything it started.
+"""
+import argparse
+import concurrent.futures as futures
+import os
+import statistics
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def percentile(values, pct):
+    values = sorted(values)
+    if not values:
+        return float("nan")
+    k = max(0, min(len(values) - 1, round(pct / 100 * (len(values) - 1))))
+    return values[k]
+
+
+class Client:
+    def __init__(self, url, token):
+        self.url, self.session = url.rstrip("/"), requests.Session()
+        self.session.headers.update({"X-Auth-Token": token, "Content-Type": "application/json"})
+        adapter = requests.adapters.HTTPAdapter(pool_maxsize=32)
+        self.session.mount("http://", adapter)
+        self.lock = threading.Lock()
+
+    def call(self, method, path, **kw):
+        r = self.session.request(method, self.url + path, timeout=30, **kw)
+        if r.status_code >= 400:
+            raise RuntimeError(f"{method} {path}: {r.status_code} {r.text[:300]}")
+        return r.json() if r.content else {}
+
+    def zones(self, prefix):
+        """All zones of this run (one paginated list instead of N GETs)."""
+        found, path = {}, f"/v2/zones?name={prefix}*&limit=1000"
+        while path:
+            body = self.call("GET", path)
+            found.update({z["id"]: z for z in body["zones"]})
+            nxt = body["links"].get("next")
+            path = nxt[len(self.url):] if nxt else None
+        return found
+
+
+def run_phase(client, label, zone_ids, start_fn, done_fn, prefix, concurrency, timeout):
+    """Fire one API call per zone, then watch the list until each zone is done; returns latencies."""
+    started, finished, errors = {}, {}, {}
+    t0 = time.monotonic()
+
+    def fire(zid):
+        started[zid] = time.monotonic()
+        return zid, start_fn(zid)
+
+    with futures.ThreadPoolExecutor(concurrency) as pool:
+        results = dict(pool.map(fire, zone_ids))
+    fired = time.monotonic()
+    deadline = fired + timeout
+    pending = set(results)
+    while pending and time.monotonic() < deadline:
+        now_zones = client.zones(prefix)
+        now = time.monotonic()
+        for zid in list(pending):
+            state = done_fn(results[zid], now_zones.get(results[zid]))
+            if state:
+                finished[zid] = now
+                if state != "ok":
+                    errors[zid] = state
+                pending.discard(zid)
+        time.sleep(0.05)
+    total = time.monotonic() - t0
+    lat = [finished[z] - started[z] for z in finished if z not in errors]
+    print(f"{label:<8} n={len(zone_ids):<5} api {len(zone_ids) / (fired - t0):7.1f} calls/s   "
+          f"settled {len(lat) / total:6.1f} changes/s   p50 {percentile(lat, 50):.3f}s  "
+          f"p95 {percentile(lat, 95):.3f}s  max {max(lat) if lat else float('nan'):.3f}s   "
+          f"errors {len(errors)}  unfinished {len(pending)}")
+    for zid, state in list(errors.items())[:3]:
+        print(f"    error: {state}")
+    return results
+
+
+def benchmark(url, token, n, concurrency, timeout):
+    client = Client(url, token)
+    prefix = f"b{uuid.uuid4().hex[:6]}"
+    names = [f"{prefix}-{i}.bench.test." for i in range(n)]
+    print(f"{n} zones against {url}, {concurrency} concurrent API clients")
+
+    def created(zid, z):
+        if z and z["status"] == "ACTIVE":
+            return "ok"
+        return z and z["status"] == "ERROR" and z.get("reason", "ERROR")
+
+    ids = run_phase(client, "create", names,
+                    lambda name: client.call("POST", "/v2/zones", json={"name": name, "email": "bench@bench.test"})["id"],
+                    created, prefix, concurrency, timeout)
+    zone_ids = list(ids.values())
+
+    def change(zid):
+        client.call("POST", f"/v2/zones/{zid}/recordsets",
+                    json={"name": "www", "type": "A", "records": ["192.0.2.1"]})
+        return zid
+
+    def changed(zid, z):
+        if z and z["status"] == "ACTIVE" and z["action"] == "NONE":
+            return "ok"
+        return z and z["status"] == "ERROR" and z.get("reason", "ERROR")
+
+    run_phase(client, "update", zone_ids, change, changed, prefix, concurrency, timeout)
+    run_phase(client, "delete", zone_ids, lambda zid: (client.call("DELETE", f"/v2/zones/{zid}"), zid)[1],
+              lambda zid, z: "ok" if z is None else (z["status"] == "ERROR" and z.get("reason", "ERROR")),
+              prefix, concurrency, timeout)
+
+
+def self_contained(n, concurrency, timeout):
+    """Bring up the integration-test stack on loopback, run the benchmark, tear it all down."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    os.environ.setdefault("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dnsctl_bench")
+    os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+    import django
+
+    django.setup()
+    import redis
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test.testcases import LiveServerThread
+    from rest_framework.authtoken.models import Token
+
+    from tests.processes import celery_worker, minidns
+    from tests.servers import free_port
+    from tests.servers.bind9 import Bind9Server
+    from zones import services
+    from zones.models import ProjectMembership
+
+    db = connection.settings_dict
+    _create_database(db)
+    call_command("migrate", verbosity=0)
+    call_command("flush", interactive=False, verbosity=0)
+    redis.Redis.from_url(settings.REDIS_URL).flushdb()
+    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": os.environ["TEST_DATABASE_URL"],
+           "REDIS_URL": settings.REDIS_URL, "LOG_LEVEL": "WARNING"}
+    started = []
+    try:
+        mhost, mport = "127.0.0.1", free_port()
+        started.append(minidns(env, mhost, mport))
+        binds = [Bind9Server(primary=(mhost, mport)).start() for _ in range(2)]
+        started += binds
+        started.append(celery_worker(env, concurrency=int(os.environ.get("WORKER_CONCURRENCY", 16))))
+        services.save_pool(
+            None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}],
+            targets=[{"name": f"bind-{i}", "type": "bind9", "options": b.backend_options,
+                      "masters": [f"{mhost}:{mport}"]} for i, b in enumerate(binds)],
+            nameservers=[{"host": b.host, "port": b.port} for b in binds])
+        from django.contrib.auth import get_user_model
+
+        user = get_user_model().objects.create_user("bench")
+        ProjectMembership.objects.create(user=user, project_id="bench")
+        token = Token.objects.create(user=user).key
+        server = LiveServerThread("127.0.0.1", _static_handler(), connections_override={}, port=0)
+        server.daemon = True
+        server.start()
+        server.is_ready.wait()
+        started.append(server)
+        benchmark(f"http://127.0.0.1:{server.port}", token, n, concurrency, timeout)
+    finally:
+        for proc in reversed(started):
+            if hasattr(proc, "terminate"):
+                proc.terminate()
+                proc.join()
+            else:
+                proc.stop()
+
+
+def _static_handler():
+    from django.contrib.staticfiles.handlers import StaticFilesHandler
+    from django.core.handlers.wsgi import WSGIHandler
+
+    return lambda *a, **k: StaticFilesHandler(WSGIHandler())
+
+
+def _create_database(db):
+    import psycopg2
+
+    conn = psycopg2.connect(host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, user=db["USER"] or "postgres",
+                            dbname="postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", [db["NAME"]])
+        if not cur.fetchone():
+            cur.execute(f'CREATE DATABASE "{db["NAME"]}"')
+    conn.close()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--url", default=os.environ.get("DNSCTL_URL", "http://127.0.0.1:8000"))
+    parser.add_argument("--token", default=os.environ.get("DNSCTL_TOKEN"))
+    parser.add_argument("-n", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrent API clients")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for a phase to settle")
+    parser.add_argument("--self-contained", action="store_true")
+    args = parser.parse_args()
+    if args.self_contained:
+        self_contained(args.n, args.concurrency, args.timeout)
+    elif not args.token:
+        parser.error("--token (or DNSCTL_TOKEN) is required; bin/start prints it")
+    else:
+        benchmark(args.url, args.token, args.n, args.concurrency, args.timeout)
+
+
+if __name__ == "__main__":
+    main()

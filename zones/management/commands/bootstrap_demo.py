@@ -1,0 +1,95 @@
+"""Set up a demo on a fresh install: an admin with a token, a default pool, and the Procfile.
+
+Idempotent: running it again keeps the admin, the token and the pool it made before.
+"""
+import base64
+import os
+import secrets
+import shutil
+import sys
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from rest_framework.authtoken.models import Token
+
+from workers.backends.bind9 import named_conf
+from zones import services
+from zones.models import Pool, ProjectMembership
+
+
+class Command(BaseCommand):
+    help = "Create the demo admin, token and pool, and write RUN_DIR/Procfile for bin/start."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--run-dir", default=".run")
+        parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", 8000)))
+        parser.add_argument("--minidns-port", type=int, default=int(os.environ.get("MINIDNS_PORT", 5354)))
+        parser.add_argument("--bind-port", type=int, default=int(os.environ.get("DEMO_BIND_PORT", 5301)))
+        parser.add_argument("--rndc-port", type=int, default=int(os.environ.get("DEMO_RNDC_PORT", 9531)))
+
+    def handle(self, *args, run_dir, api_port, minidns_port, bind_port, rndc_port, **options):
+        run = Path(run_dir).resolve()
+        run.mkdir(parents=True, exist_ok=True)
+        password_file = run / "admin-password"
+        user = get_user_model().objects.filter(username="admin").first()
+        if user is None:
+            password = secrets.token_urlsafe(12)
+            user = get_user_model().objects.create_superuser("admin", "admin@localhost", password)
+            password_file.write_text(password + "\n")
+            password_file.chmod(0o600)
+        ProjectMembership.objects.get_or_create(user=user, defaults={"project_id": "demo"})
+        token, _ = Token.objects.get_or_create(user=user)
+
+        procs = {
+            "web": f"env DEBUG=1 python manage.py runserver 127.0.0.1:{api_port} --noreload",
+            "worker": "celery -A dnsctl worker -l info -P threads -c 8",
+            "beat": f"celery -A dnsctl beat -l info -s {run / 'celerybeat-schedule'}",
+            "minidns": f"python manage.py minidns --host 127.0.0.1 --port {minidns_port}",
+        }
+        named = shutil.which("named") or (os.path.exists("/usr/sbin/named") and "/usr/sbin/named")
+        pool = Pool.objects.filter(name="default").first()
+        if named:
+            bind_dir = run / "bind9"
+            bind_dir.mkdir(exist_ok=True)
+            secret_file = bind_dir / "rndc.secret"
+            if not secret_file.exists():
+                secret_file.write_text(base64.b64encode(os.urandom(32)).decode())
+                secret_file.chmod(0o600)
+            secret = secret_file.read_text().strip()
+            (bind_dir / "named.conf").write_text(named_conf(
+                directory=str(bind_dir), port=bind_port, rndc_port=rndc_port, rndc_secret=secret))
+            procs["bind9"] = f"{named} -g -c {bind_dir / 'named.conf'}"
+            if pool is None:
+                services.save_pool(
+                    None, name="default", description="Demo pool: one private BIND9",
+                    ns_records=[{"hostname": "ns1.dnsctl.test.", "priority": 1}],
+                    targets=[{"name": "bind9-demo", "type": "bind9", "masters": [f"127.0.0.1:{minidns_port}"],
+                              "options": {"host": "127.0.0.1", "port": bind_port, "rndc_host": "127.0.0.1",
+                                          "rndc_port": rndc_port, "rndc_key_secret": secret}}],
+                    nameservers=[{"host": "127.0.0.1", "port": bind_port}],
+                )
+        elif pool is None:
+            services.save_pool(None, name="default", description="Demo pool: add a target",
+                               ns_records=[{"hostname": "ns1.dnsctl.test.", "priority": 1}])
+        (run / "Procfile").write_text("".join(f"{name}: {cmd}\n" for name, cmd in procs.items()))
+
+        api = f"http://127.0.0.1:{api_port}"
+        lines = [
+            "",
+            "dnsctl is starting:",
+            f"  API       {api}/v2/zones   (docs: {api}/v2/docs, schema: {api}/v2/schema)",
+            f"  admin     {api}/admin/     user 'admin', password in {password_file}",
+            f"  token     {token.key}      (header X-Auth-Token, project 'demo')",
+            f"  MiniDNS   127.0.0.1:{minidns_port}",
+        ]
+        if named:
+            lines.append(f"  BIND9     127.0.0.1:{bind_port} (rndc 127.0.0.1:{rndc_port}), the demo pool's target")
+        else:
+            lines += ["  BIND9 is not installed, so the demo pool has no target: zones will go to ERROR.",
+                      "  Install it (apt-get install bind9 bind9-utils) and run bin/start again, or add a",
+                      "  target to the pool 'default' in the admin or with PATCH /v2/pools/{id}."]
+        lines += [f"  try:      curl -s -H 'X-Auth-Token: {token.key}' -H 'Content-Type: application/json' \\",
+                  f"              -d '{{\"name\": \"example.test.\", \"email\": \"admin@example.test\"}}' {api}/v2/zones",
+                  ""]
+        sys.stdout.write("\n".join(lines) + "\n")
