@@ -274,7 +274,9 @@ def delete_recordset(zone_id, recordset_id) -> RecordSet:
     rs = _user_recordset(zone, recordset_id)
     _bump(zone, Action.UPDATE)
     zone.save()
+    rs_id = rs.id
     rs.delete()
+    rs.id = rs_id  # Model.delete() clears the pk: callers still show which recordset went
     rs.status, rs.action = RecordSet.Status.PENDING, Action.DELETE
     _write_managed_recordsets(zone)
     _enqueue(zone)

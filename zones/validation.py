@@ -79,7 +79,7 @@ def email(value, field="email") -> str:
         rname = dns.name.from_text(local.replace(".", "\\.") + "." + domain.rstrip(".") + ".")
     except dns.exception.DNSException as exc:
         fail(field, f"'{value}' cannot be written in a SOA record: {exc}")
-    if len(rname.labels) < 3:
+    if len(rname.labels) < 4:  # the local part, two or more domain labels, the root
         fail(field, f"'{value}' needs a domain with at least two labels.")
     return value.lower()
 

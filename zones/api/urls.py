@@ -1,1 +1,46 @@
-urlpatterns = []
+"""The Designate v2 URL space. Designate's URLs have no trailing slash; the same URL with one
+is served too (designateclient calls `/v2/zones`, browsers and DRF habits add the slash)."""
+from django.http import Http404
+from django.urls import Resolver404, path, re_path, resolve
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from . import views
+
+app_name = "api"
+
+zones = views.ZoneViewSet
+recordsets = views.RecordSetViewSet
+pools = views.PoolViewSet
+
+
+@csrf_exempt  # like every DRF view; DRF itself enforces CSRF for session-authenticated calls
+def without_trailing_slash(request, path):
+    """Serve `/v2/<path>/` as `/v2/<path>`."""
+    try:
+        match = resolve(request.path_info[:-1])
+    except Resolver404:
+        raise Http404(request.path) from None
+    return match.func(request, *match.args, **match.kwargs)
+
+
+urlpatterns = [
+    path("", views.RootView.as_view(), name="root"),
+    re_path(r"^v2/?$", views.VersionView.as_view(), name="v2"),
+    path("v2/schema", SpectacularAPIView.as_view(), name="schema"),
+    path("v2/docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("v2/zones", zones.as_view({"get": "list", "post": "create"}), name="zone-list"),
+    path("v2/zones/<str:zone_id>", zones.as_view({"get": "retrieve", "patch": "partial_update",
+                                                  "delete": "destroy"}), name="zone-detail"),
+    path("v2/zones/<str:zone_id>/nameservers", views.NameserversView.as_view(), name="zone-nameservers"),
+    path("v2/zones/<str:zone_id>/propagation", views.PropagationView.as_view(), name="zone-propagation"),
+    path("v2/zones/<str:zone_id>/recordsets", recordsets.as_view({"get": "list", "post": "create"}),
+         name="recordset-list"),
+    path("v2/zones/<str:zone_id>/recordsets/<str:recordset_id>",
+         recordsets.as_view({"get": "retrieve", "put": "update", "delete": "destroy"}), name="recordset-detail"),
+    path("v2/recordsets", views.AllRecordSetsViewSet.as_view({"get": "list"}), name="all-recordset-list"),
+    path("v2/pools", pools.as_view({"get": "list", "post": "create"}), name="pool-list"),
+    path("v2/pools/<str:pool_id>", pools.as_view({"get": "retrieve", "patch": "partial_update",
+                                                  "delete": "destroy"}), name="pool-detail"),
+    re_path(r"^v2/(?P<path>.+[^/])/$", without_trailing_slash),
+]

@@ -1,0 +1,767 @@
+"""The Designate v2 REST API: shapes, status codes, filters, pagination, errors, isolation, pools.
+
+Plain `django_db` (no transaction=True): on_commit never runs, so no Celery work is sent.
+"""
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from zones import services
+from zones.api.errors import designate_exception_handler
+from zones.models import Pool, ProjectMembership, RecordSet, Zone
+
+pytestmark = pytest.mark.django_db
+
+ZONE_KEYS = {"id", "pool_id", "project_id", "name", "email", "ttl", "serial", "status", "action", "description",
+             "masters", "type", "transferred_at", "version", "created_at", "updated_at", "attributes", "links",
+             "shard", "reason"}
+RECORDSET_KEYS = {"id", "zone_id", "zone_name", "project_id", "name", "type", "ttl", "records", "description",
+                  "status", "action", "version", "created_at", "updated_at", "links"}
+POOL_KEYS = {"id", "name", "description", "attributes", "ns_records", "project_id", "created_at", "updated_at",
+             "links"}
+POOL_ADMIN_KEYS = POOL_KEYS | {"threshold_percentage", "targets", "nameservers", "also_notifies"}
+SECRET = "c2VjcmV0LXJuZGMta2V5LXZhbHVl"  # base64, as bind9's rndc_key_secret must be
+
+
+def make_user(username, project=None, staff=False) -> str:
+    user = get_user_model().objects.create(username=username, is_staff=staff)
+    if project:
+        ProjectMembership.objects.create(user=user, project_id=project)
+    return Token.objects.create(user=user).key
+
+
+def client_for(token) -> APIClient:
+    return APIClient(HTTP_X_AUTH_TOKEN=token)
+
+
+@pytest.fixture
+def pool():
+    return services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+
+
+@pytest.fixture
+def alice(pool):
+    return client_for(make_user("alice", "p1"))
+
+
+@pytest.fixture
+def bob(pool):
+    return client_for(make_user("bob", "p2"))
+
+
+@pytest.fixture
+def admin(pool):
+    return client_for(make_user("root", "ops", staff=True))
+
+
+def create_zone(client, name="example.com.", **extra):
+    response = client.post("/v2/zones", {"name": name, "email": f"hostmaster@{name.rstrip('.')}", **extra},
+                           format="json")
+    assert response.status_code == 202, response.json()
+    return response.json()
+
+
+def create_recordset(client, zone_id, name="www", type="A", records=("192.0.2.1",), **extra):
+    response = client.post(f"/v2/zones/{zone_id}/recordsets",
+                           {"name": name, "type": type, "records": list(records), **extra}, format="json")
+    assert response.status_code == 202, response.json()
+    return response.json()
+
+
+def assert_invalid(response, field):
+    assert response.status_code == 400, response.content
+    body = response.json()
+    assert body["code"] == 400 and body["type"] == "invalid_object"
+    assert field in body["errors"], body
+    assert field in body["message"]
+    return body
+
+
+def serial_of(zone_id) -> int:
+    return Zone.objects.get(id=zone_id).serial
+
+
+# --- zones ---------------------------------------------------------------------------------------
+
+
+def test_create_zone_answers_202_with_the_designate_shape(alice, pool):
+    response = alice.post("/v2/zones", {"name": "Example.COM.", "email": "hostmaster@example.com", "ttl": 600,
+                                        "description": "mine", "type": "PRIMARY"}, format="json")
+    assert response.status_code == 202
+    zone = response.json()
+    assert set(zone) == ZONE_KEYS
+    assert zone["name"] == "example.com."
+    assert (zone["status"], zone["action"], zone["type"]) == ("PENDING", "CREATE", "PRIMARY")
+    assert (zone["project_id"], zone["pool_id"], zone["ttl"], zone["description"]) == ("p1", str(pool.id), 600, "mine")
+    assert zone["masters"] == [] and zone["attributes"] == {} and zone["transferred_at"] is None
+    assert zone["links"]["self"] == f"http://testserver/v2/zones/{zone['id']}"
+    assert 0 <= zone["shard"] <= 4095 and zone["reason"] == ""
+    assert zone["serial"] == serial_of(zone["id"])
+
+
+def test_create_zone_defaults_ttl_and_works_with_a_trailing_slash(alice):
+    response = alice.post("/v2/zones/", {"name": "example.com.", "email": "a@example.com"}, format="json")
+    assert response.status_code == 202
+    assert response.json()["ttl"] == 3600
+
+
+def test_secondary_zones_are_refused(alice):
+    response = alice.post("/v2/zones", {"name": "example.com.", "email": "a@example.com", "type": "SECONDARY"},
+                          format="json")
+    assert_invalid(response, "type")
+    assert Zone.objects.count() == 0
+
+
+def test_unknown_fields_are_refused(alice):
+    response = alice.post("/v2/zones", {"name": "example.com.", "email": "a@example.com", "colour": "red"},
+                          format="json")
+    assert_invalid(response, "colour")
+
+
+def test_get_zone_and_its_trailing_slash(alice):
+    zone = create_zone(alice)
+    for url in (f"/v2/zones/{zone['id']}", f"/v2/zones/{zone['id']}/"):
+        response = alice.get(url)
+        assert response.status_code == 200
+        assert response.json()["id"] == zone["id"]
+
+
+def test_unknown_zone_is_a_designate_404(alice):
+    for zone_id in ("0b1f6d3e-64b6-4a55-9a6b-2a4c3c2d6f00", "not-a-uuid"):
+        response = alice.get(f"/v2/zones/{zone_id}")
+        assert response.status_code == 404
+        body = response.json()
+        assert (body["code"], body["type"]) == (404, "zone_not_found")
+        assert zone_id in body["message"]
+
+
+def test_patch_zone_bumps_the_serial_and_answers_202(alice):
+    zone = create_zone(alice)
+    response = alice.patch(f"/v2/zones/{zone['id']}", {"email": "other@example.com", "ttl": 300,
+                                                       "description": "changed"}, format="json")
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["email"], body["ttl"], body["description"]) == ("other@example.com", 300, "changed")
+    assert body["serial"] > zone["serial"] and body["version"] == zone["version"] + 1
+    assert body["status"] == "PENDING"
+
+
+def test_no_op_patch_keeps_the_serial(alice):
+    zone = create_zone(alice, ttl=600)
+    response = alice.patch(f"/v2/zones/{zone['id']}", {"ttl": 600, "email": zone["email"],
+                                                       "description": "words only"}, format="json")
+    assert response.status_code == 202
+    assert response.json()["serial"] == zone["serial"] == serial_of(zone["id"])
+    assert response.json()["description"] == "words only"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"name": "other.com."}, "name"),
+    ({"serial": 5}, "serial"),
+    ({"pool_id": "0b1f6d3e-64b6-4a55-9a6b-2a4c3c2d6f00"}, "pool_id"),
+    ({"nonsense": 1}, "nonsense"),
+    ({"ttl": 0}, "ttl"),
+    ({"ttl": "soon"}, "ttl"),
+    ({"email": "nobody"}, "email"),
+])
+def test_bad_patch_is_400_and_changes_nothing(alice, body, field):
+    zone = create_zone(alice)
+    assert_invalid(alice.patch(f"/v2/zones/{zone['id']}", body, format="json"), field)
+    after = alice.get(f"/v2/zones/{zone['id']}").json()
+    assert (after["serial"], after["name"], after["ttl"], after["email"]) == (
+        zone["serial"], zone["name"], zone["ttl"], zone["email"])
+
+
+def test_delete_zone_answers_202_with_action_delete(alice):
+    zone = create_zone(alice)
+    response = alice.delete(f"/v2/zones/{zone['id']}")
+    assert response.status_code == 202
+    body = response.json()
+    assert (body["id"], body["action"], body["status"]) == (zone["id"], "DELETE", "PENDING")
+    assert body["serial"] > zone["serial"]
+    # Until the pool confirms, the zone is still there, being deleted; it cannot be changed.
+    assert alice.get(f"/v2/zones/{zone['id']}").json()["action"] == "DELETE"
+    assert_invalid(alice.patch(f"/v2/zones/{zone['id']}", {"ttl": 60}, format="json"), "zone")
+    assert_invalid(alice.post(f"/v2/zones/{zone['id']}/recordsets",
+                              {"name": "www", "type": "A", "records": ["192.0.2.1"]}, format="json"), "zone")
+
+
+def test_delete_of_a_deleted_zone_is_404(alice):
+    zone = create_zone(alice)
+    services.finish_zone_action(zone["id"], "DELETE", alice.delete(f"/v2/zones/{zone['id']}").json()["serial"], True)
+    assert alice.delete(f"/v2/zones/{zone['id']}").status_code == 404
+    assert alice.get("/v2/zones").json()["zones"] == []
+
+
+@pytest.mark.parametrize("name", [
+    "example.com",  # no trailing dot
+    "a" * 64 + ".com.",  # label longer than 63
+    "exa mple.com.",
+    "ex!ample.com.",
+    "under_score-.com.",
+    "com.",  # a TLD
+    "",
+])
+def test_bad_zone_names_are_400_naming_the_field(alice, name):
+    response = alice.post("/v2/zones", {"name": name, "email": "a@example.com"}, format="json")
+    assert_invalid(response, "name")
+    assert Zone.objects.count() == 0 and RecordSet.objects.count() == 0
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"email": "not-an-email"}, "email"),
+    ({"email": "a@b"}, "email"),
+    ({"email": "a@@example.com"}, "email"),
+    ({}, "email"),  # missing
+    ({"ttl": 0}, "ttl"),
+    ({"ttl": -5}, "ttl"),
+    ({"ttl": 2**31}, "ttl"),
+    ({"ttl": "an hour"}, "ttl"),
+    ({"ttl": 1.5}, "ttl"),
+    ({"description": "x" * 161}, "description"),
+])
+def test_bad_zone_fields_are_400_and_write_nothing(alice, body, field):
+    data = {"name": "example.com.", **({"email": "a@example.com", **body} if body else {})}
+    assert_invalid(alice.post("/v2/zones", data, format="json"), field)
+    assert Zone.objects.count() == 0 and RecordSet.objects.count() == 0
+
+
+def test_duplicate_zone_is_400(alice, bob):
+    create_zone(alice)
+    assert_invalid(alice.post("/v2/zones", {"name": "EXAMPLE.com.", "email": "a@example.com"}, format="json"), "name")
+    assert_invalid(bob.post("/v2/zones", {"name": "example.com.", "email": "a@example.com"}, format="json"), "name")
+    assert Zone.objects.count() == 1
+
+
+def test_zone_inside_or_around_another_projects_zone_is_400(alice, bob):
+    create_zone(alice, "example.com.")
+    before = (Zone.objects.count(), RecordSet.objects.count())
+    assert_invalid(bob.post("/v2/zones", {"name": "sub.example.com.", "email": "a@example.com"}, format="json"),
+                   "name")
+    create_zone(bob, "deep.other.org.")
+    assert_invalid(alice.post("/v2/zones", {"name": "other.org.", "email": "a@example.com"}, format="json"), "name")
+    assert (Zone.objects.count(), RecordSet.objects.count()) == (before[0] + 1, before[1] + 2)
+    # inside one's own zone is fine
+    create_zone(alice, "sub.example.com.")
+
+
+def test_wrong_method_keeps_its_status_in_the_designate_shape(alice):
+    zone = create_zone(alice)
+    response = alice.put(f"/v2/zones/{zone['id']}", {"ttl": 60}, format="json")
+    assert response.status_code == 405
+    assert (response.json()["code"], response.json()["type"]) == (405, "method_not_allowed")
+
+
+def test_unhandled_exceptions_are_not_swallowed():
+    assert designate_exception_handler(RuntimeError("boom"), {}) is None
+
+
+def test_malformed_json_is_400(alice):
+    response = alice.post("/v2/zones", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == 400
+
+
+# --- lists: filters and pagination ------------------------------------------------------------------
+
+
+def test_list_zones_shape(alice):
+    zone = create_zone(alice)
+    response = alice.get("/v2/zones")
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"zones", "links", "metadata"}
+    assert [z["id"] for z in body["zones"]] == [zone["id"]]
+    assert set(body["zones"][0]) == ZONE_KEYS
+    assert body["links"] == {"self": "http://testserver/v2/zones"}
+    assert body["metadata"] == {"total_count": 1}
+
+
+def test_zone_filters(alice):
+    a = create_zone(alice, "alpha.com.", ttl=300, description="first")
+    b = create_zone(alice, "beta.com.", ttl=600)
+    c = create_zone(alice, "alpha.org.", ttl=600)
+    Zone.objects.filter(id=b["id"]).update(status="ACTIVE", action="NONE")
+
+    def names(query):
+        response = alice.get("/v2/zones", query)
+        assert response.status_code == 200, response.json()
+        return sorted(z["name"] for z in response.json()["zones"])
+
+    assert names({"name": "ALPHA.com."}) == ["alpha.com."]
+    assert names({"name": "alpha"}) == []
+    assert names({"name": "alpha.*"}) == ["alpha.com.", "alpha.org."]
+    assert names({"name": "*.com."}) == ["alpha.com.", "beta.com."]
+    assert names({"status": "ACTIVE"}) == ["beta.com."]
+    assert names({"status": "pending"}) == ["alpha.com.", "alpha.org."]
+    assert names({"type": "PRIMARY"}) == ["alpha.com.", "alpha.org.", "beta.com."]
+    assert names({"type": "SECONDARY"}) == []
+    assert names({"ttl": 600}) == ["alpha.org.", "beta.com."]
+    assert names({"email": c["email"]}) == ["alpha.org."]
+    assert names({"description": "first"}) == [a["name"]]
+    assert alice.get("/v2/zones", {"name": "*.com.", "ttl": 600}).json()["metadata"]["total_count"] == 1
+    assert alice.get("/v2/zones", {"ttl": "abc"}).status_code == 400
+
+
+def test_pagination_with_limit_marker_and_next_links(alice):
+    ids = [create_zone(alice, f"z{i}.example.")["id"] for i in range(5)]
+    seen, url, pages = [], "/v2/zones?limit=2", 0
+    while url:
+        body = alice.get(url).json()
+        pages += 1
+        assert body["metadata"]["total_count"] == 5
+        assert len(body["zones"]) <= 2
+        seen += [z["id"] for z in body["zones"]]
+        url = body["links"].get("next")
+        if url:
+            assert "limit=2" in url and f"marker={body['zones'][-1]['id']}" in url
+    assert seen == ids and pages == 3
+
+
+def test_pagination_keeps_filters_and_defaults(alice):
+    ids = [create_zone(alice, f"z{i}.example.", ttl=60 if i % 2 else 120)["id"] for i in range(5)]
+    body = alice.get("/v2/zones", {"ttl": 60, "limit": 1}).json()
+    assert [z["id"] for z in body["zones"]] == [ids[1]]
+    assert body["metadata"]["total_count"] == 2 and "ttl=60" in body["links"]["next"]
+    body = alice.get(body["links"]["next"]).json()
+    assert [z["id"] for z in body["zones"]] == [ids[3]] and "next" not in body["links"]
+    body = alice.get("/v2/zones", {"marker": ids[2]}).json()
+    assert [z["id"] for z in body["zones"]] == ids[3:] and "next" not in body["links"]
+    assert len(alice.get("/v2/zones", {"limit": 5000}).json()["zones"]) == 5  # clamped to 1000
+
+
+@pytest.mark.parametrize("query, field", [
+    ({"marker": "0b1f6d3e-64b6-4a55-9a6b-2a4c3c2d6f00"}, "marker"),
+    ({"marker": "bogus"}, "marker"),
+    ({"limit": "0"}, "limit"),
+    ({"limit": "many"}, "limit"),
+])
+def test_bad_pagination_is_400(alice, query, field):
+    create_zone(alice)
+    assert_invalid(alice.get("/v2/zones", query), field)
+
+
+def test_another_projects_zone_is_not_a_marker(alice, bob):
+    theirs = create_zone(bob, "theirs.com.")
+    create_zone(alice)
+    assert_invalid(alice.get("/v2/zones", {"marker": theirs["id"]}), "marker")
+
+
+# --- auth and isolation -----------------------------------------------------------------------
+
+
+def test_no_or_bad_token_is_401(pool):
+    for client in (APIClient(), client_for("not-a-token")):
+        response = client.get("/v2/zones")
+        assert response.status_code == 401
+        assert response.json()["code"] == 401
+
+
+def test_authorization_token_header_works_too(pool):
+    key = make_user("carol", "p3")
+    client = APIClient(HTTP_AUTHORIZATION=f"Token {key}")
+    assert client.get("/v2/zones").status_code == 200
+
+
+def test_user_without_project_is_403(pool):
+    response = client_for(make_user("drifter")).get("/v2/zones")
+    assert response.status_code == 403
+    assert response.json()["type"] == "forbidden"
+
+
+def test_projects_do_not_see_each_other(alice, bob):
+    zone = create_zone(alice)
+    rs = create_recordset(alice, zone["id"])
+    assert bob.get("/v2/zones").json()["zones"] == []
+    assert bob.get("/v2/zones", HTTP_X_AUTH_SUDO_PROJECT_ID="p1").json()["zones"] == []  # only admins sudo
+    assert bob.get("/v2/recordsets").json()["recordsets"] == []
+    for url in (f"/v2/zones/{zone['id']}", f"/v2/zones/{zone['id']}/recordsets",
+                f"/v2/zones/{zone['id']}/recordsets/{rs['id']}", f"/v2/zones/{zone['id']}/nameservers",
+                f"/v2/zones/{zone['id']}/propagation"):
+        response = bob.get(url)
+        assert response.status_code == 404 and response.json()["type"] == "zone_not_found", url
+    assert bob.patch(f"/v2/zones/{zone['id']}", {"ttl": 60}, format="json").status_code == 404
+    assert bob.delete(f"/v2/zones/{zone['id']}").status_code == 404
+    assert bob.put(f"/v2/zones/{zone['id']}/recordsets/{rs['id']}", {"ttl": 60}, format="json").status_code == 404
+    assert bob.delete(f"/v2/zones/{zone['id']}/recordsets/{rs['id']}").status_code == 404
+    assert Zone.objects.get(id=zone["id"]).action == "CREATE"
+
+
+def test_admin_sees_every_project(alice, bob, admin):
+    a, b = create_zone(alice, "a.com."), create_zone(bob, "b.com.")
+    assert sorted(z["id"] for z in admin.get("/v2/zones").json()["zones"]) == sorted([a["id"], b["id"]])
+    assert admin.get(f"/v2/zones/{a['id']}").status_code == 200
+    sudo = admin.get("/v2/zones", HTTP_X_AUTH_SUDO_PROJECT_ID="p2").json()["zones"]
+    assert [z["id"] for z in sudo] == [b["id"]]
+    assert create_zone(admin, "mine.com.")["project_id"] == "ops"
+
+
+# --- recordsets ---------------------------------------------------------------------------------
+
+
+def test_recordset_create_get_list_put_delete(alice):
+    zone = create_zone(alice)
+    rs = create_recordset(alice, zone["id"], name="www", records=["192.0.2.1", "192.0.2.2"], ttl=300,
+                          description="web")
+    assert set(rs) == RECORDSET_KEYS
+    assert (rs["name"], rs["type"], rs["records"], rs["ttl"], rs["description"]) == (
+        "www.example.com.", "A", ["192.0.2.1", "192.0.2.2"], 300, "web")
+    assert (rs["zone_id"], rs["zone_name"], rs["project_id"]) == (zone["id"], "example.com.", "p1")
+    assert (rs["status"], rs["action"]) == ("PENDING", "CREATE")
+    url = f"/v2/zones/{zone['id']}/recordsets/{rs['id']}"
+    assert rs["links"]["self"] == "http://testserver" + url
+    assert serial_of(zone["id"]) > zone["serial"]
+
+    assert alice.get(url).json() == rs
+    listed = alice.get(f"/v2/zones/{zone['id']}/recordsets").json()
+    assert set(listed) == {"recordsets", "links", "metadata"}
+    assert sorted(r["type"] for r in listed["recordsets"]) == ["A", "NS", "SOA"]
+    assert listed["metadata"]["total_count"] == 3
+
+    serial = serial_of(zone["id"])
+    response = alice.put(url, {"records": ["192.0.2.9"], "ttl": None}, format="json")
+    assert response.status_code == 202
+    assert (response.json()["records"], response.json()["ttl"], response.json()["action"]) == (
+        ["192.0.2.9"], None, "UPDATE")
+    assert serial_of(zone["id"]) > serial
+
+    serial = serial_of(zone["id"])
+    response = alice.delete(url)
+    assert response.status_code == 202
+    assert (response.json()["id"], response.json()["action"], response.json()["status"]) == (
+        rs["id"], "DELETE", "PENDING")
+    assert serial_of(zone["id"]) > serial
+    assert alice.get(url).status_code == 404
+    assert alice.get(url).json()["type"] == "recordset_not_found"
+
+
+def test_no_op_recordset_put_keeps_the_serial(alice):
+    zone = create_zone(alice)
+    rs = create_recordset(alice, zone["id"], ttl=300)
+    serial = serial_of(zone["id"])
+    response = alice.put(f"/v2/zones/{zone['id']}/recordsets/{rs['id']}",
+                         {"records": ["192.0.2.1"], "ttl": 300, "description": "words"}, format="json")
+    assert response.status_code == 202
+    assert serial_of(zone["id"]) == serial and response.json()["version"] == rs["version"]
+
+
+def test_recordset_names_may_be_relative_or_absolute_and_at_the_apex(alice):
+    zone = create_zone(alice)
+    assert create_recordset(alice, zone["id"], name="mail.example.com.")["name"] == "mail.example.com."
+    assert create_recordset(alice, zone["id"], name="example.com.", type="MX",
+                            records=["10 mail"])["records"] == ["10 mail.example.com."]
+    assert create_recordset(alice, zone["id"], name="_sip._tcp", type="SRV",
+                            records=["10 5 5060 sip.example.com."])["name"] == "_sip._tcp.example.com."
+
+
+def test_recordset_filters_and_pagination(alice):
+    zone = create_zone(alice)
+    base = f"/v2/zones/{zone['id']}/recordsets"
+    create_recordset(alice, zone["id"], name="www", records=["192.0.2.1"])
+    create_recordset(alice, zone["id"], name="www", type="AAAA", records=["2001:db8::1"])
+    create_recordset(alice, zone["id"], name="api", records=["192.0.2.2", "192.0.2.3"], ttl=60)
+
+    def found(query):
+        response = alice.get(base, query)
+        assert response.status_code == 200, response.json()
+        return sorted((r["name"], r["type"]) for r in response.json()["recordsets"])
+
+    assert found({"name": "www.example.com."}) == [("www.example.com.", "A"), ("www.example.com.", "AAAA")]
+    assert found({"type": "aaaa"}) == [("www.example.com.", "AAAA")]
+    assert found({"type": "A", "name": "*.example.com."}) == [("api.example.com.", "A"), ("www.example.com.", "A")]
+    assert found({"ttl": 60}) == [("api.example.com.", "A")]
+    assert found({"data": "192.0.2.3"}) == [("api.example.com.", "A")]
+    assert found({"data": "192.0.2.*"}) == [("api.example.com.", "A"), ("www.example.com.", "A")]
+    assert found({"status": "PENDING"})[0] == ("api.example.com.", "A")
+
+    body = alice.get(base, {"limit": 2}).json()
+    assert len(body["recordsets"]) == 2 and body["metadata"]["total_count"] == 5 and "next" in body["links"]
+    rest = alice.get(body["links"]["next"]).json()
+    assert len(rest["recordsets"]) == 2 and "next" in rest["links"]
+    last = alice.get(rest["links"]["next"]).json()
+    assert len(last["recordsets"]) == 1 and "next" not in last["links"]
+    ids = [r["id"] for page in (body, rest, last) for r in page["recordsets"]]
+    assert len(set(ids)) == 5
+
+
+def test_all_recordsets_lists_across_the_callers_zones(alice):
+    a, b = create_zone(alice, "a.com."), create_zone(alice, "b.com.")
+    create_recordset(alice, a["id"])
+    create_recordset(alice, b["id"])
+    body = alice.get("/v2/recordsets", {"type": "A"}).json()
+    assert sorted(r["name"] for r in body["recordsets"]) == ["www.a.com.", "www.b.com."]
+    body = alice.get("/v2/recordsets", {"zone_id": a["id"], "type": "A"}).json()
+    assert [r["name"] for r in body["recordsets"]] == ["www.a.com."]
+
+
+@pytest.mark.parametrize("rtype, record", [
+    ("A", "1.2.3"),
+    ("A", "999.1.1.1"),
+    ("AAAA", "192.0.2.1"),
+    ("AAAA", "2001:db8::zz"),
+    ("MX", "mail.example.com."),
+    ("SRV", "10 5 mail"),
+    ("SRV", "10 5 70000 sip.example.com."),
+    ("CAA", "0 issue"),
+    ("CAA", '0 is!sue "ca.example.net"'),
+    ("SSHFP", "1 1 zz"),
+    ("SSHFP", "1 1"),
+])
+def test_invalid_rdata_is_400_naming_records(alice, rtype, record):
+    zone = create_zone(alice)
+    before = (serial_of(zone["id"]), RecordSet.objects.count())
+    response = alice.post(f"/v2/zones/{zone['id']}/recordsets",
+                          {"name": "x", "type": rtype, "records": [record]}, format="json")
+    body = assert_invalid(response, "records")
+    assert record in body["message"]
+    assert (serial_of(zone["id"]), RecordSet.objects.count()) == before
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"name": "www.example.org.", "type": "A", "records": ["192.0.2.1"]}, "name"),
+    ({"name": "www.", "type": "A", "records": ["192.0.2.1"]}, "name"),
+    ({"name": "bad label", "type": "A", "records": ["192.0.2.1"]}, "name"),
+    ({"name": "www", "type": "BOGUS", "records": ["192.0.2.1"]}, "type"),
+    ({"name": "www", "type": "A", "records": []}, "records"),
+    ({"name": "www", "type": "A", "records": "192.0.2.1"}, "records"),
+    ({"name": "www", "type": "A", "records": ["192.0.2.1"], "ttl": 0}, "ttl"),
+    ({"name": "www", "type": "A", "records": ["192.0.2.1"], "status": "ACTIVE"}, "status"),
+    ({"type": "A", "records": ["192.0.2.1"]}, "name"),
+])
+def test_bad_recordsets_are_400_and_write_nothing(alice, body, field):
+    zone = create_zone(alice)
+    before = (serial_of(zone["id"]), RecordSet.objects.count())
+    assert_invalid(alice.post(f"/v2/zones/{zone['id']}/recordsets", body, format="json"), field)
+    assert (serial_of(zone["id"]), RecordSet.objects.count()) == before
+
+
+def test_cname_must_be_alone_at_its_name(alice):
+    zone = create_zone(alice)
+    url = f"/v2/zones/{zone['id']}/recordsets"
+    create_recordset(alice, zone["id"], name="www")
+    assert_invalid(alice.post(url, {"name": "www", "type": "CNAME", "records": ["other.example.net."]},
+                              format="json"), "type")
+    create_recordset(alice, zone["id"], name="alias", type="CNAME", records=["www"])
+    assert_invalid(alice.post(url, {"name": "alias", "type": "TXT", "records": ['"hi"']}, format="json"), "type")
+    assert_invalid(alice.post(url, {"name": "example.com.", "type": "CNAME", "records": ["x.example.net."]},
+                              format="json"), "type")
+    assert_invalid(alice.post(url, {"name": "two", "type": "CNAME", "records": ["a.example.net.", "b.example.net."]},
+                              format="json"), "records")
+    assert RecordSet.objects.filter(zone_id=zone["id"]).count() == 4
+
+
+def test_duplicate_recordset_is_400(alice):
+    zone = create_zone(alice)
+    create_recordset(alice, zone["id"])
+    assert_invalid(alice.post(f"/v2/zones/{zone['id']}/recordsets",
+                              {"name": "www", "type": "A", "records": ["192.0.2.7"]}, format="json"), "name")
+
+
+def test_soa_and_apex_ns_are_listed_but_immutable(alice):
+    zone = create_zone(alice)
+    base = f"/v2/zones/{zone['id']}/recordsets"
+    managed = {r["type"]: r for r in alice.get(base).json()["recordsets"]}
+    assert managed["NS"]["records"] == ["ns1.example.net."]
+    assert managed["SOA"]["records"][0].startswith("ns1.example.net. hostmaster.example.com. ")
+    before = serial_of(zone["id"])
+    for rs in managed.values():
+        assert_invalid(alice.put(f"{base}/{rs['id']}", {"records": ["ns9.example.net."]}, format="json"), "type")
+        assert_invalid(alice.delete(f"{base}/{rs['id']}"), "type")
+    assert_invalid(alice.post(base, {"name": "example.com.", "type": "SOA", "records": [
+        "ns1.example.net. a.example.com. 1 2 3 4 5"]}, format="json"), "type")
+    assert_invalid(alice.post(base, {"name": "example.com.", "type": "NS", "records": ["ns9.example.net."]},
+                              format="json"), "type")
+    assert serial_of(zone["id"]) == before
+    # NS below the apex (a delegation) is the user's
+    create_recordset(alice, zone["id"], name="sub", type="NS", records=["ns.elsewhere.net."])
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"name": "other"}, "name"),
+    ({"type": "AAAA"}, "type"),
+    ({"records": ["nope"]}, "records"),
+    ({"ttl": -1}, "ttl"),
+])
+def test_bad_recordset_put_is_400_and_changes_nothing(alice, body, field):
+    zone = create_zone(alice)
+    rs = create_recordset(alice, zone["id"])
+    serial = serial_of(zone["id"])
+    assert_invalid(alice.put(f"/v2/zones/{zone['id']}/recordsets/{rs['id']}", body, format="json"), field)
+    assert serial_of(zone["id"]) == serial
+    assert alice.get(f"/v2/zones/{zone['id']}/recordsets/{rs['id']}").json() == rs
+
+
+def test_recordset_of_another_zone_is_404(alice):
+    a, b = create_zone(alice, "a.com."), create_zone(alice, "b.com.")
+    rs = create_recordset(alice, a["id"])
+    assert alice.get(f"/v2/zones/{b['id']}/recordsets/{rs['id']}").status_code == 404
+    assert alice.delete(f"/v2/zones/{b['id']}/recordsets/{rs['id']}").status_code == 404
+
+
+# --- nameservers and propagation -----------------------------------------------------------------
+
+
+def test_nameservers(alice):
+    zone = create_zone(alice)
+    response = alice.get(f"/v2/zones/{zone['id']}/nameservers")
+    assert response.status_code == 200
+    assert response.json() == {"nameservers": [{"hostname": "ns1.example.net.", "priority": 1}]}
+
+
+def test_propagation_shows_each_target_and_nameserver(admin):
+    pool = services.save_pool(
+        None, name="bind", ns_records=[{"hostname": "ns1.example.net."}],
+        targets=[{"name": "b1", "type": "bind9", "options": {"rndc_key_secret": SECRET}, "masters": ["127.0.0.1:5354"]}],
+        nameservers=[{"host": "127.0.0.1", "port": 5300}])
+    zone = services.create_zone(project_id="ops", name="example.com.", email="a@example.com", pool_id=pool.id)
+    ns = pool.nameservers.get()
+    services.record_nameserver_result(zone.id, ns.id, zone.serial, zone.serial - 1, False, "behind")
+    body = admin.get(f"/v2/zones/{zone.id}/propagation").json()
+    assert (body["zone_id"], body["serial"], body["status"]) == (str(zone.id), zone.serial, "PENDING")
+    assert [t["name"] for t in body["targets"]] == ["b1"] and body["targets"][0]["ok"] is None
+    assert body["nameservers"][0]["serial"] == zone.serial - 1 and body["nameservers"][0]["in_sync"] is False
+    assert body["nameservers"][0]["message"] == "behind"
+
+
+# --- pools --------------------------------------------------------------------------------------
+
+
+POOL_BODY = {
+    "name": "bind",
+    "description": "two BIND servers",
+    "threshold_percentage": 50,
+    "ns_records": [{"hostname": "ns1.example.org.", "priority": 1}, {"hostname": "ns2.example.org.", "priority": 2}],
+    "targets": [{"name": "b1", "type": "bind9", "masters": ["127.0.0.1:5354"],
+                 "options": {"rndc_host": "127.0.0.1", "rndc_port": 9531, "rndc_key_secret": SECRET,
+                             "api_token": "tok", "password": "pw"}}],
+    "nameservers": [{"host": "127.0.0.1", "port": 5300}],
+    "also_notifies": [{"host": "192.0.2.53", "port": 53}],
+}
+
+
+def test_users_read_the_public_pool_shape(alice, pool):
+    body = alice.get("/v2/pools").json()
+    assert set(body) == {"pools", "links", "metadata"}
+    assert [p["name"] for p in body["pools"]] == ["default"]
+    assert set(body["pools"][0]) == POOL_KEYS
+    detail = alice.get(f"/v2/pools/{pool.id}").json()
+    assert set(detail) == POOL_KEYS
+    assert detail["ns_records"] == [{"hostname": "ns1.example.net.", "priority": 1}]
+    assert (detail["attributes"], detail["project_id"]) == ({}, None)
+    assert detail["links"]["self"] == f"http://testserver/v2/pools/{pool.id}"
+
+
+def test_admin_creates_a_pool_and_sees_servers_with_secrets_redacted(admin):
+    response = admin.post("/v2/pools", POOL_BODY, format="json")
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert set(body) == POOL_ADMIN_KEYS
+    assert body["threshold_percentage"] == 50
+    target = body["targets"][0]
+    assert (target["name"], target["type"], target["masters"]) == ("b1", "bind9", ["127.0.0.1:5354"])
+    assert target["options"] == {"rndc_host": "127.0.0.1", "rndc_port": 9531, "rndc_key_secret": "*****",
+                                 "api_token": "*****", "password": "*****"}
+    assert [(n["host"], n["port"]) for n in body["nameservers"]] == [("127.0.0.1", 5300)]
+    assert body["also_notifies"] == [{"host": "192.0.2.53", "port": 53}]
+    assert SECRET not in admin.get("/v2/pools").content.decode()
+    assert SECRET not in admin.get(f"/v2/pools/{body['id']}").content.decode()
+    assert Pool.objects.get(name="bind").targets.get().options["rndc_key_secret"] == SECRET
+
+
+def test_redacted_secrets_sent_back_keep_the_stored_ones(admin):
+    body = admin.post("/v2/pools", POOL_BODY, format="json").json()
+    targets = body["targets"]
+    targets[0]["options"]["rndc_port"] = 953  # the GET shape, secrets still "*****", sent back
+    response = admin.patch(f"/v2/pools/{body['id']}", {"targets": targets, "threshold_percentage": 100},
+                           format="json")
+    assert response.status_code == 200, response.json()
+    options = Pool.objects.get(id=body["id"]).targets.get().options
+    assert options["rndc_key_secret"] == SECRET and options["password"] == "pw" and options["rndc_port"] == 953
+    assert response.json()["threshold_percentage"] == 100 and response.json()["name"] == "bind"
+    # lists not sent are left as they are
+    assert len(response.json()["ns_records"]) == 2 and len(response.json()["nameservers"]) == 1
+    # a new secret replaces the old one
+    targets[0]["options"]["rndc_key_secret"] = "bmV3LXNlY3JldA=="
+    admin.patch(f"/v2/pools/{body['id']}", {"targets": targets}, format="json")
+    assert Pool.objects.get(id=body["id"]).targets.get().options["rndc_key_secret"] == "bmV3LXNlY3JldA=="
+
+
+def test_users_cannot_write_pools(alice, pool):
+    count = Pool.objects.count()
+    for response in (alice.post("/v2/pools", POOL_BODY, format="json"),
+                     alice.patch(f"/v2/pools/{pool.id}", {"description": "mine"}, format="json"),
+                     alice.delete(f"/v2/pools/{pool.id}")):
+        assert response.status_code == 403
+        assert response.json()["type"] == "forbidden"
+    assert Pool.objects.count() == count and Pool.objects.get(id=pool.id).description == ""
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"targets": [{"name": "x", "type": "nonsuch"}]}, "targets[0].type"),
+    ({"targets": [{"type": "bind9"}]}, "targets[0].name"),
+    ({"threshold_percentage": 0}, "threshold_percentage"),
+    ({"threshold_percentage": 101}, "threshold_percentage"),
+    ({"ns_records": [{"hostname": "ns1.example.org"}]}, "ns_records[0].hostname"),
+    ({"nameservers": [{"host": "127.0.0.1", "port": 70000}]}, "nameservers[0]"),
+    ({"targets": [{"name": "b", "type": "bind9", "masters": ["nohost"]}]}, "targets[0].masters"),
+    ({"name": "default"}, "name"),
+    ({"name": ""}, "name"),
+    ({"colour": "red"}, "colour"),
+])
+def test_bad_pools_are_400_and_write_nothing(admin, pool, change, field):
+    before = Pool.objects.count()
+    assert_invalid(admin.post("/v2/pools", {**POOL_BODY, **change}, format="json"), field)
+    assert Pool.objects.count() == before
+
+
+def test_admin_deletes_only_empty_pools(admin, alice, pool):
+    create_zone(alice)
+    assert_invalid(admin.delete(f"/v2/pools/{pool.id}"), "pool")
+    empty = admin.post("/v2/pools", {"name": "empty"}, format="json").json()
+    assert admin.delete(f"/v2/pools/{empty['id']}").status_code == 204
+    assert admin.get(f"/v2/pools/{empty['id']}").json()["type"] == "pool_not_found"
+
+
+def test_zone_create_needs_a_default_pool(db):
+    client = client_for(make_user("early", "p1"))
+    assert_invalid(client.post("/v2/zones", {"name": "example.com.", "email": "a@example.com"}, format="json"),
+                   "pool_id")
+
+
+# --- documents and the command -------------------------------------------------------------------
+
+
+def test_version_documents_schema_and_docs_need_no_token(db):
+    client = APIClient()
+    root = client.get("/").json()
+    assert root["versions"][0]["id"] == "v2.0"
+    assert root["versions"][0]["links"][0]["href"] == "http://testserver/v2"
+    for url in ("/v2", "/v2/"):
+        assert client.get(url).json()["version"]["status"] == "CURRENT"
+    schema = client.get("/v2/schema", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    paths = schema.json()["paths"]
+    assert {"/v2/zones", "/v2/zones/{zone_id}", "/v2/zones/{zone_id}/recordsets", "/v2/pools"} <= set(paths)
+    assert client.get("/v2/docs").status_code == 200
+
+
+def test_create_api_user_is_idempotent_and_prints_the_token(db):
+    def run(*args):
+        out = StringIO()
+        call_command("create_api_user", "dave", *args, stdout=out, stderr=StringIO())
+        line = out.getvalue().strip()
+        assert line.startswith("token: ")
+        return line.removeprefix("token: ")
+
+    token = run("--project", "p1")
+    user = get_user_model().objects.get(username="dave")
+    assert (user.membership.project_id, user.is_staff, user.has_usable_password()) == ("p1", False, False)
+    assert run("--project", "p2", "--admin") == token
+    user.refresh_from_db()
+    assert (user.membership.project_id, user.is_staff) == ("p2", True)
+    assert get_user_model().objects.filter(username="dave").count() == 1
+    assert APIClient(HTTP_X_AUTH_TOKEN=token).get("/v2/zones").status_code == 200

@@ -1,0 +1,209 @@
+"""Django admin. Zones and recordsets are read-only here (their changes go through zones.services,
+like the API's); pools are edited with their servers inline and saved by services.save_pool.
+Target options are shown with secret values as ***** and a ***** sent back keeps the stored secret."""
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
+
+from zones import services
+from zones.api.serializers import drop_redacted, redact_options
+from zones.models import (
+    NameserverStatus,
+    Pool,
+    PoolAlsoNotify,
+    PoolNameserver,
+    PoolNsRecord,
+    PoolTarget,
+    ProjectMembership,
+    RecordSet,
+    TargetStatus,
+    Zone,
+)
+
+
+def _describe(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return "; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+# --- pools ---------------------------------------------------------------------------------------
+
+
+def _backend_choices():
+    from workers.backends import backend_types  # names only, as in services.save_pool
+
+    return [(t, t) for t in backend_types()]
+
+
+class PoolTargetForm(forms.ModelForm):
+    type = forms.ChoiceField(choices=_backend_choices)
+
+    class Meta:
+        model = PoolTarget
+        fields = ["name", "type", "description", "masters", "options"]
+        help_texts = {"options": "Backend options as JSON. Secret values show as *****; leave them so to keep them.",
+                      "masters": 'MiniDNS addresses as a JSON list of "host:port".'}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.initial["options"] = redact_options(self.instance.options)
+
+
+class PoolTargetInline(admin.StackedInline):
+    model = PoolTarget
+    form = PoolTargetForm
+    extra = 0
+
+
+class PoolNsRecordInline(admin.TabularInline):
+    model = PoolNsRecord
+    extra = 0
+
+
+class PoolNameserverInline(admin.TabularInline):
+    model = PoolNameserver
+    extra = 0
+
+
+class PoolAlsoNotifyInline(admin.TabularInline):
+    model = PoolAlsoNotify
+    extra = 0
+
+
+# Each inline's rows become one of save_pool's nested lists.
+_POOL_CHILDREN = {
+    PoolNsRecord: ("ns_records", ("hostname", "priority")),
+    PoolTarget: ("targets", ("name", "type", "description", "masters", "options")),
+    PoolNameserver: ("nameservers", ("host", "port")),
+    PoolAlsoNotify: ("also_notifies", ("host", "port")),
+}
+
+
+@admin.register(Pool)
+class PoolAdmin(admin.ModelAdmin):
+    list_display = ["name", "description", "threshold_percentage", "updated_at"]
+    search_fields = ["name", "description"]
+    fields = ["name", "description", "threshold_percentage"]
+    inlines = [PoolNsRecordInline, PoolTargetInline, PoolNameserverInline, PoolAlsoNotifyInline]
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:  # from save_pool; the admin's transaction rolled everything back
+            self.message_user(request, f"Nothing was saved: {_describe(exc)}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def save_model(self, request, obj, form, change):
+        pass  # saved with its children in save_related, by the service
+
+    def save_related(self, request, form, formsets, change):
+        nested = {}
+        for formset in formsets:
+            key, fields = _POOL_CHILDREN[formset.model]
+            rows = [{f: row.cleaned_data.get(f) for f in fields} for row in formset.forms
+                    if row.cleaned_data and not row.cleaned_data.get("DELETE")]
+            for row in rows:
+                if "options" in row:
+                    row["options"] = drop_redacted(row["options"])
+            nested[key] = rows
+            formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        data = form.cleaned_data
+        services.save_pool(form.instance, name=data["name"], description=data.get("description", ""),
+                           threshold_percentage=data["threshold_percentage"], **nested)
+
+    def delete_model(self, request, obj):
+        services.delete_pool(obj)
+
+    def delete_queryset(self, request, queryset):
+        for pool in queryset:
+            services.delete_pool(pool)
+
+
+# --- zones (read-only) ---------------------------------------------------------------------------
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class RecordSetInline(ReadOnlyInline):
+    model = RecordSet
+    fields = readonly_fields = ["name", "type", "ttl", "records", "status", "action", "serial", "managed"]
+    ordering = ["name", "type"]
+
+
+class NameserverStatusInline(ReadOnlyInline):
+    model = NameserverStatus
+    verbose_name_plural = "nameserver status"
+    fields = readonly_fields = ["host", "expected_serial", "serial", "ok", "message", "updated_at"]
+
+    @admin.display(description="nameserver")
+    def host(self, obj):
+        return str(obj.nameserver)
+
+
+class TargetStatusInline(ReadOnlyInline):
+    model = TargetStatus
+    verbose_name_plural = "target status"
+    fields = readonly_fields = ["target", "action", "serial", "ok", "message", "updated_at"]
+
+
+@admin.register(Zone)
+class ZoneAdmin(admin.ModelAdmin):
+    list_display = ["name", "project_id", "status", "action", "serial", "shard", "reason", "pool", "updated_at"]
+    list_filter = ["status", "action", "pool"]
+    search_fields = ["name", "project_id", "id"]
+    list_select_related = ["pool"]
+    inlines = [RecordSetInline, NameserverStatusInline, TargetStatusInline]
+    actions = ["delete_zones"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Delete the selected zones (from their pools too)")
+    def delete_zones(self, request, queryset):
+        for zone in queryset.filter(deleted_at__isnull=True):
+            services.delete_zone(zone.id)
+        self.message_user(request, "The zones are being deleted.", messages.SUCCESS)
+
+
+@admin.register(RecordSet)
+class RecordSetAdmin(admin.ModelAdmin):
+    list_display = ["name", "type", "zone", "ttl", "status", "action", "managed", "updated_at"]
+    list_filter = ["type", "status", "managed"]
+    search_fields = ["name", "zone__name", "zone__project_id", "id"]
+    list_select_related = ["zone"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ProjectMembership)
+class ProjectMembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "project_id"]
+    search_fields = ["user__username", "project_id"]

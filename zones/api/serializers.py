@@ -1,0 +1,256 @@
+"""JSON shapes of the Designate v2 API. Input serializers only check the request's shape (which
+fields, which JSON types); what a value means is for zones.services to decide."""
+from collections.abc import Mapping
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.reverse import reverse
+
+from zones.models import Pool, PoolTarget, RecordSet, Zone
+
+REDACTED = "*****"
+SECRET_WORDS = ("secret", "key", "password", "token")
+
+
+def is_secret(option: str) -> bool:
+    return any(word in str(option).lower() for word in SECRET_WORDS)
+
+
+def redact_options(options: dict) -> dict:
+    """Target options as shown to people: secret values replaced by REDACTED."""
+    return {k: (REDACTED if is_secret(k) else v) for k, v in (options or {}).items()}
+
+
+def drop_redacted(options: dict) -> dict:
+    """Options sent back with REDACTED values: leave those out, so the stored secret stays."""
+    return {k: v for k, v in (options or {}).items() if v != REDACTED}
+
+
+def _link(serializer, name, **kwargs):
+    return {"self": reverse(f"api:{name}", kwargs=kwargs, request=serializer.context.get("request"))}
+
+
+# --- input -------------------------------------------------------------------------------------
+
+
+class StrictSerializer(serializers.Serializer):
+    """Refuses fields it does not know: a typo or a read-only field is a 400, not a silent no-op."""
+
+    read_only_names: tuple[str, ...] = ()  # refused with "cannot be changed"
+    ignored_names: tuple[str, ...] = ()  # output-only fields dropped, so a GET body can be sent back
+
+    def to_internal_value(self, data):
+        if isinstance(data, Mapping):
+            data = {k: v for k, v in data.items() if k not in self.ignored_names}
+            errors = {}
+            for field in data:
+                if field in self.fields:
+                    continue
+                errors[field] = ["This field cannot be changed." if field in self.read_only_names
+                                 else "Unknown field."]
+            if errors:
+                raise serializers.ValidationError(errors)
+        return super().to_internal_value(data)
+
+
+ZONE_READ_ONLY = ("id", "pool_id", "project_id", "name", "serial", "status", "action", "type", "masters",
+                  "transferred_at", "version", "created_at", "updated_at", "attributes", "links", "shard", "reason")
+
+
+class ZoneCreateSerializer(StrictSerializer):
+    name = serializers.CharField(trim_whitespace=False)
+    email = serializers.CharField(trim_whitespace=False)
+    ttl = serializers.IntegerField(required=False, allow_null=True)
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
+    type = serializers.ChoiceField(choices=["PRIMARY"], required=False, error_messages={
+        "invalid_choice": "Only PRIMARY zones are supported; '{input}' is not."})
+
+
+class ZoneUpdateSerializer(StrictSerializer):
+    read_only_names = ZONE_READ_ONLY
+    email = serializers.CharField(required=False, trim_whitespace=False)
+    ttl = serializers.IntegerField(required=False)
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
+
+
+RECORDSET_READ_ONLY = ("id", "zone_id", "zone_name", "project_id", "name", "type", "status", "action",
+                       "version", "created_at", "updated_at", "links")
+
+
+class RecordSetCreateSerializer(StrictSerializer):
+    name = serializers.CharField(trim_whitespace=False)
+    type = serializers.CharField()
+    records = serializers.ListField(child=serializers.CharField(trim_whitespace=False, allow_blank=True))
+    ttl = serializers.IntegerField(required=False, allow_null=True)
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
+
+
+class RecordSetUpdateSerializer(StrictSerializer):
+    read_only_names = RECORDSET_READ_ONLY
+    records = serializers.ListField(child=serializers.CharField(trim_whitespace=False, allow_blank=True),
+                                    required=False)
+    ttl = serializers.IntegerField(required=False, allow_null=True)
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
+
+
+class NsRecordInputSerializer(StrictSerializer):
+    hostname = serializers.CharField()
+    priority = serializers.IntegerField(required=False, min_value=0, default=1)
+
+
+class TargetInputSerializer(StrictSerializer):
+    ignored_names = ("id",)
+    name = serializers.CharField()
+    type = serializers.CharField()
+    description = serializers.CharField(required=False, allow_blank=True, default="")
+    masters = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    options = serializers.DictField(required=False, default=dict)
+
+
+class HostPortInputSerializer(StrictSerializer):
+    ignored_names = ("id",)
+    host = serializers.CharField()
+    port = serializers.IntegerField(required=False, default=53)
+
+
+class PoolInputSerializer(StrictSerializer):
+    ignored_names = ("id", "project_id", "created_at", "updated_at", "links", "attributes")
+    name = serializers.CharField()
+    description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    threshold_percentage = serializers.IntegerField(required=False)
+    ns_records = NsRecordInputSerializer(many=True, required=False)
+    targets = TargetInputSerializer(many=True, required=False)
+    nameservers = HostPortInputSerializer(many=True, required=False)
+    also_notifies = HostPortInputSerializer(many=True, required=False)
+
+    def to_internal_value(self, data):
+        values = super().to_internal_value(data)
+        for target in values.get("targets", []):
+            if "options" in target:
+                target["options"] = drop_redacted(target["options"])
+        return values
+
+
+# --- output ------------------------------------------------------------------------------------
+
+
+class ZoneSerializer(serializers.ModelSerializer):
+    pool_id = serializers.UUIDField(read_only=True)
+    type = serializers.SerializerMethodField()
+    masters = serializers.SerializerMethodField()
+    attributes = serializers.SerializerMethodField()
+    transferred_at = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Zone
+        fields = ["id", "pool_id", "project_id", "name", "email", "ttl", "serial", "status", "action",
+                  "description", "masters", "type", "transferred_at", "version", "created_at", "updated_at",
+                  "attributes", "links", "shard", "reason"]
+        read_only_fields = fields
+
+    def get_type(self, obj) -> str:
+        return "PRIMARY"
+
+    def get_masters(self, obj) -> list[str]:
+        return []
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_attributes(self, obj):
+        return {}
+
+    @extend_schema_field(OpenApiTypes.DATETIME)
+    def get_transferred_at(self, obj):
+        return None
+
+    def get_links(self, obj) -> dict[str, str]:
+        return _link(self, "zone-detail", zone_id=obj.id)
+
+
+class RecordSetSerializer(serializers.ModelSerializer):
+    zone_id = serializers.UUIDField(read_only=True)
+    zone_name = serializers.CharField(source="zone.name", read_only=True)
+    project_id = serializers.CharField(source="zone.project_id", read_only=True)
+    records = serializers.ListField(child=serializers.CharField(), read_only=True)
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = RecordSet
+        fields = ["id", "zone_id", "zone_name", "project_id", "name", "type", "ttl", "records", "description",
+                  "status", "action", "version", "created_at", "updated_at", "links"]
+        read_only_fields = fields
+
+    def get_links(self, obj) -> dict[str, str]:
+        return _link(self, "recordset-detail", zone_id=obj.zone_id, recordset_id=obj.id)
+
+
+class NsRecordSerializer(serializers.Serializer):
+    hostname = serializers.CharField()
+    priority = serializers.IntegerField()
+
+
+class NameserverListSerializer(serializers.Serializer):
+    nameservers = NsRecordSerializer(many=True)
+
+
+class PoolSerializer(serializers.ModelSerializer):
+    """What every user sees of a pool."""
+
+    attributes = serializers.SerializerMethodField()
+    ns_records = NsRecordSerializer(many=True, read_only=True)
+    project_id = serializers.SerializerMethodField()
+    links = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Pool
+        fields = ["id", "name", "description", "attributes", "ns_records", "project_id", "created_at",
+                  "updated_at", "links"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_attributes(self, obj):
+        return {}
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_project_id(self, obj):
+        return None
+
+    def get_links(self, obj) -> dict[str, str]:
+        return _link(self, "pool-detail", pool_id=obj.id)
+
+
+class TargetSerializer(serializers.ModelSerializer):
+    options = serializers.SerializerMethodField()
+
+    class Meta:
+        model = PoolTarget
+        fields = ["id", "name", "type", "description", "masters", "options"]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_options(self, obj):
+        return redact_options(obj.options)
+
+
+class HostPortSerializer(serializers.Serializer):
+    id = serializers.UUIDField(read_only=True)
+    host = serializers.CharField()
+    port = serializers.IntegerField()
+
+
+class AlsoNotifySerializer(serializers.Serializer):
+    host = serializers.CharField()
+    port = serializers.IntegerField()
+
+
+class PoolAdminSerializer(PoolSerializer):
+    """What admins see: the servers too, with target secrets redacted."""
+
+    targets = TargetSerializer(many=True, read_only=True)
+    nameservers = HostPortSerializer(many=True, read_only=True)
+    also_notifies = AlsoNotifySerializer(many=True, read_only=True)
+
+    class Meta(PoolSerializer.Meta):
+        fields = PoolSerializer.Meta.fields + ["threshold_percentage", "targets", "nameservers", "also_notifies"]
+        read_only_fields = fields
