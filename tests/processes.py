@@ -1,0 +1,72 @@
+"""Start dnsctl's own processes (Celery worker, MiniDNS) for integration tests, and always stop them."""
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import dns.message
+import dns.query
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Process:
+    def __init__(self, name: str, argv: list[str], env: dict):
+        self.name, self.argv, self.env = name, argv, {**os.environ, **env}
+        self.proc: subprocess.Popen | None = None
+        self.log = tempfile.NamedTemporaryFile(prefix=f"dnsctl-{name}-", suffix=".log", delete=False)
+
+    def start(self):
+        self.proc = subprocess.Popen(self.argv, cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        return self
+
+    def log_text(self) -> str:
+        return Path(self.log.name).read_text(errors="replace")
+
+    def wait_for(self, ready, timeout=30.0, what="ready"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.log_text()[-3000:]}")
+            if ready():
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not {what} after {timeout}s:\n{self.log_text()[-3000:]}")
+
+    def stop(self, timeout=15.0):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+def celery_worker(env: dict, concurrency: int = 8) -> Process:
+    worker = Process("worker", [sys.executable, "-m", "celery", "-A", "dnsctl", "worker", "-l", "info",
+                                "-P", "threads", "-c", str(concurrency), "-n", f"itest-{os.getpid()}@%h",
+                                "--without-gossip", "--without-mingle"], env).start()
+    worker.wait_for(lambda: " ready." in worker.log_text(), what="ready")
+    return worker
+
+
+def minidns(env: dict, host: str, port: int) -> Process:
+    server = Process("minidns", [sys.executable, "manage.py", "minidns", "--host", host, "--port", str(port)],
+                     env).start()
+
+    def answers():
+        try:
+            dns.query.udp(dns.message.make_query(".", "SOA"), host, port=port, timeout=0.2)
+            return True
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+
+    server.wait_for(answers, what="answering")
+    return server

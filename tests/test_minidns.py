@@ -1,0 +1,427 @@
+"""MiniDNS: the core through handle() (with the database, and with a fake source), then real sockets."""
+import asyncio
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.query
+import dns.rcode
+import dns.rdatatype
+import dns.rrset
+import dns.xfr
+import dns.zone
+import pytest
+
+from tests.processes import Process
+from tests.servers import free_port
+from workers.minidns import MiniDNS, serve
+from zones import services
+from zones.models import RecordSet, Zone
+
+LOCAL = ("127.0.0.1", 40000)
+STRANGER = ("192.0.2.55", 40000)
+ORIGIN = dns.name.from_text("example.com.")
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def pool(db):
+    return services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+
+
+@pytest.fixture
+def zone(pool):
+    zone = services.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    return Zone.objects.get(id=zone.id)
+
+
+def ask(minidns, name, rdtype, peer=LOCAL, tcp=False, **kwargs) -> list[dns.message.Message]:
+    query = dns.message.make_query(name, rdtype, **kwargs)
+    return [dns.message.from_wire(wire) for wire in minidns.handle(query.to_wire(), peer, tcp)]
+
+
+def one(minidns, name, rdtype, **kwargs) -> dns.message.Message:
+    responses = ask(minidns, name, rdtype, **kwargs)
+    assert len(responses) == 1
+    return responses[0]
+
+
+def transfer(minidns, origin=ORIGIN, peer=LOCAL, serial=None) -> tuple[dns.zone.Zone, list[bytes]]:
+    """AXFR (or IXFR from `serial`) through handle(), applied with dnspython's inbound machinery."""
+    zone = dns.zone.Zone(origin, relativize=False)
+    rdtype = dns.rdatatype.AXFR if serial is None else dns.rdatatype.IXFR
+    query, _ = dns.xfr.make_query(zone, serial=serial)
+    wires = minidns.handle(query.to_wire(), peer, True)
+    with dns.xfr.Inbound(zone, rdtype, serial) as inbound:
+        for wire in wires:
+            message = dns.message.from_wire(wire, xfr=True, one_rr_per_rrset=True)
+            inbound.process_message(message)
+    return zone, wires
+
+
+def first_and_last_rr(wires) -> tuple[dns.rrset.RRset, dns.rrset.RRset]:
+    messages = [dns.message.from_wire(w, xfr=True, one_rr_per_rrset=True) for w in wires]
+    return messages[0].answer[0], messages[-1].answer[-1]
+
+
+def soa_serial(message) -> int:
+    return next(r for r in message.answer + message.authority if r.rdtype == dns.rdatatype.SOA)[0].serial
+
+
+def add_records(zone: Zone, count: int):
+    """Many recordsets at once, straight into the table (services would bump the serial per row)."""
+    RecordSet.objects.bulk_create(
+        RecordSet(zone=zone, name=f"host{i}.{zone.name}", type="A", ttl=300 if i % 2 else None,
+                  records=[f"10.{i // 65536}.{i // 256 % 256}.{i % 256}"], serial=zone.serial)
+        for i in range(count))
+
+
+# --- the core, with the database ---------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("tcp", [False, True])
+def test_soa_is_authoritative_with_the_current_serial(zone, tcp):
+    response = one(MiniDNS(), "example.com.", "SOA", tcp=tcp)
+    assert response.rcode() == dns.rcode.NOERROR and response.flags & dns.flags.AA
+    assert soa_serial(response) == zone.serial
+    assert response.answer[0].ttl == zone.ttl
+
+
+@pytest.mark.django_db
+def test_answers_names_inside_the_zone(zone):
+    minidns = MiniDNS()
+    response = one(minidns, "WWW.example.com.", "A")  # names are case-insensitive
+    assert response.flags & dns.flags.AA and response.answer[0][0].to_text() == "192.0.2.1"
+
+    nodata = one(minidns, "www.example.com.", "AAAA")
+    assert nodata.rcode() == dns.rcode.NOERROR and not nodata.answer
+    assert nodata.authority[0].rdtype == dns.rdatatype.SOA
+
+    nxdomain = one(minidns, "missing.example.com.", "A")
+    assert nxdomain.rcode() == dns.rcode.NXDOMAIN and nxdomain.flags & dns.flags.AA
+    assert soa_serial(nxdomain) == zone.serial
+
+    ns = one(minidns, "example.com.", "NS")
+    assert [r.to_text() for r in ns.answer[0]] == ["ns1.example.net."]
+
+
+@pytest.mark.django_db
+def test_the_closest_enclosing_zone_answers(zone):
+    sub = services.create_zone(project_id="p1", name="sub.example.com.", email="admin@example.com")
+    response = one(MiniDNS(), "deep.www.sub.example.com.", "A")
+    assert response.rcode() == dns.rcode.NXDOMAIN
+    assert response.authority[0].name == dns.name.from_text("sub.example.com.")
+    assert soa_serial(response) == sub.serial
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("name", ["example.org.", "com.", "."])
+def test_zones_we_do_not_serve_are_refused(zone, name):
+    assert one(MiniDNS(), name, "SOA").rcode() == dns.rcode.REFUSED
+
+
+@pytest.mark.django_db
+def test_a_deleted_zone_is_refused(zone):
+    minidns = MiniDNS()
+    assert one(minidns, "example.com.", "SOA").rcode() == dns.rcode.NOERROR
+    services.delete_zone(zone.id)  # action DELETE: already gone for MiniDNS
+    assert one(minidns, "example.com.", "SOA").rcode() == dns.rcode.REFUSED
+    Zone.objects.filter(id=zone.id).update(deleted_at="2024-01-01T00:00:00Z", action="NONE")
+    assert one(minidns, "www.example.com.", "A").rcode() == dns.rcode.REFUSED
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("rdtype", ["AXFR", "IXFR"])
+def test_transfers_to_strangers_are_refused(zone, rdtype):
+    response = one(MiniDNS(), "example.com.", rdtype, peer=STRANGER, tcp=True)
+    assert response.rcode() == dns.rcode.REFUSED and not response.answer
+
+
+@pytest.mark.django_db
+def test_pool_servers_and_the_setting_join_the_allow_list_on_refresh(zone, pool, settings):
+    minidns = MiniDNS()
+    assert not minidns.allowed("192.0.2.55")
+    settings.DNSCTL = {**settings.DNSCTL, "MINIDNS_ALLOW_XFR_FROM": ["198.51.100.0/24"]}
+    services.save_pool(pool, name="default", nameservers=[{"host": "192.0.2.55", "port": 53}])
+    assert not minidns.allowed("192.0.2.55")  # no DB read on the query path
+    minidns.refresh_allow_list()
+    assert minidns.allowed("192.0.2.55") and minidns.allowed("198.51.100.7") and minidns.allowed("::1")
+    assert minidns.allowed("::ffff:127.0.0.1") and not minidns.allowed("192.0.2.56")
+    zone_copy, _ = transfer(minidns, peer=STRANGER)
+    assert zone_copy.get_rdataset("www.example.com.", "A")
+
+
+@pytest.mark.django_db
+def test_axfr_round_trips_the_zone_with_soa_first_and_last(zone):
+    services.create_recordset(zone.id, name="mail", type="MX", records=["10 mx.example.com."], ttl=60)
+    services.create_recordset(zone.id, name="*.wild", type="TXT", records=['"hello world"'])
+    zone = Zone.objects.get(id=zone.id)
+    copy, wires = transfer(MiniDNS())
+    first, last = first_and_last_rr(wires)
+    assert first.rdtype == last.rdtype == dns.rdatatype.SOA and first[0].serial == last[0].serial == zone.serial
+
+    served = {(name.to_text(), dns.rdatatype.to_text(rds.rdtype)): (rds.ttl, sorted(r.to_text() for r in rds))
+              for name, node in copy.nodes.items() for rds in node}
+    stored = {(rs.name, rs.type): (rs.ttl or zone.ttl, sorted(rs.records)) for rs in zone.recordsets.all()}
+    assert served == stored
+
+
+@pytest.mark.django_db
+def test_a_5000_record_zone_spans_several_messages(zone):
+    add_records(zone, 5000)
+    started = time.monotonic()
+    copy, wires = transfer(MiniDNS())
+    elapsed = time.monotonic() - started
+    assert len(wires) >= 2 and all(len(w) <= 65535 for w in wires)
+    assert sum(len(node) for node in copy.nodes.values()) == 5000 + 3  # + SOA, NS, www A
+    assert copy.get_rdataset("host4999.example.com.", "A")[0].to_text() == "10.0.19.135"
+    assert copy.get_rdataset("host2.example.com.", "A").ttl == zone.ttl  # ttl None: the zone's
+    first, last = first_and_last_rr(wires)
+    assert first.rdtype == last.rdtype == dns.rdatatype.SOA
+    assert elapsed < 10, f"render + AXFR of 5000 records took {elapsed:.1f}s"
+
+
+@pytest.mark.django_db
+def test_renders_once_per_serial_and_sees_changes_at_once(zone):
+    minidns = MiniDNS()
+    for _ in range(3):
+        assert one(minidns, "www.example.com.", "A").answer
+    transfer(minidns)
+    assert minidns.renders == 1
+
+    services.create_recordset(zone.id, name="new", type="A", records=["192.0.2.9"])
+    response = one(minidns, "new.example.com.", "A")
+    assert response.answer[0][0].to_text() == "192.0.2.9"
+    assert soa_serial(one(minidns, "example.com.", "SOA")) == Zone.objects.get(id=zone.id).serial
+    assert minidns.renders == 2
+
+    services.update_zone(zone.id, ttl=900)  # the zone TTL is part of the snapshot too
+    assert one(minidns, "www.example.com.", "A").answer[0].ttl == 900
+    assert minidns.renders == 3
+
+
+@pytest.mark.django_db
+def test_the_lru_is_bounded_by_records(pool):
+    minidns = MiniDNS(cache_records=5)  # each zone here has 2 records (SOA + NS)
+    for i in range(4):
+        services.create_zone(project_id="p1", name=f"z{i}.example.", email="admin@example.com")
+        one(minidns, f"z{i}.example.", "SOA")
+    assert len(minidns._cache) == 2
+    one(minidns, "z3.example.", "SOA")
+    assert minidns.renders == 4  # z3 was still cached
+
+
+# --- the core, malformed input and failures (no database) ----------------------------------------
+
+
+def test_garbage_gets_formerr_with_the_id_echoed():
+    minidns = MiniDNS(source=FakeSource({}))
+    wire = struct.pack("!HHHHHH", 0xBEEF, 0x0100, 1, 0, 0, 0) + b"\x07garbage"
+    (response,) = minidns.handle(wire, LOCAL, False)
+    qid, flags = struct.unpack("!HH", response[:4])
+    assert qid == 0xBEEF and flags & dns.flags.QR and flags & 0xF == dns.rcode.FORMERR
+    assert minidns.handle(b"\x12\x34\x00", LOCAL, False) == []  # no header: nothing to answer
+    assert minidns.handle(b"", LOCAL, True) == []
+    response_packet = struct.pack("!HHHHHH", 1, 0x8000, 0, 0, 0, 0) + b"junk"
+    assert minidns.handle(response_packet, LOCAL, False) == []  # never answer a response
+
+
+def test_any_exception_becomes_servfail(caplog):
+    class Broken(FakeSource):
+        def find(self, names):
+            raise RuntimeError("database is down")
+
+    (response,) = ask(MiniDNS(source=Broken({})), "example.com.", "SOA")
+    assert response.rcode() == dns.rcode.SERVFAIL
+    assert "database is down" in caplog.text
+
+
+def test_notify_is_not_implemented_and_udp_axfr_is_a_format_error():
+    minidns = MiniDNS(source=fake_source())
+    notify = dns.message.make_query("example.com.", "SOA")
+    notify.flags = dns.flags.AA
+    notify.set_opcode(dns.opcode.NOTIFY)
+    (wire,) = minidns.handle(notify.to_wire(), LOCAL, False)
+    assert dns.message.from_wire(wire).rcode() == dns.rcode.NOTIMP
+    assert one(minidns, "example.com.", "AXFR").rcode() == dns.rcode.FORMERR
+    assert one(minidns, "www.example.com.", "AXFR", tcp=True).rcode() == dns.rcode.REFUSED  # not an apex
+
+
+def test_ixfr_gets_one_soa_when_current_else_the_whole_zone():
+    minidns = MiniDNS(source=fake_source(serial=7))
+    current = dns.message.make_query("example.com.", "IXFR")
+    current.authority.append(dns.rrset.from_text(ORIGIN, 0, "IN", "SOA", ". . 7 1 1 1 1"))
+    for tcp in (True, False):
+        (response,) = ask_message(minidns, current, tcp)
+        assert [r.rdtype for r in response.answer] == [dns.rdatatype.SOA] and response.flags & dns.flags.AA
+
+    copy, wires = transfer(minidns, serial=5)  # behind: an AXFR-style answer, which dnspython accepts
+    assert copy.get_rdataset("www.example.com.", "A") and len(wires) == 1
+    stale = dns.message.make_query("example.com.", "IXFR")
+    stale.authority.append(dns.rrset.from_text(ORIGIN, 0, "IN", "SOA", ". . 5 1 1 1 1"))
+    (over_udp,) = ask_message(minidns, stale, False)  # RFC 1995: over UDP, just the SOA
+    assert [r.rdtype for r in over_udp.answer] == [dns.rdatatype.SOA]
+
+
+def test_delegations_wildcards_cnames_and_empty_non_terminals():
+    minidns = MiniDNS(source=fake_source(extra=[
+        ("child.example.com.", "NS", 300, ["ns.child.example.com."]),
+        ("child.example.com.", "DS", 300, ["12345 13 2 " + "ab" * 32]),
+        ("ns.child.example.com.", "A", 300, ["192.0.2.53"]),
+        ("*.wild.example.com.", "TXT", 300, ['"any"']),
+        ("alias.example.com.", "CNAME", 300, ["www.example.com."]),
+        ("a.b.c.example.com.", "A", 300, ["192.0.2.4"]),
+    ]))
+    referral = one(minidns, "host.child.example.com.", "A")
+    assert not referral.flags & dns.flags.AA and not referral.answer
+    assert referral.authority[0].rdtype == dns.rdatatype.NS and referral.additional[0][0].address == "192.0.2.53"
+    ds = one(minidns, "child.example.com.", "DS")
+    assert ds.flags & dns.flags.AA and ds.answer[0].rdtype == dns.rdatatype.DS
+
+    wild = one(minidns, "x.wild.example.com.", "TXT")
+    assert wild.answer[0].name == dns.name.from_text("x.wild.example.com.") and wild.flags & dns.flags.AA
+    assert one(minidns, "x.wild.example.com.", "A").rcode() == dns.rcode.NOERROR  # NODATA at the wildcard
+    assert one(minidns, "x.other.example.com.", "A").rcode() == dns.rcode.NXDOMAIN
+
+    cname = one(minidns, "alias.example.com.", "A")
+    assert cname.answer[0].rdtype == dns.rdatatype.CNAME
+
+    ent = one(minidns, "b.c.example.com.", "A")  # exists only as a parent of a.b.c
+    assert ent.rcode() == dns.rcode.NOERROR and not ent.answer and ent.authority[0].rdtype == dns.rdatatype.SOA
+    assert ent.authority[0].ttl == 60  # negative TTL: min(SOA TTL, SOA minimum)
+
+
+def test_big_udp_answers_are_truncated():
+    minidns = MiniDNS(source=fake_source(extra=[
+        ("big.example.com.", "TXT", 300, [f'"{i:03d} {"x" * 200}"' for i in range(40)])]))
+    response = one(minidns, "big.example.com.", "TXT")
+    assert response.flags & dns.flags.TC
+    assert len(one(minidns, "big.example.com.", "TXT", tcp=True).answer[0]) == 40
+    assert one(minidns, "big.example.com.", "TXT", use_edns=0, payload=65000).answer
+
+
+class FakeSource:
+    """Zones from a dict: name -> (serial, rows). Zone ids are the names."""
+
+    def __init__(self, zones):
+        self.zones = zones
+
+    def find(self, names):
+        return {name: (name, self.zones[name][0]) for name in names if name in self.zones}
+
+    def records(self, zone_id):
+        return zone_id, self.zones[zone_id][1]
+
+    def xfr_hosts(self):
+        return ["localhost"]
+
+
+def fake_source(serial=1, extra=()):
+    rows = [("example.com.", "SOA", 3600, [f"ns1.example.net. admin.example.com. {serial} 3600 600 86400 60"]),
+            ("example.com.", "NS", 3600, ["ns1.example.net."]),
+            ("www.example.com.", "A", 300, ["192.0.2.1"]), *extra]
+    return FakeSource({"example.com.": (serial, rows)})
+
+
+def ask_message(minidns, query, tcp) -> list[dns.message.Message]:
+    return [dns.message.from_wire(w) for w in minidns.handle(query.to_wire(), LOCAL, tcp)]
+
+
+# --- real sockets ------------------------------------------------------------------------------
+
+
+class ServerThread:
+    """serve() on 127.0.0.1, port 0, in a thread of its own event loop; stop() joins everything."""
+
+    def __init__(self, minidns):
+        self.minidns, self.port, self.loop, self.stop_event = minidns, None, None, None
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="test-minidns-loop")
+
+    async def _main(self):
+        self.loop, self.stop_event = asyncio.get_running_loop(), asyncio.Event()
+        await serve("127.0.0.1", 0, self.minidns, ready=self._ready, stop=self.stop_event, workers=4)
+
+    def _ready(self, host, port):
+        self.port = port
+        self.ready.set()
+
+    def __enter__(self):
+        self.thread.start()
+        assert self.ready.wait(10), "MiniDNS did not bind"
+        return self
+
+    def __exit__(self, *exc):
+        self.loop.call_soon_threadsafe(self.stop_event.set)
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+        assert not [t for t in threading.enumerate() if t.name.startswith("minidns")], "pool threads left"
+
+
+@pytest.fixture
+def committed_zone(transactional_db, monkeypatch):
+    monkeypatch.setattr(services, "_enqueue", lambda zone: None)
+    services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    zone = services.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    return Zone.objects.get(id=zone.id)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_over_real_sockets(committed_zone):
+    add_records(committed_zone, 2500)  # enough for a multi-message AXFR
+    with ServerThread(MiniDNS()) as server:
+        port = server.port
+        query = dns.message.make_query("example.com.", "SOA")
+        udp = dns.query.udp(query, "127.0.0.1", port=port, timeout=5)
+        tcp = dns.query.tcp(query, "127.0.0.1", port=port, timeout=5)
+        for response in (udp, tcp):
+            assert response.flags & dns.flags.AA and soa_serial(response) == committed_zone.serial
+
+        # several queries on one TCP connection
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+            for name in ("www.example.com.", "missing.example.com."):
+                dns.query.send_tcp(sock, dns.message.make_query(name, "A"), None)
+                answer, _ = dns.query.receive_tcp(sock, None)
+                assert answer.rcode() == (dns.rcode.NOERROR if name.startswith("www") else dns.rcode.NXDOMAIN)
+
+        messages = list(dns.query.xfr("127.0.0.1", "example.com.", port=port, timeout=10))
+        assert len(messages) >= 2 and len(dns.zone.from_xfr(messages).nodes) == 2500 + 2
+
+        inbound = dns.zone.Zone("example.com.")
+        dns.query.inbound_xfr("127.0.0.1", inbound, port=port, timeout=10)
+        assert inbound.get_rdataset("www", "A")[0].to_text() == "192.0.2.1"
+        assert inbound.get_soa().serial == committed_zone.serial
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_serves_and_stops_on_sigterm(committed_zone):
+    from django.db import connection
+
+    db = connection.settings_dict
+    port = free_port()
+    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "LOG_LEVEL": "INFO",
+           "DATABASE_URL": f"postgres://{db['USER'] or 'postgres'}@{db['HOST']}:{db['PORT']}/{db['NAME']}"}
+    server = Process("minidns", [sys.executable, "manage.py", "minidns", "--host", "127.0.0.1", "--port", str(port)],
+                     env).start()
+    try:
+        server.wait_for(lambda: "MiniDNS listening on" in server.log_text(), timeout=20, what="listening")
+        assert f"MiniDNS listening on 127.0.0.1:{port} (udp+tcp)" in server.log_text()
+        response = dns.query.udp(dns.message.make_query("example.com.", "SOA"), "127.0.0.1", port=port, timeout=5)
+        assert soa_serial(response) == committed_zone.serial
+        server.proc.send_signal(signal.SIGTERM)
+        assert server.proc.wait(10) == 0
+        assert "MiniDNS stopped" in server.log_text()
+    finally:
+        server.stop()

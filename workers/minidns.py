@@ -1,0 +1,522 @@
+"""MiniDNS: the small authoritative primary that every target transfers its zones from.
+
+`MiniDNS.handle` turns one query (wire bytes) into the response messages (wire bytes) and
+never touches a socket, so tests call it directly. `serve` is a thin asyncio transport
+around it. Zones come from a `ZoneSource` (the database by default); each zone is rendered
+into dnspython RRsets once per serial and kept in a bounded LRU.
+"""
+import asyncio
+import collections
+import functools
+import io
+import ipaddress
+import logging
+import socket
+import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterable, Protocol
+
+import dns.flags
+import dns.message
+import dns.name
+import dns.opcode
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from zones.serials import is_newer
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 65535
+LOOPBACK = ("127.0.0.0/8", "::1/128")
+XFR_TYPES = (dns.rdatatype.AXFR, dns.rdatatype.IXFR)
+_OPCODE_MASK = 0x7800
+
+
+# --- where zones come from ----------------------------------------------------------------------
+
+
+class ZoneSource(Protocol):
+    """What MiniDNS needs to know about zones; the database in production, a dict in tests."""
+
+    def find(self, names: list[str]) -> dict[str, tuple[object, int]]:
+        """The live zones among `names` (absolute, lower case) as name -> (zone id, serial)."""
+
+    def records(self, zone_id) -> tuple[str, list[tuple[str, str, int, list[str]]]] | None:
+        """(zone name, [(owner, type, ttl, [rdata text])]) read as one consistent snapshot."""
+
+    def xfr_hosts(self) -> Iterable[str]:
+        """Addresses, networks or host names (besides loopback) that may transfer zones."""
+
+
+class DatabaseZoneSource:
+    """Reads the Django models. Imports are local so the core stays importable without Django."""
+
+    def find(self, names):
+        from zones.models import Zone
+
+        rows = (Zone.objects.filter(name__in=names, deleted_at__isnull=True)
+                .exclude(action=Zone.Action.DELETE).values_list("name", "id", "serial"))
+        return {name: (zone_id, serial) for name, zone_id, serial in rows}
+
+    def records(self, zone_id):
+        """One SELECT joined to the zone: a single statement sees one snapshot even under READ
+        COMMITTED, so the SOA serial always matches the records (and the zone TTL) it is served with."""
+        from zones.models import RecordSet
+
+        rows = list(RecordSet.objects.filter(zone_id=zone_id).values_list(
+            "zone__name", "zone__ttl", "name", "type", "ttl", "records"))
+        if not rows:
+            return None
+        return rows[0][0], [(name, rtype, zone_ttl if ttl is None else ttl, records)
+                            for _, zone_ttl, name, rtype, ttl, records in rows]
+
+    def xfr_hosts(self):
+        from django.conf import settings
+
+        from zones.models import PoolNameserver, PoolTarget
+
+        hosts = set(settings.DNSCTL.get("MINIDNS_ALLOW_XFR_FROM") or [])
+        for options in PoolTarget.objects.values_list("options", flat=True):
+            hosts.update(str(options[key]) for key in ("host", "rndc_host") if (options or {}).get(key))
+        hosts.update(PoolNameserver.objects.values_list("host", flat=True))
+        return hosts
+
+
+# --- one zone, rendered -----------------------------------------------------------------------
+
+
+class RenderedZone:
+    """A zone's RRsets (SOA first) and the indexes an authoritative answer needs."""
+
+    def __init__(self, origin: dns.name.Name, rrsets: list[dns.rrset.RRset]):
+        self.origin, self.rrsets = origin, rrsets
+        self.soa = rrsets[0]
+        self.serial = self.soa[0].serial
+        self.size = sum(len(rrset) for rrset in rrsets)  # the LRU's weight
+        self.nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = collections.defaultdict(dict)
+        self.names = set()  # owners and their ancestors: an empty non-terminal is NODATA, not NXDOMAIN
+        for rrset in rrsets:
+            self.nodes[rrset.name][rrset.rdtype] = rrset
+            name = rrset.name
+            while name not in self.names and name.is_subdomain(origin):
+                self.names.add(name)
+                name = name.parent()
+        self.nodes = dict(self.nodes)
+
+    @classmethod
+    def build(cls, zone_name: str, rows) -> "RenderedZone":
+        origin = dns.name.from_text(zone_name)
+        rrsets = [dns.rrset.from_text_list(dns.name.from_text(owner), ttl, dns.rdataclass.IN, rtype, records,
+                                           origin=origin, relativize=False)
+                  for owner, rtype, ttl, records in rows]
+        rrsets.sort(key=lambda r: (not (r.rdtype == dns.rdatatype.SOA and r.name == origin), r.name, r.rdtype))
+        if not rrsets or rrsets[0].rdtype != dns.rdatatype.SOA or rrsets[0].name != origin:
+            raise ValueError(f"zone {zone_name} has no SOA at its apex")
+        return cls(origin, rrsets)
+
+    @functools.cached_property
+    def xfr_pieces(self) -> list[tuple[dns.rrset.RRset, int]]:
+        """(RRset, uncompressed wire size) in transfer order, SOA first and last. The size is an
+        upper bound of what the RRset adds to a message; an RRset too big for one message is split."""
+        pieces = []
+        for rrset in self.rrsets + [self.soa]:
+            size = _wire_size(rrset)
+            if size <= MAX_MESSAGE - 1024:
+                pieces.append((rrset, size))
+            else:
+                for rdata in rrset:
+                    single = dns.rrset.from_rdata(rrset.name, rrset.ttl, rdata)
+                    pieces.append((single, _wire_size(single)))
+        return pieces
+
+    def answer(self, qname: dns.name.Name, rdtype: int, response: dns.message.Message):
+        """Fill `response` like an authoritative server: answer, referral, NODATA or NXDOMAIN."""
+        cut = self._delegation(qname, rdtype)
+        if cut is not None:  # below a zone cut the child is authoritative: refer, without AA
+            response.authority.append(cut)
+            response.additional.extend(self._glue(cut))
+            return
+        response.flags |= dns.flags.AA
+        node = self.nodes.get(qname)
+        if node is None and qname in self.names:
+            node = {}
+        if node is None:
+            node = self._wildcard(qname)
+        if node is None:
+            response.set_rcode(dns.rcode.NXDOMAIN)
+        elif rdtype == dns.rdatatype.ANY:
+            response.answer.extend(node.values())
+        elif rdtype in node:
+            response.answer.append(node[rdtype])
+        elif dns.rdatatype.CNAME in node:
+            response.answer.append(node[dns.rdatatype.CNAME])
+        if not response.answer:
+            response.authority.append(self.negative_soa())
+
+    def negative_soa(self) -> dns.rrset.RRset:
+        """The SOA for a negative answer, with the negative-caching TTL (RFC 2308)."""
+        return dns.rrset.from_rdata(self.origin, min(self.soa.ttl, self.soa[0].minimum), self.soa[0])
+
+    def _delegation(self, qname, rdtype):
+        """The NS RRset of the highest zone cut between the apex and qname (DS at the cut is ours)."""
+        cut, name = None, qname
+        while name != self.origin:
+            ns = self.nodes.get(name, {}).get(dns.rdatatype.NS)
+            if ns is not None and not (name == qname and rdtype == dns.rdatatype.DS):
+                cut = ns
+            name = name.parent()
+        return cut
+
+    def _glue(self, cut):
+        node_of = self.nodes.get
+        return [rrset for ns in cut for t, rrset in (node_of(ns.target) or {}).items()
+                if t in (dns.rdatatype.A, dns.rdatatype.AAAA)]
+
+    def _wildcard(self, qname):
+        """RFC 4592: RRsets of `*.<closest encloser>`, renamed to qname; None when there is none."""
+        encloser = qname.parent()
+        while encloser not in self.names:
+            encloser = encloser.parent()
+        star = self.nodes.get(dns.name.Name((b"*",) + encloser.labels))
+        if star is None:
+            return None
+        return {t: dns.rrset.from_rdata_list(qname, rrset.ttl, list(rrset)) for t, rrset in star.items()}
+
+
+def _wire_size(rrset: dns.rrset.RRset) -> int:
+    buffer = io.BytesIO()
+    rrset.to_wire(buffer)  # no compression: an upper bound of the compressed size
+    return buffer.tell()
+
+
+# --- the core -------------------------------------------------------------------------------
+
+
+class MiniDNS:
+    """Answers QUERY opcode messages for the live zones of `source` (see the module docstring).
+
+    `cache_records` bounds the LRU of rendered zones by their number of records; `renders` counts
+    cache misses (tests use it). Safe to call `handle` from many threads at once.
+    """
+
+    def __init__(self, source: ZoneSource | None = None, *, cache_records: int = 500_000):
+        self.source = source if source is not None else DatabaseZoneSource()
+        self.cache_records = cache_records
+        self.renders = 0
+        self._cache: collections.OrderedDict[object, RenderedZone] = collections.OrderedDict()
+        self._weight = 0
+        self._renders_in_flight: dict[object, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self._allow: list | None = None
+
+    # -- entry point --
+    def handle(self, wire: bytes, peer: tuple[str, int], tcp: bool) -> list[bytes]:
+        """The response messages for one query; [] means send nothing. Never raises."""
+        try:
+            query = dns.message.from_wire(wire)
+        except dns.message.ShortHeader:
+            return []  # not even a header to answer to
+        except dns.message.UnknownTSIGKey:
+            return _header_only(wire, dns.rcode.NOTAUTH)  # we hold no TSIG keys yet
+        except Exception as exc:  # noqa: BLE001 - any unparsable packet is the sender's problem
+            log.debug("MiniDNS: malformed query from %s: %s", peer, exc)
+            return _header_only(wire, dns.rcode.FORMERR)
+        if query.flags & dns.flags.QR:
+            return []  # never answer a response: no loops
+        try:
+            return self._respond(query, peer, tcp)
+        except Exception:  # noqa: BLE001 - one bad zone or a DB hiccup must not kill the server
+            log.exception("MiniDNS: could not answer %s from %s", query.question, peer)
+            try:
+                return [_error(query, dns.rcode.SERVFAIL)]
+            except Exception:  # noqa: BLE001 - even the error answer failed: the bare header will do
+                return _header_only(wire, dns.rcode.SERVFAIL)
+
+    def _respond(self, query, peer, tcp) -> list[bytes]:
+        if query.opcode() != dns.opcode.QUERY:
+            return [_error(query, dns.rcode.NOTIMP)]  # NOTIFY and UPDATE are not for a primary
+        if len(query.question) != 1:
+            return [_error(query, dns.rcode.FORMERR)]
+        question = query.question[0]
+        qname, rdtype = question.name, question.rdtype
+        if question.rdclass != dns.rdataclass.IN:
+            return [_error(query, dns.rcode.REFUSED)]
+        if rdtype == dns.rdatatype.AXFR and not tcp:
+            return [_error(query, dns.rcode.FORMERR)]  # RFC 5936: AXFR is TCP only
+        if rdtype in XFR_TYPES and not self.allowed(peer[0]):
+            log.info("MiniDNS: refused %s of %s to %s", dns.rdatatype.to_text(rdtype), qname, peer[0])
+            return [_error(query, dns.rcode.REFUSED)]
+        found = self._zone_for(qname)
+        if found is None or (rdtype in XFR_TYPES and found[0] != qname):
+            return [_error(query, dns.rcode.REFUSED)]
+        zone = self.rendered(found[1], found[2])
+        if rdtype in XFR_TYPES:
+            return self._transfer(query, zone, tcp)
+        response = dns.message.make_response(query)
+        zone.answer(qname, rdtype, response)
+        return [_fit(response, query, tcp)]
+
+    def _zone_for(self, qname: dns.name.Name):
+        """(origin, zone id, serial) of the closest enclosing live zone, by exact names: one query."""
+        names, name = [], qname
+        while len(name) > 1:  # up to, not including, the root
+            names.append(name.to_text().lower())
+            name = name.parent()
+        found = self.source.find(names) if names else {}
+        for text in names:
+            if text in found:
+                return (dns.name.from_text(text), *found[text])
+        return None
+
+    # -- transfers --
+    def _transfer(self, query, zone: RenderedZone, tcp: bool) -> list[bytes]:
+        """IXFR from a current client (or over UDP, RFC 1995 2): just our SOA; otherwise AXFR-style."""
+        if query.question[0].rdtype == dns.rdatatype.IXFR:
+            client = next((rrset[0].serial for rrset in query.authority
+                           if rrset.rdtype == dns.rdatatype.SOA and len(rrset)), None)
+            if not tcp or (client is not None and not is_newer(zone.serial, client)):
+                response = dns.message.make_response(query)
+                response.flags |= dns.flags.AA
+                response.answer.append(zone.soa)
+                return [_fit(response, query, tcp)]
+        return self._axfr(query, zone)
+
+    def _axfr(self, query, zone: RenderedZone) -> list[bytes]:
+        """The whole zone, SOA first and last, packed greedily into messages of at most 64 KiB."""
+        def new_message():
+            message = dns.message.make_response(query)
+            message.flags |= dns.flags.AA
+            return message
+
+        room = MAX_MESSAGE - len(new_message().to_wire()) - 468  # header, question, OPT, any padding
+        messages, current, used = [], new_message(), 0
+        for rrset, size in zone.xfr_pieces:
+            if current.answer and used + size > room:
+                messages.append(current)
+                current, used = new_message(), 0
+            current.answer.append(rrset)
+            used += size
+        messages.append(current)
+        return [message.to_wire(max_size=MAX_MESSAGE) for message in messages]
+
+    # -- allow-list --
+    def allowed(self, address: str) -> bool:
+        """May `address` transfer zones? Loopback, the pools' servers and MINIDNS_ALLOW_XFR_FROM may."""
+        if self._allow is None:
+            self.refresh_allow_list()  # first use without a transport refreshing it (tests, shells)
+        try:
+            ip = ipaddress.ip_address(address.split("%")[0])
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped:
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self._allow)
+
+    def refresh_allow_list(self):
+        """Re-read the pools' hosts. The transport calls this every 30 s, never on a query's path."""
+        networks = [ipaddress.ip_network(net) for net in LOOPBACK]
+        for host in self.source.xfr_hosts():
+            networks.extend(_networks(host))
+        self._allow = networks
+
+    # -- the cache --
+    def rendered(self, zone_id, serial: int) -> RenderedZone:
+        """The zone rendered at `serial` (or newer): from the LRU, else rendered once, even when
+        several secondaries ask for the new serial at the same moment."""
+        with self._lock:
+            zone = self._cached(zone_id, serial)
+            if zone is not None:
+                return zone
+            flight = self._renders_in_flight.setdefault(zone_id, threading.Lock())
+        with flight:
+            try:
+                with self._lock:
+                    zone = self._cached(zone_id, serial)
+                    if zone is not None:
+                        return zone
+                found = self.source.records(zone_id)
+                if found is None:
+                    raise LookupError(f"zone {zone_id} has no records")
+                zone = RenderedZone.build(*found)
+                with self._lock:
+                    self.renders += 1
+                    self._store(zone_id, zone)
+            finally:
+                with self._lock:
+                    self._renders_in_flight.pop(zone_id, None)
+        return zone
+
+    def _cached(self, zone_id, serial):
+        zone = self._cache.get(zone_id)
+        if zone is None or is_newer(serial, zone.serial):
+            return None
+        self._cache.move_to_end(zone_id)
+        return zone
+
+    def _store(self, zone_id, zone: RenderedZone):
+        old = self._cache.pop(zone_id, None)
+        if old is not None:
+            self._weight -= old.size
+            if is_newer(old.serial, zone.serial):  # a slower render of an older snapshot lost the race
+                zone = old
+        self._cache[zone_id] = zone
+        self._weight += zone.size
+        while self._weight > self.cache_records and len(self._cache) > 1:
+            _, evicted = self._cache.popitem(last=False)
+            self._weight -= evicted.size
+
+
+def _networks(host: str) -> list:
+    try:
+        return [ipaddress.ip_network(host, strict=False)]
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except OSError as exc:
+        log.warning("MiniDNS: cannot resolve transfer host %r: %s", host, exc)
+        return []
+    return [ipaddress.ip_network(info[4][0].split("%")[0]) for info in infos]
+
+
+def _fit(response: dns.message.Message, query: dns.message.Message, tcp: bool) -> bytes:
+    """Render within what the client can take; over UDP a bigger answer is truncated (TC set)."""
+    udp_size = 512 if query.edns < 0 else max(512, query.payload)
+    return response.to_wire(max_size=MAX_MESSAGE if tcp else udp_size, prefer_truncation=True)
+
+
+def _error(query: dns.message.Message, rcode: int) -> bytes:
+    response = dns.message.make_response(query)
+    response.set_rcode(rcode)
+    return response.to_wire()
+
+
+def _header_only(wire: bytes, rcode: int) -> list[bytes]:
+    """An answer to a query we could not parse: its id, opcode and RD echoed, nothing else."""
+    qid, flags = struct.unpack("!HH", wire[:4])
+    if flags & dns.flags.QR:
+        return []
+    flags = dns.flags.QR | (flags & (_OPCODE_MASK | dns.flags.RD)) | rcode
+    return [struct.pack("!HHHHHH", qid, flags, 0, 0, 0, 0)]
+
+
+# --- the transport -----------------------------------------------------------------------------
+
+
+def _in_worker(fn, *args):
+    """Runs in a pool thread: drop broken or expired DB connections around the call, as Django
+    does around a request (with CONN_MAX_AGE=0 this closes the connection after each call)."""
+    from django.db import close_old_connections
+
+    close_old_connections()
+    try:
+        return fn(*args)
+    finally:
+        close_old_connections()
+
+
+class _UDP(asyncio.DatagramProtocol):
+    """A datagram in, its answer out; answering runs in the pool, so the loop keeps receiving."""
+
+    def __init__(self, submit, max_pending: int = 1024):
+        self.submit, self.max_pending, self.pending = submit, max_pending, 0
+        self.transport = None
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def datagram_received(self, data, addr):
+        if self.pending >= self.max_pending:
+            return  # overloaded: drop, the client retries
+        self.pending += 1
+        self.submit(data, addr[:2], False).add_done_callback(functools.partial(self._send, addr))
+
+    def _send(self, addr, future):
+        self.pending -= 1
+        if future.cancelled() or self.transport.is_closing():
+            return
+        if future.exception() is not None:
+            log.error("MiniDNS: UDP query from %s failed: %r", addr, future.exception())
+            return
+        for wire in future.result():
+            self.transport.sendto(wire, addr)
+
+
+async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asyncio.Event | None = None,
+                workers: int = 16, idle_timeout: float = 30.0, allow_refresh: float = 30.0, backlog: int = 1024):
+    """Answer on UDP and TCP host:port (port 0: any free port) until `stop` is set or cancelled.
+
+    The loop only moves bytes: `minidns.handle` runs in a pool of `workers` threads, because it
+    reads the database. `ready(host, port)` is called once both sockets are bound. The backlog is
+    large because secondaries open many transfer connections at once when zones are added in bulk.
+    """
+    loop = asyncio.get_running_loop()
+    pool = ThreadPoolExecutor(workers, thread_name_prefix="minidns")
+    stop = stop or asyncio.Event()
+    clients: dict[asyncio.Task, asyncio.StreamWriter] = {}
+
+    def submit(wire, peer, tcp):
+        return loop.run_in_executor(pool, _in_worker, minidns.handle, wire, peer, tcp)
+
+    async def tcp_client(reader, writer):
+        """RFC 7766: 2-byte length prefix, several queries per connection, closed when idle."""
+        peer = writer.get_extra_info("peername")[:2]
+        clients[asyncio.current_task()] = writer
+        try:
+            while True:
+                (length,) = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), idle_timeout))
+                answers = await submit(await asyncio.wait_for(reader.readexactly(length), idle_timeout), peer, True)
+                if not answers:
+                    break  # unparsable: the stream cannot be trusted any more
+                for wire in answers:
+                    writer.write(struct.pack("!H", len(wire)) + wire)
+                    await writer.drain()
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
+            pass
+        finally:
+            clients.pop(asyncio.current_task(), None)
+            writer.close()
+
+    async def refresh_allow_list():
+        while True:
+            try:
+                await loop.run_in_executor(pool, _in_worker, minidns.refresh_allow_list)
+            except Exception:  # noqa: BLE001 - keep the old list; try again later
+                log.exception("MiniDNS: could not refresh the transfer allow-list")
+            await asyncio.sleep(allow_refresh)
+
+    tcp_server = udp_transport = refresher = None
+    try:
+        for _ in range(20 if port == 0 else 1):  # port 0: find one free for both TCP and UDP
+            tcp_server = await asyncio.start_server(tcp_client, host, port, backlog=backlog)
+            bound = tcp_server.sockets[0].getsockname()[1]
+            try:
+                udp_transport, _ = await loop.create_datagram_endpoint(lambda: _UDP(submit), local_addr=(host, bound))
+                break
+            except OSError:
+                tcp_server.close()
+                tcp_server = None
+                if port:
+                    raise
+        if udp_transport is None:
+            raise OSError(f"no port free for both UDP and TCP on {host}")
+        refresher = loop.create_task(refresh_allow_list())
+        if ready is not None:
+            ready(host, bound)
+        await stop.wait()
+    finally:
+        if refresher is not None:
+            refresher.cancel()
+        if udp_transport is not None:
+            udp_transport.close()
+        if tcp_server is not None:
+            tcp_server.close()
+        for writer in clients.values():
+            writer.close()  # the handlers see EOF and end on their own (a cancelled one logs noise)
+        if clients:
+            await asyncio.wait(list(clients), timeout=5)
+        pool.shutdown(wait=True, cancel_futures=True)  # no thread outlives the server

@@ -1,0 +1,36 @@
+"""Run MiniDNS, the primary every target transfers zones from, until SIGTERM or SIGINT."""
+import asyncio
+import logging
+import os
+import signal
+
+from django.core.management.base import BaseCommand
+
+from workers.minidns import MiniDNS, serve
+
+log = logging.getLogger("workers.minidns")
+
+
+class Command(BaseCommand):
+    help = "Serve every live zone over UDP and TCP (SOA, queries, AXFR, IXFR) from the database."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default=os.environ.get("MINIDNS_HOST", "127.0.0.1"))
+        parser.add_argument("--port", type=int, default=int(os.environ.get("MINIDNS_PORT", 5354)))
+        parser.add_argument("--workers", type=int, default=int(os.environ.get("MINIDNS_WORKERS", 16)),
+                            help="threads answering queries (each may hold a database connection)")
+
+    def handle(self, *args, host, port, workers, **options):
+        asyncio.run(self._serve(host, port, workers))
+
+    async def _serve(self, host, port, workers):
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+
+        def ready(bound_host, bound_port):
+            log.info("MiniDNS listening on %s:%s (udp+tcp)", bound_host, bound_port)
+
+        await serve(host, port, MiniDNS(), ready=ready, stop=stop, workers=workers)
+        log.info("MiniDNS stopped")
