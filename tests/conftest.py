@@ -33,7 +33,7 @@ def system_env(django_db_setup, django_db_blocker):
     return {
         "DJANGO_SETTINGS_MODULE": "tests.settings",
         "DATABASE_URL": url,
-        "REDIS_URL": settings.REDIS_URL,
+        "REDIS_URL": settings.REDIS_URL, "CONN_MAX_AGE": "300",
         "POLL_TIMEOUT": "0.5",
         "POLL_RETRY_INTERVAL": "0.2",
         "POLL_MAX_RETRIES": "15",

@@ -1,4 +1,5 @@
 """Start dnsctl's own processes (Celery worker, MiniDNS) for integration tests, and always stop them."""
+import itertools
 import os
 import signal
 import subprocess
@@ -28,6 +29,14 @@ class Process:
         return Path(self.log.name).read_text(errors="replace")
 
     def wait_for(self, ready, timeout=30.0, what="ready"):
+        """Wait until ready(); a process that dies or never gets ready is stopped, then reported."""
+        try:
+            self._wait_for(ready, timeout, what)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_for(self, ready, timeout, what):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -38,6 +47,8 @@ class Process:
         raise RuntimeError(f"{self.name} not {what} after {timeout}s:\n{self.log_text()[-3000:]}")
 
     def stop(self, timeout=15.0):
+        if self.log.closed:
+            return
         if self.proc and self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)
             try:
@@ -46,12 +57,18 @@ class Process:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(5)
         self.log.close()
-        os.unlink(self.log.name)
+        if os.environ.get("DNSCTL_KEEP_LOGS"):
+            print(f"{self.name} log kept: {self.log.name}")
+        else:
+            os.unlink(self.log.name)
 
 
-def celery_worker(env: dict, concurrency: int = 8) -> Process:
+_worker_ids = itertools.count()
+
+
+def celery_worker(env: dict, concurrency: int = 8, pool: str = "threads") -> Process:
     worker = Process("worker", [sys.executable, "-m", "celery", "-A", "dnsctl", "worker", "-l", "info",
-                                "-P", "threads", "-c", str(concurrency), "-n", f"itest-{os.getpid()}@%h",
+                                "-P", pool, "-c", str(concurrency), "-n", f"itest-{os.getpid()}-{next(_worker_ids)}@%h",
                                 "--without-gossip", "--without-mingle"], env).start()
     worker.wait_for(lambda: " ready." in worker.log_text(), what="ready")
     return worker

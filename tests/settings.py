@@ -6,5 +6,7 @@ os.environ.setdefault("REDIS_URL", os.environ.get("TEST_REDIS_URL", "redis://127
 
 from dnsctl.settings import *  # noqa: E402,F401,F403
 
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# The test process closes its connections so the test database can be dropped; the worker and
+# MiniDNS subprocesses keep theirs (CONN_MAX_AGE in their environment), as in production.
+DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", 0))  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -17,6 +17,8 @@ from zones.serials import reached
 
 log = logging.getLogger(__name__)
 DELETE = Zone.Action.DELETE
+# Redis priorities (0 first): the deeper a task is in a zone's pipeline, the sooner it runs.
+START, PUSH, FINISH = 6, 3, 0
 BACKEND_METHOD = {Zone.Action.CREATE: "create_zone", Zone.Action.UPDATE: "update_zone", DELETE: "delete_zone"}
 
 
@@ -39,11 +41,11 @@ def zone_action(zone_id, action, serial):
     work = services.zone_work(zone_id)
     if _superseded(work, action, serial):
         return "superseded"
-    header = [target_action.s(zone_id, t["id"], action, serial) for t in work["targets"]]
+    header = [target_action.s(zone_id, t["id"], action, serial).set(priority=PUSH) for t in work["targets"]]
     if not header:
         services.finish_zone_action(zone_id, action, serial, False, "The zone's pool has no targets.")
         return "no targets"
-    chord(header)(targets_done.s(zone_id, action, serial))
+    chord(header)(targets_done.s(zone_id, action, serial).set(priority=FINISH))
     return f"{action} on {len(header)} targets"
 
 
@@ -90,13 +92,13 @@ def targets_done(results, zone_id, action, serial):
         return "no nameservers"
     if action != DELETE:
         peers = work["nameservers"] + work["also_notifies"]
-        group(notify.si(work["name"], p["host"], p["port"], serial) for p in peers).apply_async()
+        group(notify.si(work["name"], p["host"], p["port"], serial) for p in peers).apply_async(priority=FINISH)
     polls = [
         poll_nameserver.s(zone_id, work["name"], ns["id"], ns["host"], ns["port"], action, serial).set(
-            countdown=_conf("POLL_DELAY"))
+            countdown=_conf("POLL_DELAY"), priority=FINISH)
         for ns in work["nameservers"]
     ]
-    chord(polls)(polls_done.s(zone_id, action, serial))
+    chord(polls)(polls_done.s(zone_id, action, serial).set(priority=FINISH))
     return "polling"
 
 

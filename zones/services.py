@@ -182,7 +182,7 @@ def _bump(zone: Zone, action: str):
 def _enqueue(zone: Zone):
     zone_id, action, serial = str(zone.id), zone.action, zone.serial
     transaction.on_commit(
-        lambda: signature("workers.tasks.zone_action", args=(zone_id, action, serial)).delay()
+        lambda: signature("workers.tasks.zone_action", args=(zone_id, action, serial)).apply_async(priority=6)
     )
 
 
