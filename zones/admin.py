@@ -161,14 +161,8 @@ class TargetStatusInline(ReadOnlyInline):
     fields = readonly_fields = ["target", "action", "serial", "ok", "message", "updated_at"]
 
 
-@admin.register(Zone)
-class ZoneAdmin(admin.ModelAdmin):
-    list_display = ["name", "project_id", "status", "action", "serial", "shard", "reason", "pool", "updated_at"]
-    list_filter = ["status", "action", "pool"]
-    search_fields = ["name", "project_id", "id"]
-    list_select_related = ["pool"]
-    inlines = [RecordSetInline, NameserverStatusInline, TargetStatusInline]
-    actions = ["delete_zones"]
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Zones and recordsets change only through zones.services (the API or the admin actions)."""
 
     def has_add_permission(self, request):
         return False
@@ -178,6 +172,16 @@ class ZoneAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Zone)
+class ZoneAdmin(ReadOnlyAdmin):
+    list_display = ["name", "project_id", "status", "action", "serial", "shard", "reason", "pool", "updated_at"]
+    list_filter = ["status", "action", "pool"]
+    search_fields = ["name", "project_id", "id"]
+    list_select_related = ["pool"]
+    inlines = [RecordSetInline, NameserverStatusInline, TargetStatusInline]
+    actions = ["delete_zones"]
 
     @admin.action(description="Delete the selected zones (from their pools too)")
     def delete_zones(self, request, queryset):
@@ -187,20 +191,11 @@ class ZoneAdmin(admin.ModelAdmin):
 
 
 @admin.register(RecordSet)
-class RecordSetAdmin(admin.ModelAdmin):
+class RecordSetAdmin(ReadOnlyAdmin):
     list_display = ["name", "type", "zone", "ttl", "status", "action", "managed", "updated_at"]
     list_filter = ["type", "status", "managed"]
     search_fields = ["name", "zone__name", "zone__project_id", "id"]
     list_select_related = ["zone"]
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ProjectMembership)
