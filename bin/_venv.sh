@@ -12,4 +12,5 @@ if [ ! -f "$STAMP" ]; then
     "$VENV/bin/pip" install -q -r "$REQS"
     touch "$STAMP"
 fi
-export PATH="$PWD/$VENV/bin:$PATH"
+# named and rndc live in /usr/sbin, which a non-login PATH may lack.
+export PATH="$PWD/$VENV/bin:$PATH:/usr/sbin:/sbin"
