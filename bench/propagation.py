@@ -15,7 +15,6 @@ and Redis db 14, and removes everything it started.
 import argparse
 import concurrent.futures as futures
 import os
-import statistics
 import sys
 import threading
 import time

@@ -3,7 +3,6 @@
 import itertools
 import logging
 import os
-import shutil
 import socket
 import stat
 import subprocess
@@ -13,6 +12,8 @@ import dns.message
 import dns.query
 import dns.rcode
 import pytest
+
+from tests.conftest import needs_named
 
 from tests.servers import free_port
 from tests.servers.bind9 import Bind9Server
@@ -25,8 +26,7 @@ from workers.dnsclient import query_soa_serial, send_notify
 
 pytestmark = [
     pytest.mark.bind9,
-    pytest.mark.skipif(shutil.which("named") is None,
-                       reason="named not installed (apt-get install bind9 bind9-utils)"),
+    needs_named,
 ]
 
 _counter = itertools.count(1)

@@ -1,6 +1,5 @@
 """workers.dnsclient against the tiny primary and a real BIND9 secondary."""
 
-import shutil
 import socket
 import threading
 import time
@@ -12,6 +11,8 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
+from tests.conftest import needs_named
+
 from tests.servers import free_port
 from tests.servers.bind9 import Bind9Server
 from tests.servers.tiny_primary import TinyPrimary
@@ -20,8 +21,7 @@ from workers.dnsclient import DNSClientError, query_soa_serial, send_notify
 
 pytestmark = [
     pytest.mark.bind9,
-    pytest.mark.skipif(shutil.which("named") is None,
-                       reason="named not installed (apt-get install bind9 bind9-utils)"),
+    needs_named,
 ]
 
 ZONE = "client.example.test."

@@ -18,7 +18,8 @@ from zones.serials import reached
 log = logging.getLogger(__name__)
 DELETE = Zone.Action.DELETE
 # Redis priorities (0 first): the deeper a task is in a zone's pipeline, the sooner it runs.
-START, PUSH, FINISH = 6, 3, 0
+# zone_action runs at the default priority (CELERY_TASK_DEFAULT_PRIORITY = 5).
+PUSH, FINISH = 3, 0
 BACKEND_METHOD = {Zone.Action.CREATE: "create_zone", Zone.Action.UPDATE: "update_zone", DELETE: "delete_zone"}
 
 
@@ -27,7 +28,7 @@ def _conf(name):
 
 
 def _superseded(work, action, serial) -> bool:
-    """The zone is gone or carries a newer change: this work no longer matters."""
+    """The zone is gone or carries a newer change (work: zone_work() or the lighter zone_version())."""
     return work is None or work["deleted"] or work["serial"] != serial or work["action"] != action
 
 
@@ -115,7 +116,7 @@ def notify(zone_name, host, port, serial):
 @shared_task(bind=True)
 def poll_nameserver(self, zone_id, zone_name, nameserver_id, host, port, action, serial):
     """Ask one nameserver for the zone's SOA serial; re-schedule (never sleep) until it has it."""
-    if self.request.retries and _superseded(services.zone_work(zone_id), action, serial):
+    if self.request.retries and _superseded(services.zone_version(zone_id), action, serial):
         return {"nameserver": nameserver_id, "superseded": True}
     error = ""
     try:

@@ -182,7 +182,7 @@ def _bump(zone: Zone, action: str):
 def _enqueue(zone: Zone):
     zone_id, action, serial = str(zone.id), zone.action, zone.serial
     transaction.on_commit(
-        lambda: signature("workers.tasks.zone_action", args=(zone_id, action, serial)).apply_async(priority=6)
+        lambda: signature("workers.tasks.zone_action", args=(zone_id, action, serial)).delay()
     )
 
 
@@ -319,35 +319,37 @@ def zone_work(zone_id) -> dict | None:
 
 def record_target_result(zone_id, target_id, action, serial, ok, message=""):
     """Store a target's result unless a result for a newer serial is already there."""
+    _record_latest(TargetStatus, {"zone_id": zone_id, "target_id": target_id}, "serial", serial,
+                   action=action, ok=ok, message=message[:2000])
+
+
+def record_nameserver_result(zone_id, nameserver_id, expected_serial, serial, ok, message=""):
+    """Store what a nameserver served, unless a poll for a newer serial already reported."""
+    _record_latest(NameserverStatus, {"zone_id": zone_id, "nameserver_id": nameserver_id}, "expected_serial",
+                   expected_serial, serial=serial, ok=ok, message=message[:2000])
+
+
+def _record_latest(model, key: dict, version_field: str, version: int, **values):
+    """Upsert one status row; a write for an older version than the stored one is dropped."""
     with transaction.atomic():
-        status = TargetStatus.objects.select_for_update().filter(zone_id=zone_id, target_id=target_id).first()
-        if status and status.serial > serial:
+        row = model.objects.select_for_update().filter(**key).first()
+        if row and getattr(row, version_field) > version:
             return
-        if status is None:
-            status = TargetStatus(zone_id=zone_id, target_id=target_id)
-        status.action, status.serial, status.ok, status.message = action, serial, ok, message[:2000]
+        row = row or model(**key)
+        setattr(row, version_field, version)
+        for field, value in values.items():
+            setattr(row, field, value)
         try:
             with transaction.atomic():
-                status.save()
+                row.save()
         except IntegrityError:  # a concurrent first write: the other result stands
             pass
 
 
-def record_nameserver_result(zone_id, nameserver_id, expected_serial, serial, ok, message=""):
-    with transaction.atomic():
-        status = NameserverStatus.objects.select_for_update().filter(
-            zone_id=zone_id, nameserver_id=nameserver_id).first()
-        if status and status.expected_serial > expected_serial:
-            return
-        if status is None:
-            status = NameserverStatus(zone_id=zone_id, nameserver_id=nameserver_id)
-        status.expected_serial, status.serial, status.ok = expected_serial, serial, ok
-        status.message = message[:2000]
-        try:
-            with transaction.atomic():
-                status.save()
-        except IntegrityError:
-            pass
+def zone_version(zone_id) -> dict | None:
+    """Just what a task needs to tell whether the zone moved on (one query, for hot retry paths)."""
+    row = Zone.objects.filter(id=zone_id).values("serial", "action", "deleted_at").first()
+    return row and {"serial": row["serial"], "action": row["action"], "deleted": row["deleted_at"] is not None}
 
 
 @transaction.atomic
