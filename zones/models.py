@@ -137,6 +137,9 @@ class Zone(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
     deleted_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # When the current change was handed to Celery; None once its outcome is recorded. Recovery
+    # leaves a zone alone while its work is in flight (younger than the maximum propagation time).
+    enqueued_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -218,3 +221,16 @@ class NameserverStatus(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["zone", "nameserver"], name="uniq_ns_status")]
+
+
+class PeriodicRun(models.Model):
+    """The last run of each periodic sweep (recovery, sync, purge): at most one run per period."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    period = models.BigIntegerField(default=-1)  # int(start time / interval) of the last run
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    summary = models.TextField(blank=True, default="")
+
+    def __str__(self):
+        return self.name

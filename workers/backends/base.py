@@ -4,6 +4,9 @@ A backend drives one kind of DNS server (BIND9, Knot, ...) that runs as a
 secondary of MiniDNS: the control plane only tells it which zones exist and
 where the primaries are; zone data always comes from MiniDNS by AXFR/IXFR.
 """
+from concurrent.futures import ThreadPoolExecutor
+
+METHODS = {"CREATE": "create_zone", "UPDATE": "update_zone", "DELETE": "delete_zone"}
 
 
 class BackendError(Exception):
@@ -37,6 +40,28 @@ class Backend:
     def delete_zone(self, zone_name: str) -> None:
         """Stop serving zone_name and drop its data."""
         raise NotImplementedError
+
+    def apply(self, changes: list[tuple[str, str]]) -> dict[str, str | None]:
+        """Apply many changes to this one target: [(action, zone_name)] -> {zone_name: error or None}.
+
+        Bulk work (recovery, sync, target sync) comes here. The default makes the single-zone calls,
+        `parallel` at a time (option `parallel`, default 1); a backend whose server takes many zones
+        in one go (a Knot configuration transaction) overrides it. Never raises BackendError: each
+        zone gets its own result.
+        """
+        def one(change):
+            action, zone_name = change
+            try:
+                getattr(self, METHODS[action])(zone_name)
+                return zone_name, None
+            except BackendError as exc:
+                return zone_name, str(exc)
+
+        workers = max(1, int(self.options.get("parallel") or self.default_parallel))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            return dict(pool.map(one, changes))
+
+    default_parallel = 1
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

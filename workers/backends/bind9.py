@@ -28,6 +28,8 @@ ZONE_LABEL_RE = re.compile(r"^[a-z0-9_/-]{1,63}$")
 
 
 class Bind9Backend(Backend):
+    default_parallel = 8  # rndc calls are independent; named handles them concurrently
+
     def __init__(self, name: str, options: dict, masters: list[tuple[str, int]]):
         super().__init__(name, options, masters)
         opts = self.options
