@@ -224,10 +224,10 @@ class NameserverStatus(models.Model):
 
 
 class PeriodicRun(models.Model):
-    """The last run of each periodic sweep (recovery, sync, purge): at most one run per period."""
+    """The last run of each periodic sweep (recovery, sync, purge), so two beat nodes don't both run it."""
 
     name = models.CharField(max_length=64, primary_key=True)
-    period = models.BigIntegerField(default=-1)  # int(start time / interval) of the last run
+    runs = models.PositiveBigIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     summary = models.TextField(blank=True, default="")
