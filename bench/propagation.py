@@ -6,11 +6,13 @@ and prints per phase: changes/s (API calls over the phase's wall time until the 
 settled) and p50/p95/max seconds from the API call to ACTIVE (or, for deletes, gone).
 
     bench/propagation.py --url http://127.0.0.1:8000 --token TOKEN [-n 200]
-    bench/propagation.py --self-contained [-n 200]   # starts PostgreSQL db, worker, MiniDNS, 2 BIND9s
+    bench/propagation.py --self-contained [-n 200] [--pool bind9|mixed|catalog]
 
---self-contained runs the same processes as the integration tests (two private BIND9 targets,
-a Celery worker, MiniDNS, the API in-process on a live server) against the local PostgreSQL
-and Redis db 14, and removes everything it started.
+--self-contained runs the same processes as the integration tests (private DNS servers, Celery
+workers, MiniDNS, the API in-process on a live server) against the local PostgreSQL and Redis
+db 14, and removes everything it started. --pool picks the pool: two BIND9s (default); `mixed`,
+one each of BIND9, Knot, PowerDNS and NSD driven by their backends; `catalog`, BIND9, Knot and
+PowerDNS consuming the pool's catalog zone.
 """
 import argparse
 import concurrent.futures as futures
@@ -132,7 +134,41 @@ def benchmark(url, token, n, concurrency, timeout):
               prefix, concurrency, timeout, gone=True)
 
 
-def self_contained(n, concurrency, timeout):
+def _pool(kind, mhost, mport):
+    """Start the servers of a pool kind: (servers, save_pool() arguments)."""
+    from tests.servers.bind9 import Bind9Server
+    from tests.servers.knot import KnotServer
+    from tests.servers.nsd import NsdServer
+    from tests.servers.pdns import PdnsServer
+    from workers.backends.pdns import PowerDNSBackend
+
+    primary, catalog = (mhost, mport), ("catalog.bench.test." if kind == "catalog" else None)
+    if kind == "bind9":
+        servers = {f"bind-{i}": (Bind9Server(primary=primary), "bind9") for i in range(2)}
+    else:
+        servers = {"bind9": (Bind9Server(primary=primary, catalog=catalog), "bind9"),
+                   "knot": (KnotServer(masters=[primary], catalog=catalog), "knot"), "pdns": (PdnsServer(), "pdns")}
+        if kind == "mixed":
+            servers["nsd"] = (NsdServer(masters=[primary]), "nsd")
+    started = []
+    try:
+        for server, _ in servers.values():
+            started.append(server.start())
+        if catalog:
+            pdns = servers["pdns"][0]
+            PowerDNSBackend("pdns", pdns.backend_options, [primary]).create_consumer(catalog)
+    except BaseException:
+        for server in started:
+            server.stop()
+        raise
+    pool = {"notify_source": mhost, "catalog_zone": catalog,
+            "targets": [{"name": name, "type": type_, "options": server.backend_options,
+                         "masters": [f"{mhost}:{mport}"]} for name, (server, type_) in servers.items()],
+            "nameservers": [{"host": server.host, "port": server.port} for server, _ in servers.values()]}
+    return started, pool
+
+
+def self_contained(n, concurrency, timeout, pool_kind="bind9"):
     """Bring up the integration-test stack on loopback, run the benchmark, tear it all down."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     os.environ.setdefault("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dnsctl_bench")
@@ -149,7 +185,6 @@ def self_contained(n, concurrency, timeout):
 
     from tests.processes import celery_worker, minidns
     from tests.servers import free_port
-    from tests.servers.bind9 import Bind9Server
     from zones import services
     from zones.models import ProjectMembership
 
@@ -164,16 +199,13 @@ def self_contained(n, concurrency, timeout):
     try:
         mhost, mport = "127.0.0.1", free_port()
         started.append(minidns(env, mhost, mport))
-        binds = [Bind9Server(primary=(mhost, mport)).start() for _ in range(2)]
-        started += binds
+        servers, pool = _pool(pool_kind, mhost, mport)
+        started += servers
         for _ in range(int(os.environ.get("WORKERS", 2))):  # one consumer loop tops out near 90 tasks/s
             started.append(celery_worker(env, concurrency=int(os.environ.get("WORKER_CONCURRENCY", 4)),
                                          pool=os.environ.get("WORKER_POOL", "prefork")))
-        services.save_pool(
-            None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}],
-            targets=[{"name": f"bind-{i}", "type": "bind9", "options": b.backend_options,
-                      "masters": [f"{mhost}:{mport}"]} for i, b in enumerate(binds)],
-            nameservers=[{"host": b.host, "port": b.port} for b in binds])
+        services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}], **pool)
+        print(f"pool {pool_kind}: {', '.join(t['name'] for t in pool['targets'])}")
         from django.contrib.auth import get_user_model
 
         user = get_user_model().objects.create_user("bench")
@@ -186,12 +218,15 @@ def self_contained(n, concurrency, timeout):
         started.append(server)
         benchmark(f"http://127.0.0.1:{server.port}", token, n, concurrency, timeout)
     finally:
-        for proc in reversed(started):
-            if hasattr(proc, "terminate"):
-                proc.terminate()
-                proc.join()
-            else:
-                proc.stop()
+        for proc in reversed(started):  # every one, even when stopping another failed
+            try:
+                if hasattr(proc, "terminate"):
+                    proc.terminate()
+                    proc.join()
+                else:
+                    proc.stop()
+            except Exception as exc:  # noqa: BLE001
+                print(f"stopping {proc!r} failed: {exc!r}", file=sys.stderr)
 
 
 def _static_handler():
@@ -222,9 +257,11 @@ def main():
     parser.add_argument("--concurrency", type=int, default=8, help="concurrent API clients")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for a phase to settle")
     parser.add_argument("--self-contained", action="store_true")
+    parser.add_argument("--pool", choices=["bind9", "mixed", "catalog"], default="bind9",
+                        help="with --self-contained: the pool's servers")
     args = parser.parse_args()
     if args.self_contained:
-        self_contained(args.n, args.concurrency, args.timeout)
+        self_contained(args.n, args.concurrency, args.timeout, args.pool)
     elif not args.token:
         parser.error("--token (or DNSCTL_TOKEN) is required; bin/start prints it")
     else:

@@ -17,12 +17,14 @@ class DNSClientError(Exception):
 
 
 def send_notify(zone_name: str, host: str, port: int, serial: int | None = None,
-                timeout: float = 2.0, retries: int = 2) -> int:
+                timeout: float = 2.0, retries: int = 2, source: str | None = None) -> int:
     """Send a NOTIFY for zone_name over UDP; return the response rcode (0 = NOERROR = accepted).
 
     Sent up to 1 + retries times, because UDP may be lost; raises DNSClientError
     when every attempt times out or fails. With serial, the SOA is included
-    as a hint (RFC 1996 3.7).
+    as a hint (RFC 1996 3.7). source is the address to send from (the pool's notify_source):
+    Knot and NSD accept NOTIFY only from addresses their ACLs name, PowerDNS only from the
+    zone's primary.
     """
     name = dns.name.from_text(zone_name)
     query = dns.message.make_query(name, dns.rdatatype.SOA)
@@ -38,7 +40,7 @@ def send_notify(zone_name: str, host: str, port: int, serial: int | None = None,
     last_error: Exception | None = None
     for _ in range(1 + max(0, retries)):
         try:
-            response = dns.query.udp(query, host, port=port, timeout=timeout)
+            response = dns.query.udp(query, host, port=port, timeout=timeout, source=source or None)
             return response.rcode()
         except (dns.exception.DNSException, OSError) as exc:
             last_error = exc

@@ -25,6 +25,7 @@ import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
+import dns.tsig
 
 from zones.serials import is_newer
 
@@ -52,20 +53,38 @@ class ZoneSource(Protocol):
         """Addresses, networks or host names (besides loopback) that may transfer zones."""
 
 
+class KeySource(Protocol):
+    """Where TSIG keys come from (the database in production)."""
+
+    def tsig_key(self, name: str) -> dict | None:
+        """{name, algorithm, secret} of the key called `name` (no trailing dot), or None."""
+
+    def transfer_keys(self, zone_id) -> set[str]:
+        """Names (lower case) of the keys that may transfer the zone; empty: no key is required."""
+
+
 class DatabaseZoneSource:
     """Reads the Django models. Imports are local so the core stays importable without Django."""
 
     def find(self, names):
-        from zones.models import Zone
+        """Zones first (one query); only names that are no zone may be a pool's catalog (ids ("catalog", pool id))."""
+        from zones.models import Pool, Zone
 
         rows = (Zone.objects.filter(name__in=names, deleted_at__isnull=True)
                 .exclude(action=Zone.Action.DELETE).values_list("name", "id", "serial"))
-        return {name: (zone_id, serial) for name, zone_id, serial in rows}
+        found = {name: (zone_id, serial) for name, zone_id, serial in rows}
+        if not found:
+            catalogs = Pool.objects.filter(catalog_zone__in=names).values_list("catalog_zone", "id", "catalog_serial")
+            found = {name: (("catalog", pool_id), serial) for name, pool_id, serial in catalogs}
+        return found
 
     def records(self, zone_id):
         """One SELECT joined to the zone: a single statement sees one snapshot even under READ
         COMMITTED, so the SOA serial always matches the records (and the zone TTL) it is served with."""
         from zones.models import RecordSet
+
+        if isinstance(zone_id, tuple):
+            return self._catalog(zone_id[1])
 
         rows = list(RecordSet.objects.filter(zone_id=zone_id).values_list(
             "zone__name", "zone__ttl", "name", "type", "ttl", "records"))
@@ -84,6 +103,33 @@ class DatabaseZoneSource:
             hosts.update(str(options[key]) for key in ("host", "rndc_host") if (options or {}).get(key))
         hosts.update(PoolNameserver.objects.values_list("host", flat=True))
         return hosts
+
+    def _catalog(self, pool_id):
+        """The serial first, the members after: members may be newer than the serial, never older
+        (every change after this read bumps the serial again, see workers.catalog)."""
+        from workers import catalog
+        from zones.models import Pool, Zone
+
+        pool = Pool.objects.filter(id=pool_id).values("catalog_zone", "catalog_serial").first()
+        if pool is None or not pool["catalog_zone"]:
+            return None
+        members = (Zone.objects.filter(pool_id=pool_id, deleted_at__isnull=True).exclude(action=Zone.Action.DELETE)
+                   .order_by("id").values_list("id", "name"))
+        return pool["catalog_zone"], catalog.rows(pool["catalog_zone"], pool["catalog_serial"], list(members))
+
+    def tsig_key(self, name):
+        from zones.models import TsigKey
+
+        return TsigKey.objects.filter(name__iexact=name).values("name", "algorithm", "secret").first()
+
+    def transfer_keys(self, zone_id):
+        """The keys of the zone's pool and of its targets (a transfer signed with any of them is allowed)."""
+        from zones.models import Pool
+
+        catalog = isinstance(zone_id, tuple)
+        pools = Pool.objects.filter(id=zone_id[1]) if catalog else Pool.objects.filter(zones__id=zone_id)
+        rows = pools.values_list("tsig_key__name", "targets__tsig_key__name")
+        return {name.lower() for row in rows for name in row if name}
 
 
 # --- one zone, rendered -----------------------------------------------------------------------
@@ -203,8 +249,11 @@ class MiniDNS:
     cache misses (tests use it). Safe to call `handle` from many threads at once.
     """
 
-    def __init__(self, source: ZoneSource | None = None, *, cache_records: int = 500_000):
+    def __init__(self, source: ZoneSource | None = None, *, keys: KeySource | None = None,
+                 cache_records: int = 500_000):
         self.source = source if source is not None else DatabaseZoneSource()
+        # TSIG keys come from the database when zones do; a source given alone means no TSIG.
+        self.keys = keys if keys is not None or source is not None else self.source
         self.cache_records = cache_records
         self.renders = 0
         self._cache: collections.OrderedDict[object, RenderedZone] = collections.OrderedDict()
@@ -217,11 +266,12 @@ class MiniDNS:
     def handle(self, wire: bytes, peer: tuple[str, int], tcp: bool) -> list[bytes]:
         """The response messages for one query; [] means send nothing. Never raises."""
         try:
-            query = dns.message.from_wire(wire)
+            query = dns.message.from_wire(wire, keyring=self._keyring if self.keys is not None else None)
         except dns.message.ShortHeader:
             return []  # not even a header to answer to
-        except dns.message.UnknownTSIGKey:
-            return _header_only(wire, dns.rcode.NOTAUTH)  # we hold no TSIG keys yet
+        except (dns.message.UnknownTSIGKey, dns.tsig.BadSignature, dns.tsig.BadTime, dns.tsig.BadAlgorithm) as exc:
+            log.info("MiniDNS: TSIG check failed for a query from %s: %s", peer[0], type(exc).__name__)
+            return _header_only(wire, dns.rcode.NOTAUTH)  # RFC 8945 5.2: unknown key, bad MAC or time
         except Exception as exc:  # noqa: BLE001 - any unparsable packet is the sender's problem
             log.debug("MiniDNS: malformed query from %s: %s", peer, exc)
             return _header_only(wire, dns.rcode.FORMERR)
@@ -253,6 +303,10 @@ class MiniDNS:
         found = self._zone_for(qname)
         if found is None or (rdtype in XFR_TYPES and found[0] != qname):
             return [_error(query, dns.rcode.REFUSED)]
+        if rdtype in XFR_TYPES and not self._signed_as_required(query, found[1]):
+            log.info("MiniDNS: refused %s of %s to %s: not signed with a key of its pool",
+                     dns.rdatatype.to_text(rdtype), qname, peer[0])
+            return [_error(query, dns.rcode.REFUSED)]
         zone = self.rendered(found[1], found[2])
         if rdtype in XFR_TYPES:
             return self._transfer(query, zone, tcp)
@@ -271,6 +325,19 @@ class MiniDNS:
             if text in found:
                 return (dns.name.from_text(text), *found[text])
         return None
+
+    # -- TSIG --
+    def _keyring(self, message, keyname: dns.name.Name):
+        """dnspython's keyring callback: the key a signed query names, looked up when it arrives."""
+        found = self.keys.tsig_key(keyname.to_text(omit_final_dot=True))
+        return found and dns.tsig.Key(keyname, found["secret"], found["algorithm"])
+
+    def _signed_as_required(self, query, zone_id) -> bool:
+        """A zone whose pool or targets have keys transfers only to queries signed with one of them."""
+        required = self.keys.transfer_keys(zone_id) if self.keys is not None else set()
+        if not required:
+            return True
+        return query.had_tsig and query.keyname.to_text(omit_final_dot=True).lower() in required
 
     # -- transfers --
     def _transfer(self, query, zone: RenderedZone, tcp: bool) -> list[bytes]:
@@ -301,7 +368,13 @@ class MiniDNS:
             current.answer.append(rrset)
             used += size
         messages.append(current)
-        return [message.to_wire(max_size=MAX_MESSAGE) for message in messages]
+        if not query.had_tsig:
+            return [message.to_wire(max_size=MAX_MESSAGE) for message in messages]
+        wires, context = [], None  # RFC 8945 5.3.1: each message's MAC chains to the one before
+        for message in messages:
+            wires.append(message.to_wire(max_size=MAX_MESSAGE, multi=True, tsig_ctx=context))
+            context = message.tsig_ctx
+        return wires
 
     # -- allow-list --
     def allowed(self, address: str) -> bool:

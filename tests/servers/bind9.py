@@ -38,8 +38,9 @@ class Bind9Server:
 
     host = "127.0.0.1"
 
-    def __init__(self, primary: tuple[str, int] | None = None):
-        self.primary = primary  # informational: zones are added by the backend
+    def __init__(self, primary: tuple[str, int] | None = None, tsig: dict | None = None, catalog: str | None = None):
+        self.primary = primary  # zones are added by the backend; a catalog is consumed from here
+        self.tsig, self.catalog = tsig, catalog  # named_conf()'s TSIG key and catalog zone
         self.dir: str | None = None
         self.port: int | None = None
         self.rndc_port: int | None = None
@@ -148,7 +149,8 @@ class Bind9Server:
     def _write_configs(self) -> None:
         configs = {
             self.conf_path: named_conf(directory=self.dir, port=self.port, rndc_port=self.rndc_port,
-                                       rndc_secret=self.rndc_secret, key_name=RNDC_KEY_NAME),
+                                       rndc_secret=self.rndc_secret, key_name=RNDC_KEY_NAME, tsig=self.tsig,
+                                       catalog=self.catalog, catalog_primaries=[self.primary] if self.catalog else []),
             self.rndc_conf_path: RNDC_CONF.format(key_name=RNDC_KEY_NAME, secret=self.rndc_secret,
                                                   rndc_port=self.rndc_port),
         }

@@ -4,15 +4,24 @@ Classes are imported lazily, so a worker only imports the backends it uses.
 Tests may add entries with monkeypatch.setitem(BACKENDS, "fake", "pkg.FakeBackend").
 """
 
+import re
+from contextlib import contextmanager
 from importlib import import_module
 
 from workers.backends.base import Backend, BackendError
 
 BACKENDS: dict[str, str] = {
     "bind9": "workers.backends.bind9.Bind9Backend",
+    "knot": "workers.backends.knot.KnotBackend",
+    "nsd": "workers.backends.nsd.NsdBackend",
+    "pdns": "workers.backends.pdns.PowerDNSBackend",
 }
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "backend_types", "get_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendError", "backend_types", "get_backend", "plain_zone_name", "target_lock"]
+
+# Zone names go on control-channel command lines and into file names: plain hostname-ish labels
+# only ('/' is allowed for RFC 2317 classless reverse zones).
+_LABEL_RE = re.compile(r"^[a-z0-9_/-]{1,63}$")
 
 
 def backend_types() -> list[str]:
@@ -21,7 +30,11 @@ def backend_types() -> list[str]:
 
 
 def get_backend(type: str, name: str, options: dict, masters: list[tuple[str, int]]) -> Backend:
-    """Instantiate the backend registered for type; BackendError if the type is unknown."""
+    """Instantiate the backend registered for type; BackendError if the type is unknown.
+
+    A target of a catalog pool (options["catalog"], set by zones.services.target_options) gets a
+    CatalogMemberBackend: its server learns the zones from the pool's catalog zone, not from us.
+    """
     try:
         path = BACKENDS[type]
     except KeyError:
@@ -29,4 +42,32 @@ def get_backend(type: str, name: str, options: dict, masters: list[tuple[str, in
                            f"(known: {', '.join(backend_types())})") from None
     module_name, _, class_name = path.rpartition(".")
     cls = getattr(import_module(module_name), class_name)
-    return cls(name, options, masters)
+    backend = cls(name, options, masters)  # validates the options, catalog pool or not
+    if (options or {}).get("catalog"):
+        return catalog.CatalogMemberBackend(name, options, masters)
+    return backend
+
+
+def plain_zone_name(zone_name: str, target: str) -> str:
+    """'Example.COM.' -> 'example.com': safe for a control channel; BackendError naming the target if not."""
+    zone = str(zone_name).strip().rstrip(".").lower()
+    if not zone or not all(_LABEL_RE.match(label) for label in zone.split(".")):
+        raise BackendError(f"target {target!r}: invalid zone name {zone_name!r}")
+    return zone
+
+
+@contextmanager
+def target_lock(key: str, timeout: float, where: str):
+    """Hold the cluster-wide lock of one target (servers that take one writer at a time);
+    BackendError naming `where` if another change still holds it after `timeout` seconds."""
+    from workers import coordination  # needs Django settings: only when a backend really locks
+
+    with coordination.lock(f"target:{key}", blocking=timeout) as acquired:
+        if not acquired:
+            raise BackendError(f"{where}: another change to this target still runs after {timeout:g} s")
+        yield
+
+
+# Catalog pools' targets use workers.catalog, whose debounced Celery task must be registered in every
+# worker before one receives it; workers.tasks imports this package, so importing it here does that.
+from workers import catalog  # noqa: E402,F401

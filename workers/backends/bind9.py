@@ -39,6 +39,8 @@ class Bind9Backend(Backend):
         self.key_algorithm = str(opts.get("rndc_key_algorithm") or "hmac-sha256").lower()
         self.timeout = float(opts.get("timeout") or 10)
         self._secret = str(opts.get("rndc_key_secret") or "")
+        # TSIG for transfers from MiniDNS: named.conf must define this key (named_conf(tsig=...)).
+        self.tsig_key_name = str((opts.get("tsig_key") or {}).get("name") or "")
 
         # Validate up front: these values are written into an rndc config file.
         if not self._secret:
@@ -49,6 +51,8 @@ class Bind9Backend(Backend):
             raise BackendError(f"bind9 target {name!r}: rndc_key_secret is not valid base64") from None
         if not KEY_NAME_RE.match(self.key_name):
             raise BackendError(f"bind9 target {name!r}: invalid rndc_key_name {self.key_name!r}")
+        if self.tsig_key_name and not KEY_NAME_RE.match(self.tsig_key_name):
+            raise BackendError(f"bind9 target {name!r}: invalid TSIG key name {self.tsig_key_name!r}")
         if self.key_algorithm not in ALGORITHMS:
             raise BackendError(f"bind9 target {name!r}: unsupported rndc_key_algorithm "
                                f"{self.key_algorithm!r}")
@@ -94,7 +98,8 @@ class Bind9Backend(Backend):
         return zone
 
     def _zone_config(self, zone: str) -> str:
-        primaries = " ".join(f"{host} port {port};" for host, port in self.masters)
+        key = f' key "{self.tsig_key_name}"' if self.tsig_key_name else ""
+        primaries = " ".join(f"{host} port {port}{key};" for host, port in self.masters)
         file_name = zone.replace("/", "_") + ".db"
         return f'{{ type secondary; primaries {{ {primaries} }}; file "{file_name}"; }};'
 
@@ -155,7 +160,7 @@ def _says(result: subprocess.CompletedProcess, command: str, reason: str) -> boo
 
 NAMED_CONF = """\
 key "{key_name}" {{ algorithm hmac-sha256; secret "{rndc_secret}"; }};
-controls {{ inet {rndc_listen} port {rndc_port} allow {{ {rndc_allow}; }} keys {{ "{key_name}"; }}; }};
+{tsig}controls {{ inet {rndc_listen} port {rndc_port} allow {{ {rndc_allow}; }} keys {{ "{key_name}"; }}; }};
 options {{
     directory "{directory}"; pid-file "{directory}/named.pid"; session-keyfile "{directory}/session.key";
     lock-file "{directory}/named.lock";
@@ -167,14 +172,31 @@ options {{
     notify no;
     serial-query-rate 1000;              // the default 20/s throttles refreshes after NOTIFY bursts
     transfers-in 100;
-}};
-"""
+{catalog_options}}};
+{catalog_zone}"""
 
 
 def named_conf(*, directory: str, port: int, rndc_port: int, rndc_secret: str, key_name: str = "rndc-key",
                listen: str = "127.0.0.1", rndc_listen: str = "127.0.0.1", rndc_allow: str = "127.0.0.1",
-               allow_notify: str = "127.0.0.1") -> str:
-    """A named.conf that makes BIND9 a target dnsctl can drive: what an operator must configure."""
+               allow_notify: str = "127.0.0.1", tsig: dict | None = None, catalog: str | None = None,
+               catalog_primaries: list[tuple[str, int]] = ()) -> str:
+    """A named.conf that makes BIND9 a target dnsctl can drive: what an operator must configure.
+
+    allow_notify names the address dnsctl NOTIFYs from (the pool's notify_source) when it is not
+    MiniDNS's. tsig ({name, algorithm, secret}) is the key of the pool or target: the zones' primaries
+    clause names it, so named signs its transfers. catalog names the pool's catalog zone (RFC 9432) that
+    named consumes from catalog_primaries (MiniDNS), creating and dropping member zones itself;
+    min-update-interval 0, or members change at most every 5 s.
+    """
+    tsig_clause = (f'key "{tsig["name"]}" {{ algorithm {tsig["algorithm"]}; secret "{tsig["secret"]}"; }};\n'
+                   if tsig else "")
+    key = f' key "{tsig["name"]}"' if tsig else ""
+    primaries = " ".join(f"{host} port {p}{key};" for host, p in catalog_primaries)
+    catalog_options = (f'    catalog-zones {{ zone "{catalog}" default-primaries {{ {primaries} }} in-memory yes '
+                       f'min-update-interval 0; }};\n' if catalog else "")
+    catalog_zone = (f'zone "{catalog}" {{ type secondary; primaries {{ {primaries} }}; file "{catalog}.cat.db"; }};\n'
+                    if catalog else "")
     return NAMED_CONF.format(directory=directory, port=port, rndc_port=rndc_port, rndc_secret=rndc_secret,
                              key_name=key_name, listen=listen, rndc_listen=rndc_listen, rndc_allow=rndc_allow,
-                             allow_notify=allow_notify)
+                             allow_notify=allow_notify, tsig=tsig_clause, catalog_options=catalog_options,
+                             catalog_zone=catalog_zone)
