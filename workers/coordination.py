@@ -15,7 +15,7 @@ from django.conf import settings
 from tooz import coordination
 
 log = logging.getLogger(__name__)
-_state = {"pid": None, "coordinator": None}
+_state = {"pid": None, "coordinator": None, "member": None}
 _guard = threading.Lock()
 
 
@@ -37,10 +37,17 @@ def get_coordinator():
     """This process's started coordinator (a new one after fork: sockets and threads don't survive it)."""
     with _guard:
         if _state["pid"] != os.getpid() or _state["coordinator"] is None:
-            coordinator = coordination.get_coordinator(tooz_url(settings.COORDINATION_URL), member_id().encode())
+            member = member_id()
+            coordinator = coordination.get_coordinator(tooz_url(settings.COORDINATION_URL), member.encode())
             coordinator.start(start_heart=True)
-            _state.update(pid=os.getpid(), coordinator=coordinator)
+            _state.update(pid=os.getpid(), coordinator=coordinator, member=member)
         return _state["coordinator"]
+
+
+def my_member_id() -> str:
+    """The id this process's coordinator joins groups with."""
+    get_coordinator()
+    return _state["member"]
 
 
 def stop_coordinator():

@@ -46,6 +46,7 @@ class Command(BaseCommand):
             "worker": "celery -A dnsctl worker -l info -P threads -c 8",
             "beat": f"celery -A dnsctl beat -l info -s {run / 'celerybeat-schedule'}",
             "minidns": f"python manage.py minidns --host 127.0.0.1 --port {minidns_port}",
+            "producer": "python manage.py producer",
         }
         named = shutil.which("named") or (os.path.exists("/usr/sbin/named") and "/usr/sbin/named")
         pool = Pool.objects.filter(name="default").first()

@@ -1,0 +1,38 @@
+"""Celery tasks for zone events (thin): the outbox relay and the trimming of old events."""
+import logging
+import time
+
+import redis
+from celery import shared_task
+from django.conf import settings
+from tooz import coordination as tooz_coordination
+
+from workers import coordination
+from workers.producer import EventBus, relay_outbox
+from zones import events
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(ignore_result=True)
+def relay_events() -> int:
+    """Publish the outbox; one relay at a time (publish order is the events' order). While the bus
+    is down the events stay in the outbox and the next beat tick tries again."""
+    try:
+        with coordination.lock("events-relay", blocking=False) as mine:
+            return relay_outbox(EventBus(), settings.EVENTS["RELAY_BATCH_SIZE"]) if mine else 0
+    except (redis.RedisError, tooz_coordination.ToozError) as exc:
+        log.warning("events wait in the outbox, the bus is unreachable: %s", exc)
+        return 0
+
+
+@shared_task(ignore_result=True)
+def trim_events() -> dict:
+    """Drop outbox rows and stream entries past their retention, and sweep progress of past periods."""
+    conf = settings.EVENTS
+    current = events.period_of(time.time(), conf["EXISTS_INTERVAL"])
+    return {
+        "outbox": events.trim_outbox(conf["OUTBOX_RETENTION"]),
+        "stream": EventBus().trim(conf["STREAM_RETENTION"]),
+        "sweeps": events.trim_sweeps(current - 1),
+    }
