@@ -46,6 +46,12 @@ class Process:
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} not {what} after {timeout}s:\n{self.log_text()[-3000:]}")
 
+    def kill(self):
+        """SIGKILL the process and its children (a crash, not a shutdown); the log stays for reading."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
     def stop(self, timeout=15.0):
         if self.log.closed:
             return
@@ -72,6 +78,46 @@ def celery_worker(env: dict, concurrency: int = 8, pool: str = "threads") -> Pro
                                 "--without-gossip", "--without-mingle"], env).start()
     worker.wait_for(lambda: " ready." in worker.log_text(), what="ready")
     return worker
+
+
+def celery_beat(env: dict, schedule_dir: str) -> Process:
+    beat = Process("beat", [sys.executable, "-m", "celery", "-A", "dnsctl", "beat", "-l", "info",
+                            "-s", os.path.join(schedule_dir, f"beat-{next(_worker_ids)}"), "--pidfile="], env).start()
+    beat.wait_for(lambda: "beat: Starting..." in beat.log_text(), what="started")
+    return beat
+
+
+def web(env: dict, port: int) -> Process:
+    """The API under gunicorn, as in production."""
+    server = Process("web", [sys.executable, "-m", "gunicorn", "dnsctl.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2",
+                             "--access-logfile", "-"], env).start()
+    server.wait_for(lambda: "Booting worker" in server.log_text(), what="serving")
+    return server
+
+
+class RedisServer:
+    """A private redis-server on a free port, so a test can restart it without touching anyone else's."""
+
+    def __init__(self):
+        from tests.servers import free_port
+
+        self.port = free_port(udp_too=False)
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = None
+
+    def start(self):
+        self.process = Process("redis", ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                         "--save", "", "--appendonly", "no"], {}).start()
+        self.process.wait_for(lambda: "Ready to accept connections" in self.process.log_text(), what="ready")
+        return self
+
+    def crash(self):
+        """Gone at once, with every key: this Redis keeps nothing on disk, like the machine's."""
+        self.process.kill()
+        self.process.stop()
+
+    def stop(self):
+        self.process.stop()
 
 
 def minidns(env: dict, host: str, port: int) -> Process:

@@ -194,3 +194,21 @@ def test_pool_with_unknown_backend_type_is_refused(db):
     with pytest.raises(ValidationError) as err:
         services.save_pool(None, name="p", targets=[{"name": "t", "type": "nope", "masters": ["127.0.0.1:5354"]}])
     assert "targets[0].type" in err.value.message_dict
+
+
+@pytest.mark.django_db
+def test_status_rows_keep_the_newest_result(zone):
+    from zones.models import NameserverStatus, TargetStatus
+
+    services.save_pool(zone.pool, name="default", targets=[{"name": "t1", "type": "bind9", "options": {"rndc_key_secret": "c2VjcmV0"},
+                                                "masters": ["127.0.0.1:5354"]}],
+                       nameservers=[{"host": "127.0.0.1", "port": 5300}])
+    target, ns = zone.pool.targets.get(), zone.pool.nameservers.get()
+    services.record_target_result(zone.id, target.id, "UPDATE", zone.serial, True)
+    services.record_target_result(zone.id, target.id, "CREATE", zone.serial - 1, False, "late")  # dropped
+    services.record_nameserver_result(zone.id, ns.id, zone.serial, zone.serial, True)
+    services.record_nameserver_result(zone.id, ns.id, zone.serial - 1, None, False, "late")  # dropped
+    assert TargetStatus.objects.values_list("serial", "ok", "message").get() == (zone.serial, True, "")
+    assert NameserverStatus.objects.values_list("serial", "ok").get() == (zone.serial, True)
+    services.record_target_result(zone.id, target.id, "UPDATE", zone.serial + 1, False, "refused")
+    assert TargetStatus.objects.values_list("serial", "ok", "message").get() == (zone.serial + 1, False, "refused")

@@ -17,6 +17,7 @@ def eager(monkeypatch):
     monkeypatch.setitem(backends.BACKENDS, "fake", "tests.fakes.FakeBackend")
     monkeypatch.setitem(settings.DNSCTL, "TARGET_MAX_RETRIES", 0)
     monkeypatch.setitem(settings.DNSCTL, "POLL_MAX_RETRIES", 0)
+    monkeypatch.setitem(settings.DNSCTL, "DNS_CONCURRENCY", 1)  # fake_soa reads the test's transaction
     old = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
     celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
     FakeBackend.reset()
@@ -122,8 +123,10 @@ def test_superseded_work_does_nothing(eager):
     assert tasks.zone_action(str(zone.id), "CREATE", zone.serial - 1) == "superseded"
     assert FakeBackend.calls == []
     # a late chord body for an older serial leaves the newer change alone
-    tasks.polls_done([{"nameserver": "x", "serial": zone.serial - 1, "ok": True, "address": "x"}],
-                     str(zone.id), "CREATE", zone.serial - 1)
+    old = {"id": str(zone.id), "name": zone.name, "action": "CREATE", "serial": zone.serial - 1,
+           "pool": str(zone.pool_id)}
+    tasks.polls_done([{"nameserver": "x", "address": "x", "seen": {old["id"]: [old["serial"], True, ""]}}],
+                     str(zone.pool_id), [old], "change")
     assert Zone.objects.get(id=zone.id).status == "PENDING"
 
 
@@ -152,3 +155,29 @@ def test_celery_configuration_is_effective():
     assert conf.worker_prefetch_multiplier == 1
     assert conf.broker_url.startswith("redis://") and conf.result_backend.startswith("redis://")
     assert "workers.tasks.zone_action" in celery_app.tasks
+
+
+@pytest.mark.django_db
+def test_a_burst_of_changes_travels_in_one_batch(eager):
+    make_pool()
+    zones = [services.create_zone(project_id="p", name=f"b{i}.example.com.", email="a@example.com")
+             for i in range(3)]  # committed, their zone_action messages not yet run
+    assert tasks.zone_action(str(zones[1].id), "CREATE", zones[1].serial) == {"pushed": 3}
+    assert [c for c in FakeBackend.calls if c[0] == "t1"] == [("t1", "create", z.name) for z in zones]
+    assert set(Zone.objects.values_list("status", flat=True)) == {"ACTIVE"}
+    for zone in (zones[0], zones[2]):  # the other messages find their change already pushed
+        assert tasks.zone_action(str(zone.id), "CREATE", zone.serial) == "superseded"
+    late = services.create_zone(project_id="p", name="late.example.com.", email="a@example.com")
+    services.claim_changes(10)  # another worker took it
+    assert tasks.zone_action(str(late.id), "CREATE", late.serial) == "pushed with an earlier batch"
+
+
+@pytest.mark.django_db
+def test_notify_leaves_from_the_pool_notify_source(eager, monkeypatch, django_capture_on_commit_callbacks):
+    pool = make_pool()
+    services.save_pool(pool, name=pool.name, notify_source="127.0.0.2")
+    sent = []
+    monkeypatch.setattr(dnsclient, "send_notify", lambda name, host, port, serial, **kw: sent.append((host, kw)))
+    run(django_capture_on_commit_callbacks, services.create_zone, project_id="p", name="n.example.com.",
+        email="a@example.com")
+    assert sorted(host for host, _ in sent) == ["t1", "t2"] and {kw["source"] for _, kw in sent} == {"127.0.0.2"}

@@ -27,3 +27,37 @@ def consensus_serial(serials: list[int | None], threshold_percentage: int) -> in
 
 def _rfc1982_cmp(a: int, b: int) -> int:
     return -1 if reached(b, a) and a != b else (0 if a == b else 1)
+
+
+def targets_verdict(action: str, threshold: int, errors: dict[str, str | None]) -> tuple[bool, str]:
+    """Did enough targets apply the action? errors: target name -> None (done) or the failure.
+
+    DELETE needs every target: a zone left on one server would still be served.
+    """
+    threshold = 100 if action == "DELETE" else threshold
+    succeeded = sum(1 for e in errors.values() if e is None)
+    if threshold_met(succeeded, len(errors), threshold):
+        return True, ""
+    failures = "; ".join(f"{name}: {e}" for name, e in errors.items() if e is not None)
+    return False, (f"{action} succeeded on {succeeded} of {len(errors)} targets, {threshold}% needed. "
+                   f"{failures}").strip()
+
+
+def nameservers_verdict(action: str, serial: int, threshold: int,
+                        observed: dict[str, tuple[int | None, bool, str]]) -> tuple[bool, str]:
+    """Do enough nameservers serve the change? observed: address -> (serial seen, done, message).
+
+    For DELETE, done means the nameserver no longer serves the zone; otherwise the consensus
+    serial (the highest one threshold% have reached) must have reached the zone's serial.
+    """
+    threshold = 100 if action == "DELETE" else threshold
+    done = sum(1 for _, ok, _ in observed.values() if ok)
+    if action == "DELETE":
+        ok = threshold_met(done, len(observed), threshold)
+    else:
+        ok = reached(consensus_serial([seen for seen, _, _ in observed.values()], threshold), serial)
+    if ok:
+        return True, ""
+    lagging = "; ".join(f"{address}: {message}" for address, (_, ok_, message) in observed.items() if not ok_)
+    what = "dropped the zone" if action == "DELETE" else f"serve serial {serial}"
+    return False, f"{done} of {len(observed)} nameservers {what}, {threshold}% needed. {lagging}".strip()

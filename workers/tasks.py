@@ -1,156 +1,292 @@
-"""Celery tasks: thin. They take ids, re-read the zone, stop when a newer change superseded
-them, and call the backends, the DNS client helpers and the consensus math.
+"""Celery tasks: thin. They take ids and plain values, re-read what moved on, and call the
+backends, the DNS client helpers, the consensus math and zones.services.
 
-zone_action ─► chord(target_action × targets) ─► targets_done ─► notify × nameservers
-                                                               └► chord(poll_nameserver × nameservers) ─► polls_done
+Every push, one zone's change or a sweep of a thousand zones, takes the same path:
+
+push(pool, refs, mode) ─► chord(target_batch × targets) ─► targets_done ─► notify_batch × nameservers
+                                                                        └► chord(poll_batch × nameservers) ─► polls_done
+
+A batch's zones travel together, so a sweep, or a burst of API changes (zone_action takes every
+change waiting when it runs), costs a few tasks per batch, not per zone. A ref is
+one zone's {"id", "name", "action", "serial", "pool"}; the mode (services.CHANGE, SYNC,
+TARGET_SYNC) says what the outcome means for the zone. Retries re-schedule the task with what is
+left to do (never sleep in a worker); every stage drops zones a newer change superseded.
 """
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from celery import chord, group, shared_task
 from django.conf import settings
 
-from workers import consensus, dnsclient
-from workers.backends import BackendError, get_backend
+from workers import consensus, dnsclient, periodic
+from workers.backends import get_backend
 from zones import services
 from zones.models import Zone
 from zones.serials import reached
 
 log = logging.getLogger(__name__)
 DELETE = Zone.Action.DELETE
-# Redis priorities (0 first): the deeper a task is in a zone's pipeline, the sooner it runs.
-# zone_action runs at the default priority (CELERY_TASK_DEFAULT_PRIORITY = 5).
+# Redis priorities (0 first): the deeper a task is in a pipeline, the sooner it runs, so a burst
+# finishes zone by zone. zone_action runs at the default priority (CELERY_TASK_DEFAULT_PRIORITY = 5).
 PUSH, FINISH = 3, 0
-BACKEND_METHOD = {Zone.Action.CREATE: "create_zone", Zone.Action.UPDATE: "update_zone", DELETE: "delete_zone"}
 
 
 def _conf(name):
     return settings.DNSCTL[name]
 
 
-def _superseded(work, action, serial) -> bool:
-    """The zone is gone or carries a newer change (work: zone_work() or the lighter zone_version())."""
-    return work is None or work["deleted"] or work["serial"] != serial or work["action"] != action
+def _concurrently(fn, items):
+    """map() over items with up to DNS_CONCURRENCY threads: NOTIFYs and SOA queries to one server."""
+    workers = min(_conf("DNS_CONCURRENCY"), len(items))
+    if workers <= 1:
+        return list(map(fn, items))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
 
 
-def _threshold(work, action) -> int:
-    return 100 if action == DELETE else work["threshold"]
+def push(pool_id, refs: list[dict], mode: str, target_ids: list[str] | None = None) -> str:
+    """Start the pipeline for a batch of zones of one pool (a helper, not a task: it builds the chord)."""
+    pool = services.pool_work(pool_id)
+    targets = [t for t in (pool or {}).get("targets", []) if target_ids is None or t["id"] in target_ids]
+    if not targets:
+        _finish_each(refs, mode, False, "The zone's pool has no targets.")
+        return "no targets"
+    header = [target_batch.s(pool_id, t["id"], refs, mode).set(priority=PUSH) for t in targets]
+    chord(header)(targets_done.s(pool_id, refs, mode).set(priority=FINISH))
+    return f"{len(refs)} zones on {len(targets)} targets"
+
+
+def _finish_each(refs, mode, ok, reason=""):
+    """Record each zone's outcome; one zone that fails to record never stops the others."""
+    for ref in refs:
+        try:
+            services.finish(ref, mode, ok, reason)
+        except Exception:  # noqa: BLE001
+            log.exception("zone %s (%s): recording the outcome failed", ref["name"], ref["id"])
 
 
 @shared_task
 def zone_action(zone_id, action, serial):
-    """Push one committed change of a zone to every target of its pool."""
-    work = services.zone_work(zone_id)
-    if _superseded(work, action, serial):
+    """A change committed (zones.services enqueues this on commit): push it, together with every
+    other change waiting at this moment, so a burst travels in batches."""
+    if services.change_ref(zone_id, action, serial) is None:
         return "superseded"
-    header = [target_action.s(zone_id, t["id"], action, serial).set(priority=PUSH) for t in work["targets"]]
-    if not header:
-        services.finish_zone_action(zone_id, action, serial, False, "The zone's pool has no targets.")
-        return "no targets"
-    chord(header)(targets_done.s(zone_id, action, serial).set(priority=FINISH))
-    return f"{action} on {len(header)} targets"
+    refs = services.claim_changes(_conf("BATCH_SIZE"))
+    if not refs:
+        return "pushed with an earlier batch"
+    summary = {}
+    _push_batches(refs, services.CHANGE, summary)
+    return summary
+
+
+def _retry_policy(mode):
+    if mode == services.SYNC:
+        return _conf("PERIODIC_SYNC_MAX_ATTEMPTS") - 1, _conf("PERIODIC_SYNC_RETRY_INTERVAL")
+    return _conf("TARGET_MAX_RETRIES"), _conf("TARGET_RETRY_INTERVAL")
 
 
 @shared_task(bind=True)
-def target_action(self, zone_id, target_id, action, serial):
-    """Create, update or delete the zone on one target. Returns a result, never raises (the chord body decides)."""
-    work = services.zone_work(zone_id)
-    if _superseded(work, action, serial):
-        return {"target": target_id, "superseded": True}
-    target = next((t for t in work["targets"] if t["id"] == target_id), None)
+def target_batch(self, pool_id, target_id, refs, mode, errors=None):
+    """Apply a batch of zones to one target. Returns {zone id: None or the failure}, never raises
+    for a target's failure (the chord body decides); the failed zones are retried first."""
+    errors = dict(errors or {})
+    refs = services.current_refs(refs, mode)
+    target = next((t for t in (services.pool_work(pool_id) or {}).get("targets", []) if t["id"] == target_id), None)
+    name = target["name"] if target else target_id
     if target is None:
-        return {"target": target_id, "name": "?", "ok": False, "message": "target removed from the pool"}
-    try:
-        backend = get_backend(target["type"], target["name"], target["options"], target["masters"])
-        getattr(backend, BACKEND_METHOD[action])(work["name"])
-    except Exception as exc:  # noqa: BLE001 - any failure is this target's result
-        if not isinstance(exc, BackendError):
-            log.exception("zone %s: %s on target %s failed unexpectedly", work["name"], action, target["name"])
-        if self.request.retries < _conf("TARGET_MAX_RETRIES"):
-            raise self.retry(countdown=_conf("TARGET_RETRY_INTERVAL"), max_retries=_conf("TARGET_MAX_RETRIES"))
-        message = str(exc) or exc.__class__.__name__
-        services.record_target_result(zone_id, target_id, action, serial, False, message)
-        return {"target": target_id, "name": target["name"], "ok": False, "message": message}
-    services.record_target_result(zone_id, target_id, action, serial, True)
-    return {"target": target_id, "name": target["name"], "ok": True, "message": ""}
+        results = {r["name"]: "target removed from the pool" for r in refs}
+    else:
+        try:
+            backend = get_backend(target["type"], target["name"], target["options"], target["masters"])
+            results = backend.apply([(r["action"], r["name"]) for r in refs]) if refs else {}
+        except Exception as exc:  # noqa: BLE001 - a broken target is this target's result, for every zone
+            log.exception("target %s failed unexpectedly", name)
+            results = {r["name"]: str(exc) or type(exc).__name__ for r in refs}
+    for ref in refs:
+        errors[ref["id"]] = results.get(ref["name"], "no result from the backend")
+    failed = [ref for ref in refs if errors[ref["id"]]]
+    max_retries, interval = _retry_policy(mode)
+    if failed and self.request.retries < max_retries:
+        services.record_target_results(target_id, [r for r in refs if r not in failed], errors)
+        raise self.retry(args=(pool_id, target_id, failed, mode), kwargs={"errors": errors},
+                         countdown=interval, max_retries=max_retries)
+    services.record_target_results(target_id, refs, errors)
+    return {"target": target_id, "name": name, "errors": errors}
 
 
 @shared_task
-def targets_done(results, zone_id, action, serial):
-    """Consensus over the targets; then NOTIFY the nameservers and poll them for the serial."""
-    work = services.zone_work(zone_id)
-    if _superseded(work, action, serial) or any(r.get("superseded") for r in results):
-        return "superseded"
-    succeeded = [r for r in results if r["ok"]]
-    threshold = _threshold(work, action)
-    if not consensus.threshold_met(len(succeeded), len(results), threshold):
-        failures = "; ".join(f"{r['name']}: {r['message']}" for r in results if not r["ok"])
-        reason = (f"{action} succeeded on {len(succeeded)} of {len(results)} targets, "
-                  f"{threshold}% needed. {failures}")
-        services.finish_zone_action(zone_id, action, serial, False, reason)
-        return "error"
-    if not work["nameservers"]:
-        services.finish_zone_action(zone_id, action, serial, False, "The zone's pool has no nameservers to poll.")
+def targets_done(results, pool_id, refs, mode):
+    """Consensus over the targets per zone; then NOTIFY the nameservers and poll them for the serials."""
+    pool = services.pool_work(pool_id)
+    passed = []
+    for ref in services.current_refs(refs, mode):
+        per_target = {r["name"]: r["errors"][ref["id"]] for r in results if ref["id"] in r["errors"]}
+        if len(per_target) < len(results):
+            continue  # a target saw the zone move on: the newer change decides
+        ok, reason = consensus.targets_verdict(ref["action"], pool["threshold"], per_target)
+        if ok:
+            passed.append(ref)
+        else:
+            _finish_each([ref], mode, False, reason)
+    if mode == services.TARGET_SYNC:  # replayed deletes are done: nothing to poll for
+        passed = [ref for ref in passed if ref["action"] != DELETE]
+    if not passed:
+        return "nothing to poll"
+    if not pool["nameservers"]:
+        _finish_each(passed, mode, False, "The zone's pool has no nameservers to poll.")
         return "no nameservers"
-    if action != DELETE:
-        peers = work["nameservers"] + work["also_notifies"]
-        group(notify.si(work["name"], p["host"], p["port"], serial) for p in peers).apply_async(priority=FINISH)
+    changed = [(ref["name"], ref["serial"]) for ref in passed if ref["action"] != DELETE]
+    if changed:
+        peers = pool["nameservers"] + pool["also_notifies"]
+        group(notify_batch.si(p["host"], p["port"], changed, pool["notify_source"])
+              for p in peers).apply_async(priority=FINISH)
     polls = [
-        poll_nameserver.s(zone_id, work["name"], ns["id"], ns["host"], ns["port"], action, serial).set(
-            countdown=_conf("POLL_DELAY"), priority=FINISH)
-        for ns in work["nameservers"]
+        poll_batch.s(ns["id"], ns["host"], ns["port"], passed, mode).set(countdown=_conf("POLL_DELAY"),
+                                                                         priority=FINISH)
+        for ns in pool["nameservers"]
     ]
-    chord(polls)(polls_done.s(zone_id, action, serial).set(priority=FINISH))
-    return "polling"
+    chord(polls)(polls_done.s(pool_id, passed, mode).set(priority=FINISH))
+    return f"polling {len(passed)} zones"
 
 
 @shared_task(ignore_result=True)
-def notify(zone_name, host, port, serial):
-    """Tell a server the zone changed; a lost NOTIFY only slows things down (polls still decide)."""
-    try:
-        dnsclient.send_notify(zone_name, host, port, serial, timeout=_conf("NOTIFY_TIMEOUT"),
-                              retries=_conf("NOTIFY_RETRIES"))
-    except dnsclient.DNSClientError as exc:
-        log.warning("NOTIFY %s to %s:%s failed: %s", zone_name, host, port, exc)
+def notify_batch(host, port, zones, source=None):
+    """Tell a server the zones changed, from the pool's notify_source (Knot, NSD and PowerDNS accept
+    NOTIFY only from addresses they know); a lost NOTIFY only slows things down (polls decide)."""
+    def one(zone):
+        name, serial = zone
+        try:
+            dnsclient.send_notify(name, host, port, serial, timeout=_conf("NOTIFY_TIMEOUT"),
+                                  retries=_conf("NOTIFY_RETRIES"), source=source)
+        except dnsclient.DNSClientError as exc:
+            log.warning("NOTIFY %s to %s:%s failed: %s", name, host, port, exc)
+
+    _concurrently(one, zones)
+
+
+def _poll(host, port, refs) -> dict:
+    """Ask host:port for every zone's SOA serial at once: {zone id: (serial or None, error)}."""
+    def one(ref):
+        try:
+            return ref["id"], (dnsclient.query_soa_serial(ref["name"], host, port, timeout=_conf("POLL_TIMEOUT")), "")
+        except dnsclient.DNSClientError as exc:
+            return ref["id"], (None, str(exc))
+
+    return dict(_concurrently(one, refs))
 
 
 @shared_task(bind=True)
-def poll_nameserver(self, zone_id, zone_name, nameserver_id, host, port, action, serial):
-    """Ask one nameserver for the zone's SOA serial; re-schedule (never sleep) until it has it."""
-    if self.request.retries and _superseded(services.zone_version(zone_id), action, serial):
-        return {"nameserver": nameserver_id, "superseded": True}
-    error = ""
-    try:
-        observed = dnsclient.query_soa_serial(zone_name, host, port, timeout=_conf("POLL_TIMEOUT"))
-    except dnsclient.DNSClientError as exc:
-        observed, error = None, str(exc)
-    done = (observed is None and not error) if action == DELETE else reached(observed, serial)
-    if not done and self.request.retries < _conf("POLL_MAX_RETRIES"):
-        raise self.retry(countdown=_conf("POLL_RETRY_INTERVAL"), max_retries=_conf("POLL_MAX_RETRIES"))
-    if not done and not error:
-        error = (f"still serves serial {observed}" if observed is not None else "does not serve the zone") \
-            if action != DELETE else f"still serves the zone (serial {observed})"
-    services.record_nameserver_result(zone_id, nameserver_id, serial, observed, done, error)
-    return {"nameserver": nameserver_id, "address": f"{host}:{port}", "serial": observed, "ok": done,
-            "message": error}
+def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None):
+    """Poll one nameserver for a batch of zones; re-schedule (never sleep) for the ones still behind.
+
+    Returns {"seen": {zone id: [serial, done, message]}}; done means the nameserver serves the
+    zone's serial (for DELETE: no longer serves the zone)."""
+    seen = dict(seen or {})
+    if self.request.retries:
+        refs = services.current_refs(refs, mode)
+    for zone_id, (observed, error) in _poll(host, port, refs).items():
+        seen[zone_id] = [observed, False, error]
+    behind = []
+    for ref in refs:
+        observed, _, error = seen[ref["id"]]
+        done = (observed is None and not error) if ref["action"] == DELETE else reached(observed, ref["serial"])
+        seen[ref["id"]][1] = done
+        if not done:
+            behind.append(ref)
+    if behind and self.request.retries < _conf("POLL_MAX_RETRIES"):
+        _record_polls(nameserver_id, [r for r in refs if r not in behind], seen)
+        raise self.retry(args=(nameserver_id, host, port, behind, mode), kwargs={"seen": seen},
+                         countdown=_conf("POLL_RETRY_INTERVAL"), max_retries=_conf("POLL_MAX_RETRIES"))
+    for ref in behind:
+        observed, _, error = seen[ref["id"]]
+        if not error:
+            seen[ref["id"]][2] = (f"still serves the zone (serial {observed})" if ref["action"] == DELETE else
+                                  f"still serves serial {observed}" if observed is not None else
+                                  "does not serve the zone")
+    _record_polls(nameserver_id, refs, seen)
+    return {"nameserver": nameserver_id, "address": f"{host}:{port}", "seen": seen}
+
+
+def _record_polls(nameserver_id, refs, seen):
+    services.record_nameserver_results(nameserver_id, [
+        {"zone_id": ref["id"], "expected_serial": ref["serial"], "serial": seen[ref["id"]][0],
+         "ok": seen[ref["id"]][1], "message": seen[ref["id"]][2] or ""} for ref in refs])
 
 
 @shared_task
-def polls_done(results, zone_id, action, serial):
-    """Consensus over the nameservers: ACTIVE (or DELETED) when enough serve the change, else ERROR."""
-    work = services.zone_work(zone_id)
-    if _superseded(work, action, serial) or any(r.get("superseded") for r in results):
-        return "superseded"
-    threshold = _threshold(work, action)
-    if action == DELETE:
-        ok = consensus.threshold_met(sum(r["ok"] for r in results), len(results), threshold)
-    else:
-        agreed = consensus.consensus_serial([r["serial"] for r in results], threshold)
-        ok = reached(agreed, serial)
-    reason = ""
-    if not ok:
-        lagging = "; ".join(f"{r['address']}: {r['message']}" for r in results if not r["ok"])
-        reason = (f"{sum(r['ok'] for r in results)} of {len(results)} nameservers "
-                  f"{'dropped the zone' if action == DELETE else f'serve serial {serial}'}, "
-                  f"{threshold}% needed. {lagging}")
-    services.finish_zone_action(zone_id, action, serial, ok, reason)
-    return "ok" if ok else "error"
+def polls_done(results, pool_id, refs, mode):
+    """Consensus over the nameservers per zone: ACTIVE (or DELETED) when enough serve it, else ERROR."""
+    threshold = services.pool_work(pool_id)["threshold"]
+    outcomes = {"ok": 0, "error": 0}
+    for ref in services.current_refs(refs, mode):
+        observed = {r["address"]: tuple(r["seen"][ref["id"]]) for r in results if ref["id"] in r["seen"]}
+        if len(observed) < len(results):
+            continue  # a poll saw the zone move on
+        ok, reason = consensus.nameservers_verdict(ref["action"], ref["serial"], threshold, observed)
+        _finish_each([ref], mode, ok, reason)
+        outcomes["ok" if ok else "error"] += 1
+    return outcomes
+
+
+# --- periodic and on-demand sweeps (fired by beat on every node; run once per interval) ---------
+
+
+def _push_batches(refs: list[dict], mode: str, summary: dict, target_ids=None):
+    """Push refs pool by pool, BATCH_SIZE zones at a time. A batch that cannot start (broker
+    down) is logged with its zones; they stay claimed, so a later sweep sends them again."""
+    by_pool = {}
+    for ref in refs:
+        by_pool.setdefault(ref["pool"], []).append(ref)
+    size = _conf("BATCH_SIZE")
+    for pool_id, pool_refs in by_pool.items():
+        for start in range(0, len(pool_refs), size):
+            batch = pool_refs[start:start + size]
+            try:
+                push(pool_id, batch, mode, target_ids)
+                summary["pushed"] = summary.get("pushed", 0) + len(batch)
+            except Exception:  # noqa: BLE001 - one bad batch never stops a sweep
+                log.exception("%s: could not push %s", mode, ", ".join(r["name"] for r in batch))
+                summary["failed"] = summary.get("failed", 0) + len(batch)
+
+
+@shared_task
+def recover(force=False):
+    """Give zones in ERROR, and PENDING zones whose work was lost, their pending action again."""
+    with periodic.once_per_interval("recovery", _conf("RECOVERY_INTERVAL"), force) as summary:
+        if summary is None:
+            return "skipped: ran this interval or running elsewhere"
+        refs = services.claim_recovery(_conf("RECOVERY_MAX_ZONES"))
+        summary["zones"] = len(refs)
+        _push_batches(refs, services.CHANGE, summary)
+        return summary
+
+
+@shared_task
+def periodic_sync(force=False):
+    """Re-push healthy zones to every target (and lagging ones until every nameserver has them)."""
+    with periodic.once_per_interval("sync", _conf("PERIODIC_SYNC_INTERVAL"), force) as summary:
+        if summary is None:
+            return "skipped: ran this interval or running elsewhere"
+        for batch in services.sync_batches(_conf("BATCH_SIZE"), _conf("PERIODIC_SYNC_SECONDS")):
+            _push_batches(batch, services.SYNC, summary)
+        return summary
+
+
+@shared_task
+def target_sync(pool_id, target_id, since):
+    """Replay everything since `since` onto one target (started by services.start_target_sync)."""
+    target = services.find_target(pool_id, target_id)
+    refs = services.target_sync_plan(target, services.parse_since(since))
+    summary = {"zones": len(refs)}
+    _push_batches(refs, services.TARGET_SYNC, summary, target_ids=[str(target.id)])
+    return summary
+
+
+@shared_task
+def purge(force=False):
+    """Remove soft-deleted zones once they are older than the retention period."""
+    with periodic.once_per_interval("purge", _conf("PURGE_INTERVAL"), force) as summary:
+        if summary is None:
+            return "skipped: ran this interval or running elsewhere"
+        summary["purged"] = services.purge_deleted(_conf("PURGE_AFTER"), _conf("PURGE_BATCH_SIZE"))
+        return summary

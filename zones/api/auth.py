@@ -67,4 +67,11 @@ class IsAdminOrReadOnly(permissions.BasePermission):
         return request.method in permissions.SAFE_METHODS or is_admin(request)
 
 
+class IsAdmin(permissions.BasePermission):
+    message = "Only admins may do this."
+
+    def has_permission(self, request, view):
+        return is_admin(request)
+
+
 API_PERMISSIONS = [permissions.IsAuthenticated, IsProjectMember]

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from zones import services
 from zones.models import Pool, RecordSet, Zone
 
-from .auth import API_PERMISSIONS, IsAdminOrReadOnly, acting_project, is_admin, project_scope
+from .auth import API_PERMISSIONS, IsAdmin, IsAdminOrReadOnly, acting_project, is_admin, project_scope
 from .errors import PoolNotFound, RecordSetNotFound, ZoneNotFound
 from .filters import RecordSetFilter, ZoneFilter
 from .pagination import paginated
@@ -25,6 +25,7 @@ from .serializers import (
     RecordSetCreateSerializer,
     RecordSetSerializer,
     RecordSetUpdateSerializer,
+    TargetSyncSerializer,
     ZoneCreateSerializer,
     ZoneSerializer,
     ZoneUpdateSerializer,
@@ -193,6 +194,19 @@ class PoolViewSet(ListMixin, viewsets.GenericViewSet):
     def destroy(self, request, pool_id):
         services.delete_pool(self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TargetSyncView(APIView):
+    """Admin only: replay every change since a timestamp onto one target of a pool (done in Celery)."""
+
+    permission_classes = API_PERMISSIONS + [IsAdmin]
+
+    @extend_schema(request=TargetSyncSerializer, responses={202: OpenApiTypes.OBJECT})
+    def post(self, request, pool_id, target_id):
+        pool = _get(Pool.objects.all(), pool_id, PoolNotFound)
+        since = _input(TargetSyncSerializer, request)["since"]
+        message = services.start_target_sync(str(pool.id), target_id, since)
+        return Response({"message": message}, status=status.HTTP_202_ACCEPTED)
 
 
 class NameserversView(APIView):
