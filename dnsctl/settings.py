@@ -137,13 +137,73 @@ DNSCTL = {
     # A target action that fails is retried this many times, this many seconds apart.
     "TARGET_MAX_RETRIES": env.int("TARGET_MAX_RETRIES", default=3),
     "TARGET_RETRY_INTERVAL": env.float("TARGET_RETRY_INTERVAL", default=1.0),
+    # NOTIFYs and SOA queries a task sends to one nameserver at once (a batch's zones).
+    "DNS_CONCURRENCY": env.int("DNS_CONCURRENCY", default=32),
     "NOTIFY_TIMEOUT": env.float("NOTIFY_TIMEOUT", default=1.0),
     "NOTIFY_RETRIES": env.int("NOTIFY_RETRIES", default=2),
+    # Catalog pools: membership changes within this many seconds share one catalog serial and NOTIFY.
+    "CATALOG_DEBOUNCE": env.float("CATALOG_DEBOUNCE", default=1.0),
     "DEFAULT_POOL": env("DEFAULT_POOL", default="default"),
     "DEFAULT_TTL": env.int("DEFAULT_TTL", default=3600),
     "MIN_TTL": env.int("MIN_TTL", default=1),
     "MAX_TTL": env.int("MAX_TTL", default=2147483647),
     "MAX_RECORDSETS_PER_ZONE": env.int("MAX_RECORDSETS_PER_ZONE", default=5000),
+    # Bulk work (recovery, sync, target sync) travels in batches of this many zones per task.
+    "BATCH_SIZE": env.int("BATCH_SIZE", default=200),
+    # Recovery: every RECOVERY_INTERVAL s, zones in ERROR and PENDING zones whose work is older
+    # than the maximum propagation time get their action again, at most RECOVERY_MAX_ZONES a run.
+    "RECOVERY_INTERVAL": env.float("RECOVERY_INTERVAL", default=120),
+    "RECOVERY_MAX_ZONES": env.int("RECOVERY_MAX_ZONES", default=5000),
+    # Periodic sync: every PERIODIC_SYNC_INTERVAL s (0 = off) re-push ACTIVE zones (only those
+    # changed in the last PERIODIC_SYNC_SECONDS s, if set) and every lagging one; a zone that
+    # fails PERIODIC_SYNC_MAX_ATTEMPTS tries, PERIODIC_SYNC_RETRY_INTERVAL s apart, goes to ERROR.
+    "PERIODIC_SYNC_INTERVAL": env.float("PERIODIC_SYNC_INTERVAL", default=1800),
+    "PERIODIC_SYNC_SECONDS": env.int("PERIODIC_SYNC_SECONDS", default=None),
+    "PERIODIC_SYNC_MAX_ATTEMPTS": env.int("PERIODIC_SYNC_MAX_ATTEMPTS", default=3),
+    "PERIODIC_SYNC_RETRY_INTERVAL": env.float("PERIODIC_SYNC_RETRY_INTERVAL", default=30),
+    # Purge: soft-deleted zones (kept so target sync can replay their deletes) are removed after
+    # PURGE_AFTER s, PURGE_BATCH_SIZE at a time, every PURGE_INTERVAL s.
+    "PURGE_AFTER": env.int("PURGE_AFTER", default=7 * 24 * 3600),
+    "PURGE_INTERVAL": env.float("PURGE_INTERVAL", default=3600),
+    "PURGE_BATCH_SIZE": env.int("PURGE_BATCH_SIZE", default=1000),
     # Extra hosts (besides loopback and the pools' targets) allowed to AXFR from MiniDNS.
     "MINIDNS_ALLOW_XFR_FROM": env.list("MINIDNS_ALLOW_XFR_FROM", default=[]),
 }
+
+# --- Periodic work: beat fires on every node; a tooz lock and PeriodicRun make one node run it.
+# A tick older than its interval is dropped (expires), so an outage doesn't leave a pile of them.
+CELERY_BEAT_SCHEDULE = {
+    name: {"task": task, "schedule": interval, "options": {"expires": interval}}
+    for name, task, interval in [
+        ("recovery", "workers.tasks.recover", DNSCTL["RECOVERY_INTERVAL"]),
+        ("periodic-sync", "workers.tasks.periodic_sync", DNSCTL["PERIODIC_SYNC_INTERVAL"]),
+        ("purge", "workers.tasks.purge", DNSCTL["PURGE_INTERVAL"]),
+    ]
+    if interval > 0
+}
+
+# --- events and exists
+# Zone events go to a Redis Stream (EVENTS_URL, default REDIS_URL) that consumers read with
+# consumer groups. Create/update/delete wait in the outbox table until the relay (a beat task every
+# EVENTS_RELAY_INTERVAL s) has published them; producers (`manage.py producer`) emit one exists event
+# per live zone every EXISTS_INTERVAL s, EXISTS_BATCH_SIZE zones per query.
+EVENTS = {
+    "URL": env("EVENTS_URL", default=REDIS_URL),
+    "STREAM": env("EVENTS_STREAM", default="dnsctl:events"),
+    "STREAM_RETENTION": env.int("EVENTS_STREAM_RETENTION", default=2 * 3600),
+    "OUTBOX_RETENTION": env.int("EVENTS_OUTBOX_RETENTION", default=7 * 24 * 3600),
+    "TRIM_INTERVAL": env.float("EVENTS_TRIM_INTERVAL", default=600),
+    "RELAY_INTERVAL": env.float("EVENTS_RELAY_INTERVAL", default=1.0),
+    "RELAY_BATCH_SIZE": env.int("EVENTS_RELAY_BATCH_SIZE", default=1000),
+    "EXISTS_INTERVAL": env.float("EXISTS_INTERVAL", default=3600),
+    "EXISTS_BATCH_SIZE": env.int("EXISTS_BATCH_SIZE", default=1000),
+    "PRODUCER_GROUP": env("PRODUCER_GROUP", default="dnsctl-producers"),
+    # How often a producer re-reads the group while sweeping (and sleeps when it has nothing to do).
+    "PRODUCER_TICK": env.float("PRODUCER_TICK", default=0.5),
+}
+CELERY_BEAT_SCHEDULE.update({
+    "events-relay": {"task": "workers.event_tasks.relay_events", "schedule": EVENTS["RELAY_INTERVAL"],
+                     "options": {"expires": EVENTS["RELAY_INTERVAL"]}},
+    "events-trim": {"task": "workers.event_tasks.trim_events", "schedule": EVENTS["TRIM_INTERVAL"],
+                    "options": {"expires": EVENTS["TRIM_INTERVAL"]}},
+})

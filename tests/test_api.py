@@ -23,7 +23,8 @@ RECORDSET_KEYS = {"id", "zone_id", "zone_name", "project_id", "name", "type", "t
                   "status", "action", "version", "created_at", "updated_at", "links"}
 POOL_KEYS = {"id", "name", "description", "attributes", "ns_records", "project_id", "created_at", "updated_at",
              "links"}
-POOL_ADMIN_KEYS = POOL_KEYS | {"threshold_percentage", "targets", "nameservers", "also_notifies"}
+POOL_ADMIN_KEYS = POOL_KEYS | {"threshold_percentage", "targets", "nameservers", "also_notifies", "notify_source",
+                               "tsig_key", "catalog_zone"}
 SECRET = "c2VjcmV0LXJuZGMta2V5LXZhbHVl"  # base64, as bind9's rndc_key_secret must be
 
 

@@ -1,15 +1,19 @@
 """Django admin. Zones and recordsets are read-only here (their changes go through zones.services,
 like the API's); pools are edited with their servers inline and saved by services.save_pool.
 Target options are shown with secret values as ***** and a ***** sent back keeps the stored secret."""
+import base64
+import binascii
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 
 from zones import services
-from zones.api.serializers import drop_redacted, redact_options
+from zones.api.serializers import REDACTED, drop_redacted, redact_options
 from zones.models import (
     NameserverStatus,
+    PeriodicRun,
     Pool,
     PoolAlsoNotify,
     PoolNameserver,
@@ -18,6 +22,7 @@ from zones.models import (
     ProjectMembership,
     RecordSet,
     TargetStatus,
+    TsigKey,
     Zone,
 )
 
@@ -42,7 +47,7 @@ class PoolTargetForm(forms.ModelForm):
 
     class Meta:
         model = PoolTarget
-        fields = ["name", "type", "description", "masters", "options"]
+        fields = ["name", "type", "description", "masters", "options", "tsig_key"]
         help_texts = {"options": "Backend options as JSON. Secret values show as *****; leave them so to keep them.",
                       "masters": 'MiniDNS addresses as a JSON list of "host:port".'}
 
@@ -75,7 +80,7 @@ class PoolAlsoNotifyInline(admin.TabularInline):
 # Each inline's rows become one of save_pool's nested lists.
 _POOL_CHILDREN = {
     PoolNsRecord: ("ns_records", ("hostname", "priority")),
-    PoolTarget: ("targets", ("name", "type", "description", "masters", "options")),
+    PoolTarget: ("targets", ("name", "type", "description", "masters", "options", "tsig_key")),
     PoolNameserver: ("nameservers", ("host", "port")),
     PoolAlsoNotify: ("also_notifies", ("host", "port")),
 }
@@ -85,7 +90,7 @@ _POOL_CHILDREN = {
 class PoolAdmin(admin.ModelAdmin):
     list_display = ["name", "description", "threshold_percentage", "updated_at"]
     search_fields = ["name", "description"]
-    fields = ["name", "description", "threshold_percentage"]
+    fields = ["name", "description", "threshold_percentage", "notify_source", "tsig_key", "catalog_zone"]
     inlines = [PoolNsRecordInline, PoolTargetInline, PoolNameserverInline, PoolAlsoNotifyInline]
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
@@ -107,11 +112,16 @@ class PoolAdmin(admin.ModelAdmin):
             for row in rows:
                 if "options" in row:
                     row["options"] = drop_redacted(row["options"])
+                if "tsig_key" in row:
+                    row["tsig_key"] = row["tsig_key"].name if row["tsig_key"] else ""
             nested[key] = rows
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         data = form.cleaned_data
         services.save_pool(form.instance, name=data["name"], description=data.get("description", ""),
-                           threshold_percentage=data["threshold_percentage"], **nested)
+                           threshold_percentage=data["threshold_percentage"],
+                           notify_source=data.get("notify_source") or "",
+                           tsig_key=data["tsig_key"].name if data.get("tsig_key") else "",
+                           catalog_zone=data.get("catalog_zone") or "", **nested)
 
     def delete_model(self, request, obj):
         services.delete_pool(obj)
@@ -119,6 +129,38 @@ class PoolAdmin(admin.ModelAdmin):
     def delete_queryset(self, request, queryset):
         for pool in queryset:
             services.delete_pool(pool)
+
+
+class TsigKeyForm(forms.ModelForm):
+    """The secret shows as *****; sent back unchanged, the stored secret stays."""
+
+    secret = forms.CharField(help_text="Base64. Shown as *****; leave it so to keep the stored secret.")
+
+    class Meta:
+        model = TsigKey
+        fields = ["name", "algorithm", "secret"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            self.initial["secret"] = REDACTED
+
+    def clean_secret(self):
+        secret = self.cleaned_data["secret"].strip()
+        if secret == REDACTED and self.instance.pk:
+            return TsigKey.objects.get(pk=self.instance.pk).secret
+        try:
+            base64.b64decode(secret, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValidationError("Not valid base64.") from None
+        return secret
+
+
+@admin.register(TsigKey)
+class TsigKeyAdmin(admin.ModelAdmin):
+    form = TsigKeyForm
+    list_display = ["name", "algorithm", "updated_at"]
+    search_fields = ["name"]
 
 
 # --- zones (read-only) ---------------------------------------------------------------------------
@@ -196,6 +238,13 @@ class RecordSetAdmin(ReadOnlyAdmin):
     list_filter = ["type", "status", "managed"]
     search_fields = ["name", "zone__name", "zone__project_id", "id"]
     list_select_related = ["zone"]
+
+
+@admin.register(PeriodicRun)
+class PeriodicRunAdmin(ReadOnlyAdmin):
+    """When recovery, sync and purge last ran, and what they did."""
+
+    list_display = ["name", "runs", "started_at", "finished_at", "summary"]
 
 
 @admin.register(ProjectMembership)

@@ -4,6 +4,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Pool(models.Model):
@@ -13,6 +14,16 @@ class Pool(models.Model):
     name = models.CharField(max_length=255, unique=True)
     description = models.TextField(blank=True, default="")
     threshold_percentage = models.PositiveSmallIntegerField(default=100)
+    # The address NOTIFYs leave from: Knot and NSD accept them only from addresses their ACLs name,
+    # PowerDNS only from the zone's primary (MiniDNS). Empty: whatever the worker's host picks.
+    notify_source = models.GenericIPAddressField(null=True, blank=True)
+    # Signs the pool's zone transfers from MiniDNS (a target's own key wins for that target).
+    tsig_key = models.ForeignKey("TsigKey", related_name="pools", null=True, blank=True, on_delete=models.PROTECT)
+    # RFC 9432: with a catalog zone name, MiniDNS serves the pool's member zones as that catalog and
+    # its consumers create and drop the members themselves (no control channel). The serial is
+    # bumped once per debounced burst of membership changes (workers.catalog).
+    catalog_zone = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    catalog_serial = models.BigIntegerField(default=1, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -48,6 +59,7 @@ class PoolTarget(models.Model):
     description = models.TextField(blank=True, default="")
     options = models.JSONField(default=dict, blank=True)  # backend options, secrets included
     masters = models.JSONField(default=list, blank=True)  # MiniDNS addresses as "host:port"
+    tsig_key = models.ForeignKey("TsigKey", related_name="targets", null=True, blank=True, on_delete=models.PROTECT)
 
     class Meta:
         ordering = ["name"]
@@ -104,6 +116,16 @@ class ProjectMembership(models.Model):
         return f"{self.user} in {self.project_id}"
 
 
+class ShardedQuerySet(models.QuerySet):
+    """bulk_create skips save(): fill each row's shard here too, so no write path leaves it unset."""
+
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for obj in objs:
+            obj.fill_shard()
+        return super().bulk_create(objs, *args, **kwargs)
+
+
 class Zone(models.Model):
     class Status(models.TextChoices):
         PENDING = "PENDING"
@@ -140,18 +162,28 @@ class Zone(models.Model):
     # When the current change was handed to Celery; None once its outcome is recorded. Recovery
     # leaves a zone alone while its work is in flight (younger than the maximum propagation time).
     enqueued_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # The serial last handed to the pipeline: a change waits (PENDING, pushed_serial != serial) until
+    # a zone_action picks it up, together with every other waiting change, in one batch.
+    pushed_serial = models.BigIntegerField(null=True, blank=True, editable=False)
+
+    objects = ShardedQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]
         constraints = [
             models.UniqueConstraint(fields=["name"], condition=Q(deleted_at__isnull=True), name="uniq_live_zone_name"),
         ]
+        # The exists sweep walks one shard's live zones in id order, a batch at a time.
+        indexes = [models.Index(fields=["shard", "id"], condition=Q(deleted_at__isnull=True), name="zone_live_shard_id")]
 
     def __str__(self):
         return self.name
 
-    def save(self, *args, **kwargs):
+    def fill_shard(self):
         self.shard = shard_for(self.id)
+
+    def save(self, *args, **kwargs):
+        self.fill_shard()
         super().save(*args, **kwargs)
 
     @property
@@ -184,6 +216,9 @@ class RecordSet(models.Model):
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+    zone_shard = models.PositiveSmallIntegerField(db_index=True, editable=False)  # the zone's shard
+
+    objects = ShardedQuerySet.as_manager()
 
     class Meta:
         ordering = ["created_at", "id"]
@@ -191,6 +226,13 @@ class RecordSet(models.Model):
 
     def __str__(self):
         return f"{self.name} {self.type}"
+
+    def fill_shard(self):
+        self.zone_shard = shard_for(self.zone_id)
+
+    def save(self, *args, **kwargs):
+        self.fill_shard()
+        super().save(*args, **kwargs)
 
 
 class TargetStatus(models.Model):
@@ -234,3 +276,72 @@ class PeriodicRun(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class OutboxEvent(models.Model):
+    """A zone change's event, written in the change's own transaction (so it exists iff the change
+    committed). The relay publishes unpublished rows in id order and gives each the next `seq`: the
+    publish order, contiguous, which is the cursor of GET /v2/events and travels in the bus entry,
+    so a consumer can see a gap and fill it from the API."""
+
+    event_id = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=32, db_index=True)
+    zone_id = models.UUIDField(db_index=True)
+    payload = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    seq = models.BigIntegerField(null=True, blank=True, unique=True)
+    published_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["id"], condition=Q(seq__isnull=True), name="outbox_unpublished")]
+
+    def __str__(self):
+        return f"{self.type} {self.zone_id}"
+
+
+class ExistsSweep(models.Model):
+    """How far the exists sweep of one shard got in one period. A producer holds the row locked while
+    it emits a batch and commits the last zone id with it, so whoever owns the shard next (after a
+    rebalance or a crash) continues where the last committed batch ended, and nobody repeats it."""
+
+    period = models.BigIntegerField()  # floor(time / EXISTS_INTERVAL)
+    shard = models.PositiveSmallIntegerField()
+    last_zone_id = models.UUIDField(null=True, blank=True)
+    done = models.BooleanField(default=False)
+    swept_by = models.CharField(max_length=255, blank=True, default="")  # tooz member of the last batch
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["period", "shard"], name="uniq_exists_sweep")]
+
+    def __str__(self):
+        return f"{self.period}/{self.shard}"
+
+
+class TsigKey(models.Model):
+    """A TSIG key (RFC 8945) for zone transfers from MiniDNS, attached to a pool or a target.
+    The secret never leaves the database except to MiniDNS and the backends."""
+
+    class Algorithm(models.TextChoices):
+        HMAC_SHA256 = "hmac-sha256"
+        HMAC_SHA384 = "hmac-sha384"
+        HMAC_SHA512 = "hmac-sha512"
+        HMAC_SHA224 = "hmac-sha224"
+        HMAC_SHA1 = "hmac-sha1"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255, unique=True)  # the key's name on every server, e.g. "dnsctl-xfr"
+    algorithm = models.CharField(max_length=32, choices=Algorithm.choices, default=Algorithm.HMAC_SHA256)
+    secret = models.CharField(max_length=255)  # base64
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "algorithm": self.algorithm, "secret": self.secret}

@@ -4,25 +4,32 @@ Every change runs in one transaction that locks the zone row, bumps the serial o
 the zone's content really changed), sets status PENDING with the action, and enqueues the
 provisioning work on commit: nothing is sent for a change that did not commit.
 """
+import ipaddress
 import logging
+import uuid
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
 
 from celery import signature
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Case, Exists, F, OuterRef, Q, When
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
-from . import validation
+from . import events, validation
 from .models import (
     NameserverStatus,
     Pool,
     PoolAlsoNotify,
     PoolNameserver,
     PoolNsRecord,
+    PeriodicRun,
     PoolTarget,
     RecordSet,
     TargetStatus,
+    TsigKey,
     Zone,
 )
 from .serials import next_serial
@@ -108,12 +115,14 @@ def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_
     pool = _pool_for(pool_id)
     _check_zone_name_free(name, project_id)
     zone = Zone(project_id=project_id, name=name, email=email, ttl=ttl, description=description or "",
-                pool=pool, serial=next_serial(0), status=Status.PENDING, action=Action.CREATE)
+                pool=pool, serial=next_serial(0), status=Status.PENDING, action=Action.CREATE,
+                enqueued_at=timezone.now())
     try:
         with transaction.atomic():
             zone.save()
     except IntegrityError:
         validation.fail("name", f"A zone named {name} already exists.")
+    events.record_change(zone, events.CREATE)
     _write_managed_recordsets(zone)
     _enqueue(zone)
     return zone
@@ -149,6 +158,7 @@ def update_zone(zone_id, **fields) -> Zone:
         _bump(zone, Action.UPDATE)
     zone.save()
     if changed:
+        events.record_change(zone, events.UPDATE)
         _write_managed_recordsets(zone)
         _enqueue(zone)
     return zone
@@ -160,6 +170,7 @@ def delete_zone(zone_id) -> Zone:
     if zone.action != Action.DELETE:
         _bump(zone, Action.DELETE)
         zone.save()
+        events.record_change(zone, events.DELETE)
         _enqueue(zone)
     return zone
 
@@ -174,16 +185,25 @@ def _bump(zone: Zone, action: str):
     zone.version += 1
     zone.status = Status.PENDING
     zone.reason = ""
+    zone.enqueued_at = timezone.now()  # the work _enqueue hands over on commit is in flight from now
     # A zone that never reached its targets still needs creating, whatever changed since.
     keep_create = zone.action == Action.CREATE and action == Action.UPDATE
     zone.action = Action.CREATE if keep_create else action
 
 
 def _enqueue(zone: Zone):
+    """Hand the change to Celery once it commits. If the broker is down the change is still safe
+    in the database: recovery sends it when its enqueued_at is older than the propagation time."""
     zone_id, action, serial = str(zone.id), zone.action, zone.serial
-    transaction.on_commit(
-        lambda: signature("workers.tasks.zone_action", args=(zone_id, action, serial)).delay()
-    )
+
+    def send():
+        try:
+            signature("workers.tasks.zone_action", args=(zone_id, action, serial)).delay()
+        except Exception:  # noqa: BLE001 - the broker's failure must not fail a committed change
+            log.warning("zone %s: could not enqueue %s@%s, recovery will retry it", zone_id, action, serial,
+                        exc_info=True)
+
+    transaction.on_commit(send)
 
 
 def _write_managed_recordsets(zone: Zone):
@@ -232,6 +252,7 @@ def create_recordset(zone_id, *, name, type, records, ttl=None, description="") 
         validation.fail("zone", "The zone has reached its recordset quota.")
     _bump(zone, Action.UPDATE)
     zone.save()
+    events.record_change(zone, events.UPDATE)
     rs = RecordSet.objects.create(zone=zone, name=name, type=rtype, ttl=ttl, records=rdata,
                                   description=description or "", serial=zone.serial)
     _write_managed_recordsets(zone)
@@ -259,6 +280,7 @@ def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., descriptio
     if changed:
         _bump(zone, Action.UPDATE)
         zone.save()
+        events.record_change(zone, events.UPDATE)
         rs.serial, rs.status, rs.action = zone.serial, RecordSet.Status.PENDING, Action.UPDATE
         rs.version += 1
         _write_managed_recordsets(zone)
@@ -274,6 +296,7 @@ def delete_recordset(zone_id, recordset_id) -> RecordSet:
     rs = _user_recordset(zone, recordset_id)
     _bump(zone, Action.UPDATE)
     zone.save()
+    events.record_change(zone, events.UPDATE)
     rs_id = rs.id
     rs.delete()
     rs.id = rs_id  # Model.delete() clears the pk: callers still show which recordset went
@@ -296,20 +319,26 @@ def _refuse_if_deleting(zone: Zone):
 
 
 # --- what workers read and record ---------------------------------------------------------------
+# Work travels as "refs": {"id", "name", "action", "serial"} for one zone. A batch of refs is pushed
+# in one of three modes: "change" (the zone's own pending change), "sync" (re-push a healthy zone
+# without changing it) and "target_sync" (replay onto one target; zone state is left alone).
+
+CHANGE, SYNC, TARGET_SYNC = "change", "sync", "target_sync"
 
 
-def zone_work(zone_id) -> dict | None:
-    """Everything a task needs about a zone and its pool, as plain values (tasks never hold models)."""
-    zone = Zone.objects.select_related("pool").filter(id=zone_id).first()
-    if zone is None:
+def pool_work(pool_id) -> dict | None:
+    """Everything a task needs about a pool, as plain values (tasks never hold models)."""
+    pool = (Pool.objects.filter(id=pool_id).select_related("tsig_key")
+            .prefetch_related("targets__tsig_key", "nameservers", "also_notifies").first())
+    if pool is None:
         return None
-    pool = zone.pool
     return {
-        "id": str(zone.id), "name": zone.name, "serial": zone.serial,
-        "status": zone.status, "action": zone.action, "deleted": zone.deleted_at is not None,
-        "threshold": pool.threshold_percentage,
+        "id": str(pool.id), "threshold": pool.threshold_percentage,
+        "notify_source": pool.notify_source,  # dnsclient.send_notify(..., source=...)
+        "catalog_zone": pool.catalog_zone,  # set: the targets' backends only call workers.catalog.members_changed
         "targets": [
-            {"id": str(t.id), "name": t.name, "type": t.type, "options": t.options, "masters": t.master_addresses()}
+            {"id": str(t.id), "name": t.name, "type": t.type, "options": target_options(t, pool),
+             "masters": t.master_addresses()}
             for t in pool.targets.all()
         ],
         "nameservers": [{"id": str(n.id), "host": n.host, "port": n.port} for n in pool.nameservers.all()],
@@ -317,39 +346,97 @@ def zone_work(zone_id) -> dict | None:
     }
 
 
+def _ref(zone: dict, action: str | None = None) -> dict:
+    return {"id": str(zone["id"]), "name": zone["name"], "action": action or zone["action"],
+            "serial": zone["serial"], "pool": str(zone["pool_id"])}
+
+
+def change_ref(zone_id, action, serial) -> dict | None:
+    """The ref for a zone's pending change, or None when a newer change superseded it."""
+    zone = Zone.objects.filter(id=zone_id, deleted_at__isnull=True, action=action, serial=serial).values(
+        "id", "name", "action", "serial", "pool_id").first()
+    return zone and _ref(zone)
+
+
+@transaction.atomic
+def claim_changes(limit: int) -> list[dict]:
+    """Changes waiting to be pushed, oldest first, claimed so that no other worker pushes them too.
+
+    Every committed change enqueues a zone_action, and the first one to run takes every change
+    waiting then: under a burst, one pipeline carries many zones instead of one per zone."""
+    waiting = (Zone.objects.select_for_update(skip_locked=True)
+               .filter(status=Status.PENDING, deleted_at__isnull=True).exclude(pushed_serial=F("serial"))
+               .order_by("enqueued_at"))
+    rows = list(waiting.values("id", "name", "action", "serial", "pool_id")[:limit])
+    Zone.objects.filter(id__in=[z["id"] for z in rows]).update(pushed_serial=F("serial"))
+    return [_ref(z) for z in rows]
+
+
+def current_refs(refs: list[dict], mode: str) -> list[dict]:
+    """The refs still worth pushing, in one query: a newer change or a delete makes a ref stale."""
+    rows = {str(r["id"]): r for r in Zone.objects.filter(id__in=[ref["id"] for ref in refs]).values(
+        "id", "serial", "action", "deleted_at")}
+
+    def current(ref):
+        row = rows.get(ref["id"])
+        if mode == TARGET_SYNC:  # replay what the zone is now: live zones exist, deleted ones don't
+            gone = row is None or row["deleted_at"] is not None or row["action"] == Action.DELETE
+            return gone == (ref["action"] == Action.DELETE)
+        if row is None or row["deleted_at"] is not None or row["serial"] != ref["serial"]:
+            return False
+        return row["action"] == (Action.NONE if mode == SYNC else ref["action"])
+
+    return [ref for ref in refs if current(ref)]
+
+
+def record_target_results(target_id, refs: list[dict], errors: dict):
+    """Store one target's result for each zone of a batch (errors: zone id -> None or message)."""
+    _record_latest(TargetStatus, "target_id", target_id, "serial", [
+        {"zone_id": r["id"], "serial": r["serial"], "action": r["action"], "ok": errors[r["id"]] is None,
+         "message": (errors[r["id"]] or "")[:2000]} for r in refs])
+
+
 def record_target_result(zone_id, target_id, action, serial, ok, message=""):
-    """Store a target's result unless a result for a newer serial is already there."""
-    _record_latest(TargetStatus, {"zone_id": zone_id, "target_id": target_id}, "serial", serial,
-                   action=action, ok=ok, message=message[:2000])
+    record_target_results(target_id, [{"id": str(zone_id), "serial": serial, "action": action}],
+                          {str(zone_id): None if ok else message})
+
+
+def record_nameserver_results(nameserver_id, rows: list[dict]):
+    """Store what a nameserver served for each zone of a batch: rows of zone_id, expected_serial,
+    serial, ok, message."""
+    _record_latest(NameserverStatus, "nameserver_id", nameserver_id, "expected_serial",
+                   [{**row, "message": row["message"][:2000]} for row in rows])
 
 
 def record_nameserver_result(zone_id, nameserver_id, expected_serial, serial, ok, message=""):
-    """Store what a nameserver served, unless a poll for a newer serial already reported."""
-    _record_latest(NameserverStatus, {"zone_id": zone_id, "nameserver_id": nameserver_id}, "expected_serial",
-                   expected_serial, serial=serial, ok=ok, message=message[:2000])
+    record_nameserver_results(nameserver_id, [{"zone_id": str(zone_id), "expected_serial": expected_serial,
+                                               "serial": serial, "ok": ok, "message": message}])
 
 
-def _record_latest(model, key: dict, version_field: str, version: int, **values):
-    """Upsert one status row; a write for an older version than the stored one is dropped."""
+def _record_latest(model, server_field: str, server_id, version_field: str, rows: list[dict]):
+    """Upsert one status row per zone for one server, in two queries; a row for an older version
+    than the stored one is dropped (a late result of a superseded change)."""
+    if not rows:
+        return
     with transaction.atomic():
-        row = model.objects.select_for_update().filter(**key).first()
-        if row and getattr(row, version_field) > version:
-            return
-        row = row or model(**key)
-        setattr(row, version_field, version)
-        for field, value in values.items():
-            setattr(row, field, value)
-        try:
-            with transaction.atomic():
-                row.save()
-        except IntegrityError:  # a concurrent first write: the other result stands
-            pass
+        stored = dict(model.objects.select_for_update().filter(
+            zone_id__in=[r["zone_id"] for r in rows], **{server_field: server_id}).values_list("zone_id", version_field))
+        stored = {str(zone_id): version for zone_id, version in stored.items()}
+        fresh = [model(**{server_field: server_id}, **row) for row in rows
+                 if stored.get(str(row["zone_id"]), row[version_field]) <= row[version_field]]
+        model.objects.bulk_create(fresh, update_conflicts=True, unique_fields=["zone", server_field[:-3]],
+                                  update_fields=[f for f in rows[0] if f != "zone_id"] + ["updated_at"])
 
 
-def zone_version(zone_id) -> dict | None:
-    """Just what a task needs to tell whether the zone moved on (one query, for hot retry paths)."""
-    row = Zone.objects.filter(id=zone_id).values("serial", "action", "deleted_at").first()
-    return row and {"serial": row["serial"], "action": row["action"], "deleted": row["deleted_at"] is not None}
+def finish(ref: dict, mode: str, ok: bool, reason: str = "") -> bool:
+    """Record the outcome of pushing one zone in the given mode."""
+    if mode == CHANGE:
+        return finish_zone_action(ref["id"], ref["action"], ref["serial"], ok, reason)
+    if mode == SYNC:
+        return finish_sync(ref["id"], ref["serial"], ok, reason)
+    if not ok:
+        log.warning("target sync of %s (%s) failed: %s", ref["name"], ref["action"], reason)
+    return False
 
 
 @transaction.atomic
@@ -359,6 +446,7 @@ def finish_zone_action(zone_id, action, serial, ok: bool, reason: str = "") -> b
     if zone is None or zone.serial != serial or zone.action != action:
         log.info("zone %s: result for %s@%s dropped, the zone moved on", zone_id, action, serial)
         return False
+    zone.enqueued_at = None
     if not ok:
         zone.status, zone.reason = Status.ERROR, reason[:4000]
         zone.recordsets.filter(status=RecordSet.Status.PENDING).update(status=RecordSet.Status.ERROR)
@@ -372,14 +460,31 @@ def finish_zone_action(zone_id, action, serial, ok: bool, reason: str = "") -> b
     return True
 
 
+@transaction.atomic
+def finish_sync(zone_id, serial, ok: bool, reason: str = "") -> bool:
+    """A sync that failed puts the zone in ERROR with an UPDATE pending, so recovery retries it."""
+    zone = Zone.objects.select_for_update().filter(id=zone_id, deleted_at__isnull=True).first()
+    if zone is None or zone.serial != serial or zone.action != Action.NONE:
+        return False
+    if ok:  # nothing changed: keep updated_at, the time of the zone's last real change
+        Zone.objects.filter(id=zone_id).update(enqueued_at=None)
+        return True
+    zone.status, zone.action, zone.reason = Status.ERROR, Action.UPDATE, f"Sync failed: {reason}"[:4000]
+    zone.enqueued_at = None
+    zone.save()
+    return True
+
+
 # --- pools ------------------------------------------------------------------------------------
 
 
 @transaction.atomic
 def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=100, ns_records=None,
-              targets=None, nameservers=None, also_notifies=None) -> Pool:
-    """Create or replace a pool with its children. Nested lists given replace what is there."""
-    from workers.backends import backend_types  # names only: zones/ never drives a backend
+              targets=None, nameservers=None, also_notifies=None, notify_source=None, tsig_key=None,
+              catalog_zone=None) -> Pool:
+    """Create or replace a pool with its children. Nested lists given replace what is there;
+    notify_source (an IP address), tsig_key (a key's name) and catalog_zone None keep, "" clears."""
+    from workers.backends import BackendError, backend_types, get_backend  # validation only
 
     if not isinstance(threshold_percentage, int) or not 0 < threshold_percentage <= 100:
         validation.fail("threshold_percentage", "Must be an integer between 1 and 100.")
@@ -389,6 +494,14 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
         validation.fail("name", f"A pool named {name} already exists.")
     pool = pool or Pool()
     pool.name, pool.description, pool.threshold_percentage = name, description or "", threshold_percentage
+    if notify_source is not None:
+        pool.notify_source = _ip_address(notify_source, "notify_source") if notify_source else None
+    if tsig_key is not None:
+        pool.tsig_key = _tsig_key(tsig_key, "tsig_key")
+    if catalog_zone is not None:
+        pool.catalog_zone = validation.zone_name(catalog_zone, "catalog_zone") if catalog_zone else None
+        if pool.catalog_zone and Pool.objects.filter(catalog_zone=pool.catalog_zone).exclude(id=pool.id).exists():
+            validation.fail("catalog_zone", f"Another pool serves the catalog zone {pool.catalog_zone}.")
     pool.save()
     if ns_records is not None:
         pool.ns_records.all().delete()
@@ -408,6 +521,12 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
             options.update(t.get("options") or {})
             target.type, target.description, target.options = t["type"], t.get("description", ""), options
             target.masters = _addresses(t.get("masters") or [], f"targets[{i}].masters")
+            if "tsig_key" in t:
+                target.tsig_key = _tsig_key(t["tsig_key"], f"targets[{i}].tsig_key")
+            try:  # the backend checks its own options: a bad target is a 400 now, not an ERROR later
+                get_backend(target.type, target.name, target_options(target, pool), target.master_addresses())
+            except BackendError as exc:
+                validation.fail(f"targets[{i}].options", str(exc))
             target.save()
             keep.append(target.id)
         pool.targets.exclude(id__in=keep).delete()
@@ -424,6 +543,47 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
             host, port = _host_port(n, f"also_notifies[{i}]")
             PoolAlsoNotify.objects.create(pool=pool, host=host, port=port)
     return pool
+
+
+@transaction.atomic
+def bump_catalog(pool_id) -> tuple[str, int] | None:
+    """Give the pool's catalog zone a newer serial (max(serial + 1, unix time)); (name, serial), or
+    None if the pool has no catalog. Called after membership changes committed, never before."""
+    pool = Pool.objects.select_for_update().filter(id=pool_id, catalog_zone__isnull=False).first()
+    if pool is None:
+        return None
+    pool.catalog_serial = next_serial(pool.catalog_serial)
+    Pool.objects.filter(id=pool.id).update(catalog_serial=pool.catalog_serial)
+    return pool.catalog_zone, pool.catalog_serial
+
+
+def _ip_address(value, field: str) -> str:
+    try:
+        return str(ipaddress.ip_address(str(value)))
+    except ValueError:
+        validation.fail(field, f"'{value}' is not an IP address.")
+
+
+def _tsig_key(name, field: str) -> TsigKey | None:
+    if not name:
+        return None
+    key = TsigKey.objects.filter(name=name).first()
+    if key is None:
+        validation.fail(field, f"There is no TSIG key named {name}.")
+    return key
+
+
+def target_options(target: PoolTarget, pool: Pool) -> dict:
+    """A target's backend options as workers get them: with the TSIG key ({name, algorithm, secret})
+    that signs its transfers (the target's own, else the pool's), and for a catalog pool the catalog
+    ({pool, zone}) that carries the membership instead of the target's control channel."""
+    options = dict(target.options)
+    key = target.tsig_key or pool.tsig_key
+    if key:
+        options["tsig_key"] = key.as_dict()
+    if pool.catalog_zone:
+        options["catalog"] = {"pool": str(pool.id), "zone": pool.catalog_zone}
+    return options
 
 
 def _host_port(entry: dict, field: str) -> tuple[str, int]:
@@ -443,7 +603,169 @@ def _addresses(values: list, field: str) -> list[str]:
     return result
 
 
+@transaction.atomic
 def delete_pool(pool: Pool):
     if pool.zones.filter(deleted_at__isnull=True).exists():
         validation.fail("pool", "The pool still has zones.")
+    pool.zones.all().delete()  # soft-deleted zones, kept only for target sync of this pool
     pool.delete()
+
+
+# --- recovery, sync, target sync, purge -----------------------------------------------------------
+
+
+def max_propagation_seconds() -> float:
+    """How long a change's work may take before it counts as lost: the whole SOA polling budget."""
+    c = settings.DNSCTL
+    return (c["POLL_TIMEOUT"] * c["POLL_MAX_RETRIES"] + c["POLL_RETRY_INTERVAL"] * c["POLL_MAX_RETRIES"]
+            + c["POLL_DELAY"])
+
+
+def start_periodic_run(name: str, interval: float) -> bool:
+    """Claim this interval's run of a sweep; False if a run started less than ~an interval ago.
+
+    Called under the sweep's cluster lock. 0.9 × interval leaves room for beat's jitter."""
+    now = timezone.now()
+    PeriodicRun.objects.get_or_create(name=name)
+    recent = now - timedelta(seconds=interval * 0.9)
+    return bool(PeriodicRun.objects.filter(Q(started_at__isnull=True) | Q(started_at__lte=recent), name=name)
+                .update(started_at=now, finished_at=None, runs=F("runs") + 1))
+
+
+def end_periodic_run(name: str, summary: dict):
+    text = ", ".join(f"{k}: {v}" for k, v in summary.items())
+    PeriodicRun.objects.filter(name=name).update(finished_at=timezone.now(), summary=text[:4000])
+
+
+def _not_in_flight(now) -> Q:
+    return Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - timedelta(seconds=max_propagation_seconds()))
+
+
+def _claim(refs: list[dict], now) -> list[dict]:
+    """Mark the zones' work as in flight; a zone claimed meanwhile (a new change) is left out."""
+    claimed = set(Zone.objects.filter(_not_in_flight(now), id__in=[r["id"] for r in refs])
+                  .values_list("id", flat=True))
+    Zone.objects.filter(id__in=claimed).update(enqueued_at=now, pushed_serial=F("serial"))
+    return [r for r in refs if uuid.UUID(r["id"]) in claimed]
+
+
+RECOVERY_ORDER = Case(When(action=Action.DELETE, then=0), When(action=Action.CREATE, then=1), default=2)
+
+
+@transaction.atomic
+def claim_recovery(limit: int) -> list[dict]:
+    """Zones in ERROR, or PENDING with no work in flight, with their pending action: deletes first,
+    then creates, then updates, oldest change first. Claimed, so the next sweep leaves them alone
+    while this one's work runs."""
+    now = timezone.now()
+    rows = (Zone.objects.filter(_not_in_flight(now), deleted_at__isnull=True,
+                                status__in=[Status.ERROR, Status.PENDING])
+            .annotate(order=RECOVERY_ORDER).order_by("order", "updated_at")
+            .values("id", "name", "action", "serial", "pool_id")[:limit])
+    refs = [_ref(z, z["action"] if z["action"] != Action.NONE else Action.UPDATE) for z in rows]
+    # A zone left in ERROR with no action pending (an old row) is pushed as an update.
+    Zone.objects.filter(id__in=[r["id"] for r in refs if r["action"] == Action.UPDATE],
+                        action=Action.NONE).update(action=Action.UPDATE)
+    return _claim(refs, now)
+
+
+def lagging_zones():
+    """ACTIVE zones that some nameserver of their pool does not serve at the current serial."""
+    in_sync = NameserverStatus.objects.filter(zone=OuterRef(OuterRef("pk")), serial=OuterRef(OuterRef("serial")))
+    missing = PoolNameserver.objects.filter(pool=OuterRef("pool")).exclude(id__in=in_sync.values("nameserver_id"))
+    return Zone.objects.filter(Exists(missing), status=Status.ACTIVE, deleted_at__isnull=True)
+
+
+def sync_batches(batch_size: int, changed_within: int | None = None):
+    """Yield claimed batches of healthy zones to re-push: ACTIVE ones (only those changed in the last
+    changed_within seconds, if given) and every lagging one. Keyset-paged, never the whole table."""
+    healthy = Zone.objects.filter(status=Status.ACTIVE, action=Action.NONE, deleted_at__isnull=True)
+    if changed_within:
+        healthy = healthy.filter(Q(updated_at__gte=timezone.now() - timedelta(seconds=changed_within))
+                                 | Q(id__in=lagging_zones().values("id")))
+    last = None
+    while True:
+        page = healthy.filter(id__gt=last) if last else healthy
+        rows = list(page.order_by("id").values("id", "name", "action", "serial", "pool_id")[:batch_size])
+        if not rows:
+            return
+        last = rows[-1]["id"]
+        yield _claim([_ref(z, Action.UPDATE) for z in rows], timezone.now())
+
+
+def find_target(pool: str, target: str) -> PoolTarget:
+    """A pool's target by id or name (the CLI takes names, the API ids); a clear error if unknown."""
+    pools = Pool.objects.filter(Q(name=pool) | Q(id=pool) if _is_uuid(pool) else Q(name=pool))
+    targets = PoolTarget.objects.filter(pool__in=pools).select_related("pool")
+    found = targets.filter(Q(name=target) | Q(id=target) if _is_uuid(target) else Q(name=target)).first()
+    if found is None:
+        if not pools.exists():
+            validation.fail("pool", f"There is no pool {pool}.")
+        known = ", ".join(targets.values_list("name", flat=True)) or "none"
+        validation.fail("target", f"Pool {pool} has no target {target} (its targets: {known}).")
+    return found
+
+
+def target_sync_plan(target: PoolTarget, since) -> list[dict]:
+    """What to replay on one target for everything that changed since `since`, in change order:
+    a zone deleted since then that existed before → DELETE; a zone created since → CREATE (it
+    replaces an earlier delete of the same name); anything else changed since → UPDATE."""
+    zones = (Zone.objects.filter(pool_id=target.pool_id)
+             .filter(Q(updated_at__gte=since) | Q(created_at__gte=since) | Q(deleted_at__gte=since))
+             .order_by("updated_at", "id").values("id", "name", "action", "serial", "pool_id", "created_at",
+                                                  "deleted_at"))
+    plan = {}
+    for zone in zones.iterator(chunk_size=2000):
+        gone = zone["deleted_at"] is not None or zone["action"] == Action.DELETE
+        if gone:
+            if zone["created_at"] < since:
+                plan[zone["name"]] = _ref(zone, Action.DELETE)
+        elif zone["created_at"] >= since:
+            plan[zone["name"]] = _ref(zone, Action.CREATE)
+        else:
+            plan[zone["name"]] = _ref(zone, Action.UPDATE)
+    return list(plan.values())
+
+
+def _is_uuid(value) -> bool:
+    try:
+        uuid.UUID(str(value))
+        return True
+    except ValueError:
+        return False
+
+
+def parse_since(value) -> datetime:
+    """An ISO 8601 timestamp (naive means UTC) that is not in the future, or a ValidationError."""
+    parsed = parse_datetime(str(value or "").strip())
+    if parsed is None:
+        validation.fail("since", f"'{value}' is not an ISO 8601 timestamp (e.g. 2026-01-31T12:00:00Z).")
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, dt_timezone.utc)
+    if parsed > timezone.now():
+        validation.fail("since", f"{parsed.isoformat()} is in the future.")
+    return parsed
+
+
+def start_target_sync(pool, target, since) -> str:
+    """Validate, count and hand a target sync to Celery; answers at once (CLI and API)."""
+    target = find_target(str(pool), str(target))
+    since = parse_since(since)
+    count = len(target_sync_plan(target, since))
+    signature("workers.tasks.target_sync", args=(str(target.pool_id), str(target.id), since.isoformat())).delay()
+    return f"Syncing {count} zones on target {target.name}"
+
+
+def purge_deleted(older_than: int, batch_size: int, max_batches: int = 100) -> int:
+    """Remove soft-deleted zones deleted more than older_than seconds ago, batch_size at a time."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    purged = 0
+    for _ in range(max_batches):
+        ids = list(Zone.objects.filter(status=Status.DELETED, deleted_at__lt=cutoff)
+                   .values_list("id", flat=True)[:batch_size])
+        if not ids:
+            break
+        with transaction.atomic():
+            Zone.objects.filter(id__in=ids).delete()
+        purged += len(ids)
+    return purged

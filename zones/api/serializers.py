@@ -106,6 +106,8 @@ class TargetInputSerializer(StrictSerializer):
     description = serializers.CharField(required=False, allow_blank=True, default="")
     masters = serializers.ListField(child=serializers.CharField(), required=False, default=list)
     options = serializers.DictField(required=False, default=dict)
+    tsig_key = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                     help_text="Name of the TSIG key that signs this target's transfers.")
 
 
 class HostPortInputSerializer(StrictSerializer):
@@ -123,6 +125,13 @@ class PoolInputSerializer(StrictSerializer):
     targets = TargetInputSerializer(many=True, required=False)
     nameservers = HostPortInputSerializer(many=True, required=False)
     also_notifies = HostPortInputSerializer(many=True, required=False)
+    notify_source = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                          help_text="IP address NOTIFYs are sent from; empty clears it.")
+    tsig_key = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                     help_text="Name of the TSIG key that signs the pool's transfers; empty clears it.")
+    catalog_zone = serializers.CharField(required=False, allow_blank=True, allow_null=True,
+                                         help_text="RFC 9432 catalog zone that provisions the pool's servers; "
+                                                   "empty clears it.")
 
     def to_internal_value(self, data):
         values = super().to_internal_value(data)
@@ -222,10 +231,11 @@ class PoolSerializer(serializers.ModelSerializer):
 
 class TargetSerializer(serializers.ModelSerializer):
     options = serializers.SerializerMethodField()
+    tsig_key = serializers.SlugRelatedField(slug_field="name", read_only=True)  # the name, never the secret
 
     class Meta:
         model = PoolTarget
-        fields = ["id", "name", "type", "description", "masters", "options"]
+        fields = ["id", "name", "type", "description", "masters", "options", "tsig_key"]
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.OBJECT)
@@ -250,7 +260,13 @@ class PoolAdminSerializer(PoolSerializer):
     targets = TargetSerializer(many=True, read_only=True)
     nameservers = HostPortSerializer(many=True, read_only=True)
     also_notifies = AlsoNotifySerializer(many=True, read_only=True)
+    tsig_key = serializers.SlugRelatedField(slug_field="name", read_only=True)  # the name, never the secret
 
     class Meta(PoolSerializer.Meta):
-        fields = PoolSerializer.Meta.fields + ["threshold_percentage", "targets", "nameservers", "also_notifies"]
+        fields = PoolSerializer.Meta.fields + ["threshold_percentage", "targets", "nameservers", "also_notifies",
+                                               "notify_source", "tsig_key", "catalog_zone"]
         read_only_fields = fields
+
+
+class TargetSyncSerializer(serializers.Serializer):
+    since = serializers.CharField(help_text="ISO 8601; every change since then is replayed (naive = UTC).")

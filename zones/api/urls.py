@@ -6,6 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
+from .events import EventListView
 
 app_name = "api"
 
@@ -42,5 +43,8 @@ urlpatterns = [
     path("v2/pools", pools.as_view({"get": "list", "post": "create"}), name="pool-list"),
     path("v2/pools/<str:pool_id>", pools.as_view({"get": "retrieve", "patch": "partial_update",
                                                   "delete": "destroy"}), name="pool-detail"),
+    path("v2/pools/<str:pool_id>/targets/<str:target_id>/sync", views.TargetSyncView.as_view(),
+         name="target-sync"),
+    path("v2/events", EventListView.as_view(), name="event-list"),
     re_path(r"^v2/(?P<path>.+[^/])/$", without_trailing_slash),
 ]
