@@ -60,3 +60,43 @@ def worker(system_env):
     proc = celery_worker(system_env)
     yield proc
     proc.stop()
+
+
+@pytest.fixture(scope="module")
+def binds(minidns_address):
+    """Two real BIND9 secondaries of MiniDNS for a module's tests (a test may replace one)."""
+    from tests.servers.bind9 import Bind9Server
+
+    servers = [Bind9Server(primary=minidns_address).start() for _ in range(2)]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def eager(monkeypatch):
+    """Tasks run in-process with the fake backend; a nameserver named like a fake target serves
+    what that target has (the decisions only: test_integration.py proves the real pipeline)."""
+    from dnsctl.celery import app as celery_app
+    from tests.fakes import FakeBackend
+    from workers import backends, dnsclient
+    from zones.models import Zone
+
+    monkeypatch.setitem(backends.BACKENDS, "fake", "tests.fakes.FakeBackend")
+    monkeypatch.setitem(settings.DNSCTL, "TARGET_MAX_RETRIES", 0)
+    monkeypatch.setitem(settings.DNSCTL, "POLL_MAX_RETRIES", 0)
+    monkeypatch.setitem(settings.DNSCTL, "DNS_CONCURRENCY", 1)  # fake_soa reads the test's transaction
+    old = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
+    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    FakeBackend.reset()
+
+    def fake_soa(zone_name, host, port, timeout):
+        if host == "unreachable":
+            raise dnsclient.DNSClientError("timed out")
+        zone = Zone.objects.filter(name=zone_name, deleted_at__isnull=True).first()
+        return zone.serial if zone and zone_name in FakeBackend.zones.get(host, set()) else None
+
+    monkeypatch.setattr(dnsclient, "query_soa_serial", fake_soa)
+    monkeypatch.setattr(dnsclient, "send_notify", lambda *a, **k: 0)
+    yield
+    celery_app.conf.update(task_always_eager=old[0], task_eager_propagates=old[1])

@@ -1,5 +1,7 @@
 """An in-memory backend for unit tests of the task logic only; real targets prove the features."""
 from workers.backends.base import Backend, BackendError
+from zones import services
+from zones.models import Zone
 
 
 class FakeBackend(Backend):
@@ -28,3 +30,21 @@ class FakeBackend(Backend):
     @classmethod
     def reset(cls):
         cls.zones, cls.failing, cls.calls = {}, set(), []
+
+
+def make_pool(threshold=100, targets=("t1", "t2"), nameservers=None):
+    """The default pool on fake targets; its nameservers are named like the targets they mirror."""
+    nameservers = targets if nameservers is None else nameservers
+    return services.save_pool(
+        None, name="default", threshold_percentage=threshold,
+        ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
+        targets=[{"name": t, "type": "fake", "masters": ["127.0.0.1:5354"]} for t in targets],
+        nameservers=[{"host": n, "port": 53} for n in nameservers],
+    )
+
+
+def run(django_capture_on_commit_callbacks, fn, *args, **kwargs):
+    """Call a service as the API does, run what it enqueued on commit, and return the zone reloaded."""
+    with django_capture_on_commit_callbacks(execute=True):
+        result = fn(*args, **kwargs)
+    return Zone.objects.get(id=result.id if isinstance(result, Zone) else result.zone_id)

@@ -62,14 +62,6 @@ def deployment(system_env, minidns_address):
     deployment.stop()
 
 
-@pytest.fixture(scope="module")
-def binds(minidns_address):
-    servers = [Bind9Server(primary=minidns_address).start() for _ in range(2)]
-    yield servers
-    for server in servers:
-        server.stop()
-
-
 def pool_spec(binds, minidns_address):
     host, port = minidns_address
     return {

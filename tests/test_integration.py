@@ -8,20 +8,11 @@ import pytest
 from rest_framework.test import APIClient
 
 from tests.conftest import needs_named, wait_until
-from tests.servers.bind9 import Bind9Server
 from workers.dnsclient import query_soa_serial
 from zones import services
 from zones.models import ProjectMembership, Zone
 
 pytestmark = [needs_named, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(scope="module")
-def binds(minidns_address):
-    servers = [Bind9Server(primary=minidns_address).start() for _ in range(2)]
-    yield servers
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture

@@ -9,8 +9,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from tests.fakes import FakeBackend
-from tests.test_tasks import eager, make_pool, run  # noqa: F401 - the eager fixture
+from tests.fakes import FakeBackend, make_pool, run
 from workers import coordination, tasks
 from zones import services
 from zones.models import PeriodicRun, Zone

@@ -3,52 +3,12 @@
 The real pipeline (real worker, Redis, BIND9) is proven in test_integration.py.
 """
 import pytest
-from django.conf import settings
 
 from dnsctl.celery import app as celery_app
-from tests.fakes import FakeBackend
-from workers import backends, dnsclient, tasks
+from tests.fakes import FakeBackend, make_pool, run
+from workers import dnsclient, tasks
 from zones import services
 from zones.models import NameserverStatus, TargetStatus, Zone
-
-
-@pytest.fixture
-def eager(monkeypatch):
-    monkeypatch.setitem(backends.BACKENDS, "fake", "tests.fakes.FakeBackend")
-    monkeypatch.setitem(settings.DNSCTL, "TARGET_MAX_RETRIES", 0)
-    monkeypatch.setitem(settings.DNSCTL, "POLL_MAX_RETRIES", 0)
-    monkeypatch.setitem(settings.DNSCTL, "DNS_CONCURRENCY", 1)  # fake_soa reads the test's transaction
-    old = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
-    celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
-    FakeBackend.reset()
-
-    def fake_soa(zone_name, host, port, timeout):
-        """A nameserver named like a fake target serves what that target has."""
-        if host == "unreachable":
-            raise dnsclient.DNSClientError("timed out")
-        zone = Zone.objects.filter(name=zone_name, deleted_at__isnull=True).first()
-        return zone.serial if zone and zone_name in FakeBackend.zones.get(host, set()) else None
-
-    monkeypatch.setattr(dnsclient, "query_soa_serial", fake_soa)
-    monkeypatch.setattr(dnsclient, "send_notify", lambda *a, **k: 0)
-    yield
-    celery_app.conf.update(task_always_eager=old[0], task_eager_propagates=old[1])
-
-
-def make_pool(threshold=100, targets=("t1", "t2"), nameservers=None):
-    nameservers = targets if nameservers is None else nameservers
-    return services.save_pool(
-        None, name="default", threshold_percentage=threshold,
-        ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
-        targets=[{"name": t, "type": "fake", "masters": ["127.0.0.1:5354"]} for t in targets],
-        nameservers=[{"host": n, "port": 53} for n in nameservers],
-    )
-
-
-def run(django_capture_on_commit_callbacks, fn, *args, **kwargs):
-    with django_capture_on_commit_callbacks(execute=True):
-        result = fn(*args, **kwargs)
-    return Zone.objects.get(id=result.id if isinstance(result, Zone) else result.zone_id)
 
 
 @pytest.mark.django_db

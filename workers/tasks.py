@@ -249,27 +249,34 @@ def _push_batches(refs: list[dict], mode: str, summary: dict, target_ids=None):
                 summary["failed"] = summary.get("failed", 0) + len(batch)
 
 
+def _sweep(name, interval_setting, force, body):
+    """Run body(summary) if this node should run the sweep now (see workers.periodic)."""
+    with periodic.once_per_interval(name, _conf(interval_setting), force) as summary:
+        if summary is None:
+            return "skipped: ran this interval or running elsewhere"
+        body(summary)
+        return summary
+
+
 @shared_task
 def recover(force=False):
     """Give zones in ERROR, and PENDING zones whose work was lost, their pending action again."""
-    with periodic.once_per_interval("recovery", _conf("RECOVERY_INTERVAL"), force) as summary:
-        if summary is None:
-            return "skipped: ran this interval or running elsewhere"
+    def body(summary):
         refs = services.claim_recovery(_conf("RECOVERY_MAX_ZONES"))
         summary["zones"] = len(refs)
         _push_batches(refs, services.CHANGE, summary)
-        return summary
+
+    return _sweep("recovery", "RECOVERY_INTERVAL", force, body)
 
 
 @shared_task
 def periodic_sync(force=False):
     """Re-push healthy zones to every target (and lagging ones until every nameserver has them)."""
-    with periodic.once_per_interval("sync", _conf("PERIODIC_SYNC_INTERVAL"), force) as summary:
-        if summary is None:
-            return "skipped: ran this interval or running elsewhere"
+    def body(summary):
         for batch in services.sync_batches(_conf("BATCH_SIZE"), _conf("PERIODIC_SYNC_SECONDS")):
             _push_batches(batch, services.SYNC, summary)
-        return summary
+
+    return _sweep("sync", "PERIODIC_SYNC_INTERVAL", force, body)
 
 
 @shared_task
@@ -285,8 +292,7 @@ def target_sync(pool_id, target_id, since):
 @shared_task
 def purge(force=False):
     """Remove soft-deleted zones once they are older than the retention period."""
-    with periodic.once_per_interval("purge", _conf("PURGE_INTERVAL"), force) as summary:
-        if summary is None:
-            return "skipped: ran this interval or running elsewhere"
+    def body(summary):
         summary["purged"] = services.purge_deleted(_conf("PURGE_AFTER"), _conf("PURGE_BATCH_SIZE"))
-        return summary
+
+    return _sweep("purge", "PURGE_INTERVAL", force, body)
