@@ -1,4 +1,4 @@
-"""Helpers and fixtures shared by the Knot, PowerDNS, NSD, TSIG, catalog and mixed-pool tests.
+"""Helpers and fixtures shared by the BIND9, Knot, PowerDNS, NSD, TSIG, catalog and mixed-pool tests.
 
 Import the fixtures you use into the test module (``from tests.conftest_servers import primary``).
 """
@@ -8,6 +8,7 @@ import itertools
 import os
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import dns.message
 import dns.rcode
@@ -15,7 +16,8 @@ import dns.query
 import pytest
 
 from tests.servers.tiny_primary import TinyPrimary
-from workers.dnsclient import query_soa_serial
+from workers.backends import BackendError, get_backend
+from workers.dnsclient import query_soa_serial, send_notify
 
 _counter = itertools.count(1)
 
@@ -36,6 +38,22 @@ def zone(primary):
 
 def new_zone_name(prefix: str = "z") -> str:
     return f"{prefix}{next(_counter)}-{os.getpid()}.example.test."
+
+
+def new_zones(primary, count, serial, prefix):
+    """count fresh zone names, each at serial on the primary."""
+    names = [new_zone_name(prefix) for _ in range(count)]
+    for name in names:
+        primary.set_serial(name, serial)
+    return names
+
+
+def at_once(function, *iterables):
+    """function over the zipped iterables, every call at the same time as separate workers would make
+    them: what a target's lock must serialise."""
+    calls = list(zip(*iterables))
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(lambda args: function(*args), calls))
 
 
 def wait_for_serial(server, zone, want, timeout=5.0):
@@ -60,6 +78,49 @@ def wait_for_refused(server, zone, timeout=5.0):
     while (rcode := soa_rcode(server, zone)) != dns.rcode.REFUSED and time.monotonic() < deadline:
         time.sleep(0.02)
     return rcode
+
+
+def check_create(server, backend, zone):
+    """The backend contract every secondary shares: create serves the primary's serial, and a
+    second create or an update of the zone changes nothing."""
+    backend.create_zone(zone)
+    assert wait_for_serial(server, zone, 1) == 1
+    backend.create_zone(zone)
+    backend.update_zone(zone)
+    assert wait_for_serial(server, zone, 1) == 1
+
+
+def check_delete(server, backend, zone, configured):
+    """Delete: the server REFUSES the zone and configured(zone) (its own view) is false; a second
+    delete is fine and a new create brings the zone back."""
+    backend.create_zone(zone)
+    assert wait_for_serial(server, zone, 1) == 1
+    backend.delete_zone(zone)
+    assert wait_for_refused(server, zone) == dns.rcode.REFUSED
+    assert not configured(zone)
+    backend.delete_zone(zone)
+    backend.create_zone(zone)
+    assert wait_for_serial(server, zone, 1) == 1
+
+
+def check_notify(server, primary, backend, zone, source=None, turned_away=None, timeout=5.0):
+    """A NOTIFY from source makes the server fetch the primary's new serial. turned_away =
+    (address, rcode): a NOTIFY from that address gets that rcode first (the server's ACL)."""
+    backend.create_zone(zone)
+    assert wait_for_serial(server, zone, 1) == 1
+    primary.set_serial(zone, 2)
+    if turned_away:
+        address, rcode = turned_away
+        assert send_notify(zone, server.host, server.port, serial=2, source=address) == rcode
+    assert send_notify(zone, server.host, server.port, serial=2, source=source) == dns.rcode.NOERROR
+    assert wait_for_serial(server, zone, 2, timeout=timeout) == 2
+
+
+def check_bad_options(kind, options, match):
+    """The backend refuses bad options up front, with a message naming the target."""
+    with pytest.raises(BackendError, match=match) as excinfo:
+        get_backend(kind, f"{kind}-bad", options, [("127.0.0.1", 5300)])
+    assert f"{kind}-bad" in str(excinfo.value)
 
 
 class DictZones:

@@ -1,6 +1,5 @@
 """Bind9Backend against a real named (secondary) pulling from the tiny dnspython primary."""
 
-import itertools
 import logging
 import os
 import socket
@@ -8,16 +7,13 @@ import stat
 import subprocess
 import time
 
-import dns.message
-import dns.query
 import dns.rcode
 import pytest
 
-from tests.conftest import needs_named
-
+from tests.conftest import needs_named, wait_until
+from tests.conftest_servers import check_bad_options, primary, soa_rcode, wait_for_serial, zone  # noqa: F401
 from tests.servers import free_port
 from tests.servers.bind9 import Bind9Server
-from tests.servers.tiny_primary import TinyPrimary
 from workers import backends
 from workers.backends import BACKENDS, Backend, BackendError, backend_types, get_backend
 from workers.backends import bind9 as bind9_module
@@ -29,15 +25,6 @@ pytestmark = [
     needs_named,
 ]
 
-_counter = itertools.count(1)
-
-
-@pytest.fixture(scope="module")
-def primary():
-    with TinyPrimary() as server:
-        yield server
-
-
 @pytest.fixture(scope="module")
 def bind(primary):
     with Bind9Server(primary=primary.address) as server:
@@ -47,38 +34,6 @@ def bind(primary):
 @pytest.fixture
 def backend(bind, primary):
     return Bind9Backend("bind-test", bind.backend_options, [primary.address])
-
-
-@pytest.fixture
-def zone(primary):
-    """A fresh zone name per test (the BIND instance is shared by the module), serial 1 on the primary."""
-    name = f"z{next(_counter)}-{os.getpid()}.example.test."
-    primary.set_serial(name, 1)
-    return name
-
-
-def wait_for_serial(bind, zone, want, timeout=5.0):
-    """Poll until BIND serves `want` for zone (None = not served); return what was last seen."""
-    deadline = time.monotonic() + timeout
-    while True:
-        got = query_soa_serial(zone, bind.host, bind.port, timeout=1.0)
-        if got == want or time.monotonic() > deadline:
-            return got
-        time.sleep(0.02)
-
-
-def wait_until(condition, timeout=5.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
-def soa_rcode(bind, zone):
-    query = dns.message.make_query(zone, "SOA")
-    return dns.query.udp(query, bind.host, port=bind.port, timeout=2).rcode()
 
 
 # -- zone lifecycle ----------------------------------------------------------
@@ -128,13 +83,14 @@ def test_delete_stops_serving_and_is_idempotent(bind, backend, zone):
     assert wait_for_serial(bind, zone, 1) == 1
     zone_file = os.path.join(bind.dir, zone.rstrip(".") + ".db")
     # named serves from memory first and writes the file a moment later.
-    assert wait_until(lambda: os.path.exists(zone_file))
+    wait_until(lambda: os.path.exists(zone_file), timeout=5, interval=0.02, message="the zone file")
 
     backend.delete_zone(zone)
     assert query_soa_serial(zone, bind.host, bind.port) is None
     assert soa_rcode(bind, zone) == dns.rcode.REFUSED
     backend.delete_zone(zone)  # missing zone: success
-    assert wait_until(lambda: not os.path.exists(zone_file))  # -clean removes it shortly after
+    wait_until(lambda: not os.path.exists(zone_file), timeout=5, interval=0.02,
+               message="the zone file to go")  # -clean removes it shortly after
 
 
 def test_delete_then_recreate(bind, backend, zone):
@@ -236,9 +192,7 @@ def test_key_file_is_private_and_removed(bind, backend, zone, monkeypatch):
     ({"rndc_key_secret": "c2VjcmV0", "rndc_key_name": 'k"; };'}, "invalid rndc_key_name"),
 ])
 def test_bad_options(options, match):
-    with pytest.raises(BackendError, match=match) as excinfo:
-        Bind9Backend("bind-bad", options, [("127.0.0.1", 5300)])
-    assert "bind-bad" in str(excinfo.value)
+    check_bad_options("bind9", options, match)
 
 
 def test_masters_must_be_addresses():

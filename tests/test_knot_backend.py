@@ -1,16 +1,16 @@
 """KnotBackend against a real knotd (secondary) pulling from the tiny dnspython primary."""
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import dns.rcode
 import pytest
 
-from tests.conftest_servers import new_zone_name, primary, wait_for_refused, wait_for_serial, zone  # noqa: F401
+from tests.conftest_servers import primary, wait_for_serial, zone  # noqa: F401
+from tests.conftest_servers import at_once, check_bad_options, check_create, check_delete, check_notify, new_zones
 from tests.servers.knot import KnotServer, needs_knot
-from workers.backends import BackendError, get_backend
+from workers.backends import BackendError
 from workers.backends.knot import KnotBackend
-from workers.dnsclient import query_soa_serial, send_notify
+from workers.dnsclient import query_soa_serial
 
 pytestmark = [needs_knot]
 
@@ -31,32 +31,17 @@ def configured(knot):
 
 
 def test_create_serves_the_primary_serial_and_repeats_are_noops(knot, backend, zone):
-    backend.create_zone(zone)
-    assert wait_for_serial(knot, zone, 1) == 1
+    check_create(knot, backend, zone)
     assert f"zone[{zone}].template = dnsctl" in knot.knotc("conf-read", f"zone[{zone}].template").stdout
-    backend.create_zone(zone)
-    backend.update_zone(zone)
     assert configured(knot).count(f"= {zone}") == 1
-    assert wait_for_serial(knot, zone, 1) == 1
 
 
 def test_notify_brings_new_serial(knot, primary, backend, zone):
-    backend.create_zone(zone)
-    assert wait_for_serial(knot, zone, 1) == 1
-    primary.set_serial(zone, 2)
-    assert send_notify(zone, knot.host, knot.port, serial=2) == dns.rcode.NOERROR
-    assert wait_for_serial(knot, zone, 2) == 2  # ~1 s when the last transfer was <1 s ago (TARGETS.md)
+    check_notify(knot, primary, backend, zone)  # ~1 s when the last transfer was <1 s ago (TARGETS.md)
 
 
 def test_delete_refuses_and_repeats_are_noops(knot, backend, zone):
-    backend.create_zone(zone)
-    assert wait_for_serial(knot, zone, 1) == 1
-    backend.delete_zone(zone)
-    assert wait_for_refused(knot, zone) == dns.rcode.REFUSED
-    assert f"= {zone}" not in configured(knot)
-    backend.delete_zone(zone)
-    backend.create_zone(zone)  # and it comes back
-    assert wait_for_serial(knot, zone, 1) == 1
+    check_delete(knot, backend, zone, lambda name: f"= {name}" in configured(knot))
 
 
 def test_update_of_missing_zone_creates_it(knot, backend, zone):
@@ -65,9 +50,7 @@ def test_update_of_missing_zone_creates_it(knot, backend, zone):
 
 
 def test_apply_many_zones_in_one_transaction(knot, primary, backend, monkeypatch):
-    names = [new_zone_name("bulk") for _ in range(60)]
-    for name in names:
-        primary.set_serial(name, 7)
+    names = new_zones(primary, 60, serial=7, prefix="bulk")
     backend.create_zone(names[0])  # already there: still success
     commits = []
     real = backend._knotc
@@ -126,29 +109,20 @@ def test_wrong_socket_names_target_and_knotc_message(tmp_path, primary, zone):
     ({"socket": "/x.sock", "timeout": "soon"}, "timeout must be a number"),
 ])
 def test_bad_options(options, match):
-    with pytest.raises(BackendError, match=match) as excinfo:
-        get_backend("knot", "knot-bad", options, [("127.0.0.1", 5300)])
-    assert "knot-bad" in str(excinfo.value)
+    check_bad_options("knot", options, match)
 
 
 def test_notify_only_from_the_acl_address(primary, zone):
     """Knot takes NOTIFY only from addresses an ACL names: the pool's notify_source must be one."""
     with KnotServer(masters=[primary.address], notify_from=("127.0.0.2",)) as knot:
-        KnotBackend("knot-acl", knot.backend_options, [primary.address]).create_zone(zone)
-        assert wait_for_serial(knot, zone, 1) == 1
-        primary.set_serial(zone, 2)
-        assert send_notify(zone, knot.host, knot.port, serial=2, source="127.0.0.1") == dns.rcode.NOTAUTH
-        assert send_notify(zone, knot.host, knot.port, serial=2, source="127.0.0.2") == dns.rcode.NOERROR
-        assert wait_for_serial(knot, zone, 2) == 2
+        backend = KnotBackend("knot-acl", knot.backend_options, [primary.address])
+        check_notify(knot, primary, backend, zone, source="127.0.0.2", turned_away=("127.0.0.1", dns.rcode.NOTAUTH))
 
 
 def test_concurrent_changes_are_serialised_by_the_lock(knot, primary):
     """Knot allows one configuration transaction at a time: without the lock these would fail
     with "too many transactions"."""
-    names = [new_zone_name("par") for _ in range(8)]
-    for name in names:
-        primary.set_serial(name, 4)
+    names = new_zones(primary, 8, serial=4, prefix="par")
     backends = [KnotBackend(f"knot-{i}", knot.backend_options, [primary.address]) for i in range(8)]
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda pair: pair[0].create_zone(pair[1]), zip(backends, names)))
+    at_once(KnotBackend.create_zone, backends, names)
     assert all(wait_for_serial(knot, n, 4) == 4 for n in names)

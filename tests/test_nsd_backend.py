@@ -4,11 +4,11 @@ import time
 import dns.rcode
 import pytest
 
-from tests.conftest_servers import new_zone_name, primary, wait_for_refused, wait_for_serial, zone  # noqa: F401
+from tests.conftest_servers import primary, wait_for_serial, zone  # noqa: F401
+from tests.conftest_servers import check_bad_options, check_create, check_delete, check_notify, new_zones
 from tests.servers.nsd import NsdServer, needs_nsd
-from workers.backends import BackendError, get_backend
+from workers.backends import BackendError
 from workers.backends.nsd import NsdBackend
-from workers.dnsclient import send_notify
 
 pytestmark = [needs_nsd]
 
@@ -29,37 +29,20 @@ def listed(nsd, zone):
 
 
 def test_create_serves_the_primary_serial_and_repeats_are_noops(nsd, backend, zone):
-    backend.create_zone(zone)
-    assert wait_for_serial(nsd, zone, 1) == 1
-    backend.create_zone(zone)
-    backend.update_zone(zone)
+    check_create(nsd, backend, zone)
     assert listed(nsd, zone)
-    assert wait_for_serial(nsd, zone, 1) == 1
 
 
 def test_notify_brings_new_serial(nsd, primary, backend, zone):
-    backend.create_zone(zone)
-    assert wait_for_serial(nsd, zone, 1) == 1
-    primary.set_serial(zone, 2)
-    assert send_notify(zone, nsd.host, nsd.port, serial=2) == dns.rcode.NOERROR
-    assert wait_for_serial(nsd, zone, 2) == 2
+    check_notify(nsd, primary, backend, zone)
 
 
 def test_delete_refuses_and_repeats_are_noops(nsd, backend, zone):
-    backend.create_zone(zone)
-    assert wait_for_serial(nsd, zone, 1) == 1
-    backend.delete_zone(zone)
-    assert wait_for_refused(nsd, zone) == dns.rcode.REFUSED
-    assert not listed(nsd, zone)
-    backend.delete_zone(zone)
-    backend.create_zone(zone)
-    assert wait_for_serial(nsd, zone, 1) == 1
+    check_delete(nsd, backend, zone, lambda name: listed(nsd, name))
 
 
 def test_apply_many_zones_in_chunks(nsd, primary, backend, monkeypatch):
-    names = [new_zone_name("bulk") for _ in range(250)]
-    for name in names:
-        primary.set_serial(name, 3)
+    names = new_zones(primary, 250, serial=3, prefix="bulk")
     backend.create_zone(names[0])  # already there: still success
     calls = []
     real = backend._control
@@ -100,17 +83,11 @@ def test_wrong_config_names_target_and_message(tmp_path, primary, zone):
     ({"config": "/etc/nsd/nsd.conf", "pattern": "a b"}, "invalid pattern"),
 ])
 def test_bad_options(options, match):
-    with pytest.raises(BackendError, match=match) as excinfo:
-        get_backend("nsd", "nsd-bad", options, [("127.0.0.1", 5300)])
-    assert "nsd-bad" in str(excinfo.value)
+    check_bad_options("nsd", options, match)
 
 
 def test_notify_only_from_allow_notify_address(primary, zone):
     """NSD takes NOTIFY only from allow-notify addresses: the pool's notify_source must be one."""
     with NsdServer(masters=[primary.address], notify_from=("127.0.0.2",)) as nsd:
-        NsdBackend("nsd-acl", nsd.backend_options, [primary.address]).create_zone(zone)
-        assert wait_for_serial(nsd, zone, 1) == 1
-        primary.set_serial(zone, 2)
-        assert send_notify(zone, nsd.host, nsd.port, serial=2, source="127.0.0.1") == dns.rcode.REFUSED
-        assert send_notify(zone, nsd.host, nsd.port, serial=2, source="127.0.0.2") == dns.rcode.NOERROR
-        assert wait_for_serial(nsd, zone, 2) == 2
+        backend = NsdBackend("nsd-acl", nsd.backend_options, [primary.address])
+        check_notify(nsd, primary, backend, zone, source="127.0.0.2", turned_away=("127.0.0.1", dns.rcode.REFUSED))

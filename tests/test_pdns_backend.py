@@ -1,17 +1,17 @@
 """PowerDNSBackend against a real pdns_server (gsqlite3, secondary) pulling from the tiny dnspython primary."""
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import dns.rcode
 import pytest
 
-from tests.conftest_servers import new_zone_name, primary, wait_for_refused, wait_for_serial, zone  # noqa: F401
+from tests.conftest_servers import primary, wait_for_serial, zone  # noqa: F401
+from tests.conftest_servers import at_once, check_bad_options, check_create, check_delete, check_notify, new_zones
 from tests.servers import free_port
 from tests.servers.pdns import PdnsServer, needs_pdns
-from workers.backends import BackendError, get_backend
+from workers.backends import BackendError
 from workers.backends.pdns import PowerDNSBackend
-from workers.dnsclient import query_soa_serial, send_notify
+from workers.dnsclient import query_soa_serial
 
 pytestmark = [needs_pdns]
 
@@ -28,31 +28,16 @@ def backend(pdns, primary):
 
 
 def test_create_serves_the_primary_serial_and_repeats_are_noops(pdns, backend, zone):
-    backend.create_zone(zone)
-    assert wait_for_serial(pdns, zone, 1) == 1
-    backend.create_zone(zone)
-    backend.update_zone(zone)
+    check_create(pdns, backend, zone)
     assert pdns.api(f"zones/{zone}") == 200
-    assert wait_for_serial(pdns, zone, 1) == 1
 
 
 def test_notify_from_the_primary_address_brings_new_serial(pdns, primary, backend, zone):
-    backend.create_zone(zone)
-    assert wait_for_serial(pdns, zone, 1) == 1
-    primary.set_serial(zone, 2)
-    assert send_notify(zone, pdns.host, pdns.port, serial=2) == dns.rcode.NOERROR
-    assert wait_for_serial(pdns, zone, 2, timeout=10) == 2  # PowerDNS looks at NOTIFYs once a second
+    check_notify(pdns, primary, backend, zone, timeout=10)  # PowerDNS looks at NOTIFYs once a second
 
 
 def test_delete_refuses_and_repeats_are_noops(pdns, backend, zone):
-    backend.create_zone(zone)
-    assert wait_for_serial(pdns, zone, 1) == 1
-    backend.delete_zone(zone)
-    assert wait_for_refused(pdns, zone) == dns.rcode.REFUSED
-    assert pdns.api(f"zones/{zone}") == 404
-    backend.delete_zone(zone)
-    backend.create_zone(zone)
-    assert wait_for_serial(pdns, zone, 1) == 1
+    check_delete(pdns, backend, zone, lambda name: pdns.api(f"zones/{name}") != 404)
 
 
 def test_update_fixes_masters_and_creates_missing(pdns, primary, zone):
@@ -65,9 +50,7 @@ def test_update_fixes_masters_and_creates_missing(pdns, primary, zone):
 
 
 def test_apply_many_zones(pdns, primary, backend):
-    names = [new_zone_name("bulk") for _ in range(40)]
-    for name in names:
-        primary.set_serial(name, 5)
+    names = new_zones(primary, 40, serial=5, prefix="bulk")
     results = backend.apply([("CREATE", n) for n in names] + [("DELETE", "never-there.example.test.")])
     assert set(results) == {*names, "never-there.example.test."} and set(results.values()) == {None}
     assert all(wait_for_serial(pdns, n, 5, timeout=15) == 5 for n in names)
@@ -105,29 +88,20 @@ def test_nothing_listening_names_target(primary, zone):
     ({"api_url": "http://127.0.0.1:8081", "api_key": "k", "timeout": "x"}, "timeout must be a number"),
 ])
 def test_bad_options(options, match):
-    with pytest.raises(BackendError, match=match) as excinfo:
-        get_backend("pdns", "pdns-bad", options, [("127.0.0.1", 5300)])
-    assert "pdns-bad" in str(excinfo.value)
+    check_bad_options("pdns", options, match)
 
 
 def test_notify_only_from_the_primary_address(pdns, primary, backend, zone):
     """PowerDNS takes NOTIFY only from the zone's masters: notify_source must be MiniDNS's address."""
-    backend.create_zone(zone)
-    assert wait_for_serial(pdns, zone, 1) == 1
-    primary.set_serial(zone, 2)
-    assert send_notify(zone, pdns.host, pdns.port, serial=2, source="127.0.0.2") == dns.rcode.REFUSED
-    assert send_notify(zone, pdns.host, pdns.port, serial=2, source=primary.host) == dns.rcode.NOERROR
-    assert wait_for_serial(pdns, zone, 2, timeout=10) == 2
+    check_notify(pdns, primary, backend, zone, source=primary.host, turned_away=("127.0.0.2", dns.rcode.REFUSED),
+                 timeout=10)
 
 
 def test_concurrent_writes_are_serialised_by_the_lock(pdns, primary):
     """PowerDNS on SQLite fails concurrent writes ("database is locked"); the lock prevents that."""
-    names = [new_zone_name("par") for _ in range(8)]
-    for name in names:
-        primary.set_serial(name, 4)
+    names = new_zones(primary, 8, serial=4, prefix="par")
     backends = [PowerDNSBackend(f"pdns-{i}", pdns.backend_options, [primary.address]) for i in range(8)]
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(lambda pair: pair[0].create_zone(pair[1]), zip(backends, names)))
-        assert all(wait_for_serial(pdns, n, 4, timeout=15) == 4 for n in names)
-        list(pool.map(lambda pair: pair[0].delete_zone(pair[1]), zip(backends, names)))
+    at_once(PowerDNSBackend.create_zone, backends, names)
+    assert all(wait_for_serial(pdns, n, 4, timeout=15) == 4 for n in names)
+    at_once(PowerDNSBackend.delete_zone, backends, names)
     assert all(pdns.api(f"zones/{n}") == 404 for n in names)
