@@ -121,6 +121,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "sep": ":",
 }
 CELERY_TASK_DEFAULT_PRIORITY = 5
+# Celery gives up on the result backend after 20 reconnects (about 20 s of Redis outage) and the
+# process can then send no task until restarted: keep retrying, a worker has nothing better to do.
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": None, "interval_start": 0, "interval_step": 1, "interval_max": 5},
+}
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Coordination (tooz) ----------------------------------------------------------------------

@@ -28,6 +28,7 @@ from zones.models import PeriodicRun, ProjectMembership, Zone
 pytestmark = [needs_named, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 RECOVERY_INTERVAL = 2
 VISIBILITY_TIMEOUT = 6
+OUTAGE = 25  # longer than the 20 reconnects after which Celery gives up on Redis by default
 
 
 class Deployment:
@@ -103,7 +104,11 @@ def wait_all(ids, status, timeout=90):
     def done():
         zones = list(Zone.objects.filter(id__in=ids))
         return len(zones) == len(ids) and all(z.status == status for z in zones) and zones
-    return wait_until(done, timeout=timeout, message=f"{len(ids)} zones to be {status}")
+    try:
+        return wait_until(done, timeout=timeout, message=f"{len(ids)} zones to be {status}")
+    except AssertionError as exc:
+        states = Zone.objects.filter(id__in=ids).values_list("name", "status", "action", "reason")
+        raise AssertionError(f"{exc}: {list(states)}") from None
 
 
 def assert_served_everywhere(zones, binds):
@@ -186,8 +191,10 @@ def test_an_emptied_target_is_rebuilt_by_target_sync(deployment, binds, pool, ap
 def test_redis_restarted_mid_run_loses_nothing(deployment, binds, pool, api):
     ids = create_zones(deployment, api, 4)
     deployment.redis.crash()  # every queued task and chord counter is gone
+    down_since = time.monotonic()
     try:
         ids += create_zones(deployment, api, 3)  # the API still takes changes: PostgreSQL has them
+        time.sleep(max(0.0, OUTAGE - (time.monotonic() - down_since)))
     finally:
         deployment.redis.start()
     ids += create_zones(deployment, api, 3)

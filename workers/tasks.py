@@ -29,6 +29,8 @@ DELETE = Zone.Action.DELETE
 # Redis priorities (0 first): the deeper a task is in a pipeline, the sooner it runs, so a burst
 # finishes zone by zone. zone_action runs at the default priority (CELERY_TASK_DEFAULT_PRIORITY = 5).
 PUSH, FINISH = 3, 0
+# Only chord headers (target_batch, poll_batch) store results: a task sent with ignore_result needs
+# no result-backend subscription, so the API can still take changes while Redis is down.
 
 
 def _conf(name):
@@ -65,7 +67,7 @@ def _finish_each(refs, mode, ok, reason=""):
             log.exception("zone %s (%s): recording the outcome failed", ref["name"], ref["id"])
 
 
-@shared_task
+@shared_task(ignore_result=True)
 def zone_action(zone_id, action, serial):
     """A change committed (zones.services enqueues this on commit): push it, together with every
     other change waiting at this moment, so a burst travels in batches."""
@@ -114,7 +116,7 @@ def target_batch(self, pool_id, target_id, refs, mode, errors=None):
     return {"target": target_id, "name": name, "errors": errors}
 
 
-@shared_task
+@shared_task(ignore_result=True)
 def targets_done(results, pool_id, refs, mode):
     """Consensus over the targets per zone; then NOTIFY the nameservers and poll them for the serials."""
     pool = services.pool_work(pool_id)
@@ -213,7 +215,7 @@ def _record_polls(nameserver_id, refs, seen):
          "ok": seen[ref["id"]][1], "message": seen[ref["id"]][2] or ""} for ref in refs])
 
 
-@shared_task
+@shared_task(ignore_result=True)
 def polls_done(results, pool_id, refs, mode):
     """Consensus over the nameservers per zone: ACTIVE (or DELETED) when enough serve it, else ERROR."""
     threshold = services.pool_work(pool_id)["threshold"]
@@ -258,7 +260,7 @@ def _sweep(name, interval_setting, force, body):
         return summary
 
 
-@shared_task
+@shared_task(ignore_result=True)
 def recover(force=False):
     """Give zones in ERROR, and PENDING zones whose work was lost, their pending action again."""
     def body(summary):
@@ -269,7 +271,7 @@ def recover(force=False):
     return _sweep("recovery", "RECOVERY_INTERVAL", force, body)
 
 
-@shared_task
+@shared_task(ignore_result=True)
 def periodic_sync(force=False):
     """Re-push healthy zones to every target (and lagging ones until every nameserver has them)."""
     def body(summary):
@@ -279,7 +281,7 @@ def periodic_sync(force=False):
     return _sweep("sync", "PERIODIC_SYNC_INTERVAL", force, body)
 
 
-@shared_task
+@shared_task(ignore_result=True)
 def target_sync(pool_id, target_id, since):
     """Replay everything since `since` onto one target (started by services.start_target_sync)."""
     target = services.find_target(pool_id, target_id)
@@ -289,7 +291,7 @@ def target_sync(pool_id, target_id, since):
     return summary
 
 
-@shared_task
+@shared_task(ignore_result=True)
 def purge(force=False):
     """Remove soft-deleted zones once they are older than the retention period."""
     def body(summary):

@@ -198,7 +198,9 @@ def _enqueue(zone: Zone):
 
     def send():
         try:
-            signature("workers.tasks.zone_action", args=(zone_id, action, serial)).delay()
+            # By name (zones/ never imports workers/), so say what the task says: no result to wait for,
+            # and so no result-backend subscription that would hang the API while Redis is down.
+            signature("workers.tasks.zone_action", args=(zone_id, action, serial)).apply_async(ignore_result=True)
         except Exception:  # noqa: BLE001 - the broker's failure must not fail a committed change
             log.warning("zone %s: could not enqueue %s@%s, recovery will retry it", zone_id, action, serial,
                         exc_info=True)
@@ -752,7 +754,8 @@ def start_target_sync(pool, target, since) -> str:
     target = find_target(str(pool), str(target))
     since = parse_since(since)
     count = len(target_sync_plan(target, since))
-    signature("workers.tasks.target_sync", args=(str(target.pool_id), str(target.id), since.isoformat())).delay()
+    signature("workers.tasks.target_sync", args=(str(target.pool_id), str(target.id), since.isoformat())).apply_async(
+        ignore_result=True)
     return f"Syncing {count} zones on target {target.name}"
 
 
