@@ -186,6 +186,8 @@ class MiniDNSThread:
     def __exit__(self, *exc):
         self.loop.call_soon_threadsafe(self.stop_event.set)
         self.thread.join(10)
+        assert not self.thread.is_alive()
+        assert not [t for t in threading.enumerate() if t.name.startswith("minidns")], "pool threads left"
 
 
 def tsig_key(name: str = "dnsctl-xfr", algorithm: str = "hmac-sha256") -> dict:

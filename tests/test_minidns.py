@@ -1,10 +1,8 @@
 """MiniDNS: the core through handle() (with the database, and with a fake source), then real sockets."""
-import asyncio
 import signal
 import socket
 import struct
 import sys
-import threading
 import time
 
 import dns.flags
@@ -19,9 +17,10 @@ import dns.xfr
 import dns.zone
 import pytest
 
+from tests.conftest_servers import MiniDNSThread
 from tests.processes import Process
 from tests.servers import free_port
-from workers.minidns import MiniDNS, serve
+from workers.minidns import MiniDNS
 from zones import services
 from zones.models import RecordSet, Zone
 
@@ -341,34 +340,6 @@ def ask_message(minidns, query, tcp) -> list[dns.message.Message]:
 # --- real sockets ------------------------------------------------------------------------------
 
 
-class ServerThread:
-    """serve() on 127.0.0.1, port 0, in a thread of its own event loop; stop() joins everything."""
-
-    def __init__(self, minidns):
-        self.minidns, self.port, self.loop, self.stop_event = minidns, None, None, None
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="test-minidns-loop")
-
-    async def _main(self):
-        self.loop, self.stop_event = asyncio.get_running_loop(), asyncio.Event()
-        await serve("127.0.0.1", 0, self.minidns, ready=self._ready, stop=self.stop_event, workers=4)
-
-    def _ready(self, host, port):
-        self.port = port
-        self.ready.set()
-
-    def __enter__(self):
-        self.thread.start()
-        assert self.ready.wait(10), "MiniDNS did not bind"
-        return self
-
-    def __exit__(self, *exc):
-        self.loop.call_soon_threadsafe(self.stop_event.set)
-        self.thread.join(10)
-        assert not self.thread.is_alive()
-        assert not [t for t in threading.enumerate() if t.name.startswith("minidns")], "pool threads left"
-
-
 @pytest.fixture
 def committed_zone(transactional_db, monkeypatch):
     monkeypatch.setattr(services, "_enqueue", lambda zone: None)
@@ -381,7 +352,7 @@ def committed_zone(transactional_db, monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_over_real_sockets(committed_zone):
     add_records(committed_zone, 2500)  # enough for a multi-message AXFR
-    with ServerThread(MiniDNS()) as server:
+    with MiniDNSThread(MiniDNS()) as server:
         port = server.port
         query = dns.message.make_query("example.com.", "SOA")
         udp = dns.query.udp(query, "127.0.0.1", port=port, timeout=5)

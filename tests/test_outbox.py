@@ -20,7 +20,7 @@ from zones import events, services
 from zones.models import OutboxEvent
 
 pytestmark = pytest.mark.django_db
-needs_redis_server = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed")
+needs_redis_server = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed (apt-get install redis-server)")
 
 
 class RedisServer:
