@@ -181,12 +181,10 @@ def self_contained(n, concurrency, timeout, pool_kind="bind9"):
     from django.core.management import call_command
     from django.db import connection
     from django.test.testcases import LiveServerThread
-    from rest_framework.authtoken.models import Token
 
     from tests.processes import celery_worker, minidns
     from tests.servers import free_port
-    from zones import services
-    from zones.models import ProjectMembership
+    from zones import accounts, services
 
     db = connection.settings_dict
     _create_database(db)
@@ -206,11 +204,7 @@ def self_contained(n, concurrency, timeout, pool_kind="bind9"):
                                          pool=os.environ.get("WORKER_POOL", "prefork")))
         services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}], **pool)
         print(f"pool {pool_kind}: {', '.join(t['name'] for t in pool['targets'])}")
-        from django.contrib.auth import get_user_model
-
-        user = get_user_model().objects.create_user("bench")
-        ProjectMembership.objects.create(user=user, project_id="bench")
-        token = Token.objects.create(user=user).key
+        token = accounts.issue_token(accounts.api_user("bench", "bench"))
         server = LiveServerThread("127.0.0.1", _static_handler(), connections_override={}, port=0)
         server.daemon = True
         server.start()

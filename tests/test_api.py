@@ -7,12 +7,11 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from zones import services
+from zones import accounts, services
 from zones.api.errors import designate_exception_handler
-from zones.models import Pool, ProjectMembership, RecordSet, Zone
+from zones.models import Pool, RecordSet, Zone
 
 pytestmark = pytest.mark.django_db
 
@@ -28,11 +27,10 @@ POOL_ADMIN_KEYS = POOL_KEYS | {"threshold_percentage", "targets", "nameservers",
 SECRET = "c2VjcmV0LXJuZGMta2V5LXZhbHVl"  # base64, as bind9's rndc_key_secret must be
 
 
-def make_user(username, project=None, staff=False) -> str:
-    user = get_user_model().objects.create(username=username, is_staff=staff)
-    if project:
-        ProjectMembership.objects.create(user=user, project_id=project)
-    return Token.objects.create(user=user).key
+def make_user(username, project=None, role="member") -> str:
+    """A token for a new user in project (none: a user without a project)."""
+    user = accounts.api_user(username, project, role) if project else get_user_model().objects.create(username=username)
+    return accounts.issue_token(user)
 
 
 def client_for(token) -> APIClient:
@@ -56,12 +54,13 @@ def bob(pool):
 
 @pytest.fixture
 def admin(pool):
-    return client_for(make_user("root", "ops", staff=True))
+    return client_for(make_user("root", "ops", role="admin"))
 
 
 def create_zone(client, name="example.com.", **extra):
+    headers = {k: extra.pop(k) for k in list(extra) if k.startswith("HTTP_")}
     response = client.post("/v2/zones", {"name": name, "email": f"hostmaster@{name.rstrip('.')}", **extra},
-                           format="json")
+                           format="json", **headers)
     assert response.status_code == 202, response.json()
     return response.json()
 
@@ -137,7 +136,7 @@ def test_unknown_zone_is_a_designate_404(alice):
         assert response.status_code == 404
         body = response.json()
         assert (body["code"], body["type"]) == (404, "zone_not_found")
-        assert zone_id in body["message"]
+        assert zone_id not in body["message"] and body["message"] == "Could not find zone."
 
 
 def test_patch_zone_bumps_the_serial_and_answers_202(alice):
@@ -231,10 +230,16 @@ def test_bad_zone_fields_are_400_and_write_nothing(alice, body, field):
     assert Zone.objects.count() == 0 and RecordSet.objects.count() == 0
 
 
-def test_duplicate_zone_is_400(alice, bob):
+def assert_duplicate(response, thing):
+    assert response.status_code == 409, response.content
+    body = response.json()
+    assert (body["code"], body["type"]) == (409, f"duplicate_{thing}") and "name" in body["errors"], body
+
+
+def test_duplicate_zone_is_409(alice, bob):
     create_zone(alice)
-    assert_invalid(alice.post("/v2/zones", {"name": "EXAMPLE.com.", "email": "a@example.com"}, format="json"), "name")
-    assert_invalid(bob.post("/v2/zones", {"name": "example.com.", "email": "a@example.com"}, format="json"), "name")
+    assert_duplicate(alice.post("/v2/zones", {"name": "EXAMPLE.com.", "email": "a@example.com"}, format="json"), "zone")
+    assert_duplicate(bob.post("/v2/zones", {"name": "example.com.", "email": "a@example.com"}, format="json"), "zone")
     assert Zone.objects.count() == 1
 
 
@@ -378,7 +383,10 @@ def test_projects_do_not_see_each_other(alice, bob):
     zone = create_zone(alice)
     rs = create_recordset(alice, zone["id"])
     assert bob.get("/v2/zones").json()["zones"] == []
-    assert bob.get("/v2/zones", HTTP_X_AUTH_SUDO_PROJECT_ID="p1").json()["zones"] == []  # only admins sudo
+    for header in ({"HTTP_X_AUTH_SUDO_PROJECT_ID": "p1"}, {"HTTP_X_AUTH_ALL_PROJECTS": "true"}):
+        response = bob.get("/v2/zones", **header)  # only admins may look past their project
+        assert response.status_code == 403 and response.json()["type"] == "forbidden", header
+    assert bob.get("/v2/zones", HTTP_X_AUTH_ALL_PROJECTS="false").json()["zones"] == []
     assert bob.get("/v2/recordsets").json()["recordsets"] == []
     for url in (f"/v2/zones/{zone['id']}", f"/v2/zones/{zone['id']}/recordsets",
                 f"/v2/zones/{zone['id']}/recordsets/{rs['id']}", f"/v2/zones/{zone['id']}/nameservers",
@@ -392,13 +400,42 @@ def test_projects_do_not_see_each_other(alice, bob):
     assert Zone.objects.get(id=zone["id"]).action == "CREATE"
 
 
-def test_admin_sees_every_project(alice, bob, admin):
+def test_admin_sees_its_own_project_unless_it_asks_for_all(alice, bob, admin):
     a, b = create_zone(alice, "a.com."), create_zone(bob, "b.com.")
-    assert sorted(z["id"] for z in admin.get("/v2/zones").json()["zones"]) == sorted([a["id"], b["id"]])
-    assert admin.get(f"/v2/zones/{a['id']}").status_code == 200
+    mine = create_zone(admin, "mine.com.")
+    assert mine["project_id"] == "ops"
+    assert [z["id"] for z in admin.get("/v2/zones").json()["zones"]] == [mine["id"]]
+    assert admin.get(f"/v2/zones/{a['id']}").status_code == 404
+    every = admin.get("/v2/zones", HTTP_X_AUTH_ALL_PROJECTS="True").json()["zones"]  # designateclient's spelling
+    assert sorted(z["id"] for z in every) == sorted([a["id"], b["id"], mine["id"]])
+    assert admin.get(f"/v2/zones/{a['id']}", HTTP_X_AUTH_ALL_PROJECTS="true").status_code == 200
     sudo = admin.get("/v2/zones", HTTP_X_AUTH_SUDO_PROJECT_ID="p2").json()["zones"]
     assert [z["id"] for z in sudo] == [b["id"]]
-    assert create_zone(admin, "mine.com.")["project_id"] == "ops"
+    assert create_zone(admin, "for-p2.com.", HTTP_X_AUTH_SUDO_PROJECT_ID="p2")["project_id"] == "p2"
+    assert admin.get("/v2/zones", HTTP_X_AUTH_ALL_PROJECTS="maybe").status_code == 403
+
+
+def test_staff_without_the_admin_role_is_a_member(pool):
+    user = accounts.api_user("staffer", "p9")
+    user.is_staff = True
+    user.save()
+    staffer = client_for(accounts.issue_token(user))
+    assert staffer.get("/v2/zones", HTTP_X_AUTH_ALL_PROJECTS="true").status_code == 403
+    assert staffer.post("/v2/pools", {"name": "mine"}, format="json").status_code == 403
+
+
+def test_readers_read_but_never_write(alice, pool):
+    zone = create_zone(alice)
+    reader = client_for(make_user("auditor", "p1", role="reader"))
+    assert [z["id"] for z in reader.get("/v2/zones").json()["zones"]] == [zone["id"]]
+    before = (Zone.objects.count(), RecordSet.objects.count(), Zone.objects.get(id=zone["id"]).serial)
+    for response in (reader.post("/v2/zones", {"name": "r.com.", "email": "a@r.com"}, format="json"),
+                     reader.patch(f"/v2/zones/{zone['id']}", {"ttl": 60}, format="json"),
+                     reader.post(f"/v2/zones/{zone['id']}/recordsets", {"name": "w", "type": "A",
+                                                                         "records": ["192.0.2.1"]}, format="json"),
+                     reader.delete(f"/v2/zones/{zone['id']}")):
+        assert response.status_code == 403 and response.json()["type"] == "forbidden"
+    assert (Zone.objects.count(), RecordSet.objects.count(), Zone.objects.get(id=zone["id"]).serial) == before
 
 
 # --- recordsets ---------------------------------------------------------------------------------
@@ -555,11 +592,13 @@ def test_cname_must_be_alone_at_its_name(alice):
     assert RecordSet.objects.filter(zone_id=zone["id"]).count() == 4
 
 
-def test_duplicate_recordset_is_400(alice):
+def test_duplicate_recordset_is_409(alice):
     zone = create_zone(alice)
     create_recordset(alice, zone["id"])
-    assert_invalid(alice.post(f"/v2/zones/{zone['id']}/recordsets",
-                              {"name": "www", "type": "A", "records": ["192.0.2.7"]}, format="json"), "name")
+    count = RecordSet.objects.count()
+    assert_duplicate(alice.post(f"/v2/zones/{zone['id']}/recordsets",
+                                {"name": "www", "type": "A", "records": ["192.0.2.7"]}, format="json"), "recordset")
+    assert RecordSet.objects.count() == count
 
 
 def test_soa_and_apex_ns_are_listed_but_immutable(alice):
@@ -709,7 +748,6 @@ def test_users_cannot_write_pools(alice, pool):
     ({"ns_records": [{"hostname": "ns1.example.org"}]}, "ns_records[0].hostname"),
     ({"nameservers": [{"host": "127.0.0.1", "port": 70000}]}, "nameservers[0]"),
     ({"targets": [{"name": "b", "type": "bind9", "masters": ["nohost"]}]}, "targets[0].masters"),
-    ({"name": "default"}, "name"),
     ({"name": ""}, "name"),
     ({"colour": "red"}, "colour"),
 ])
@@ -717,6 +755,11 @@ def test_bad_pools_are_400_and_write_nothing(admin, pool, change, field):
     before = Pool.objects.count()
     assert_invalid(admin.post("/v2/pools", {**POOL_BODY, **change}, format="json"), field)
     assert Pool.objects.count() == before
+
+
+def test_duplicate_pool_is_409(admin, pool):
+    assert_duplicate(admin.post("/v2/pools", {**POOL_BODY, "name": "default"}, format="json"), "pool")
+    assert Pool.objects.count() == 1
 
 
 def test_admin_deletes_only_empty_pools(admin, alice, pool):
@@ -760,9 +803,12 @@ def test_create_api_user_is_idempotent_and_prints_the_token(db):
 
     token = run("--project", "p1")
     user = get_user_model().objects.get(username="dave")
-    assert (user.membership.project_id, user.is_staff, user.has_usable_password()) == ("p1", False, False)
+    assert (user.membership.project_id, user.membership.role, user.has_usable_password()) == ("p1", "member", False)
     assert run("--project", "p2", "--admin") == token
     user.refresh_from_db()
-    assert (user.membership.project_id, user.is_staff) == ("p2", True)
+    assert (user.membership.project_id, user.membership.role, user.is_staff) == ("p2", "admin", False)
+    run("--project", "p2", "--role", "reader")
+    user.refresh_from_db()
+    assert user.membership.role == "reader"
     assert get_user_model().objects.filter(username="dave").count() == 1
     assert APIClient(HTTP_X_AUTH_TOKEN=token).get("/v2/zones").status_code == 200

@@ -7,13 +7,11 @@ is the API's `/v2` root; designateclient then calls `/zones`, `/zones/{id}/recor
 import pytest
 from designateclient import exceptions
 from designateclient.v2 import client as designate
-from django.contrib.auth import get_user_model
 from keystoneauth1 import session
 from keystoneauth1.token_endpoint import Token
-from rest_framework.authtoken.models import Token as ApiToken
 
-from zones import services
-from zones.models import ProjectMembership, RecordSet, Zone
+from zones import accounts, services
+from zones.models import RecordSet, Zone
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,9 +20,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def dns(live_server, monkeypatch):
     monkeypatch.setattr(services, "_enqueue", lambda zone: None)  # no worker runs here
     services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
-    user = get_user_model().objects.create(username="alice")
-    ProjectMembership.objects.create(user=user, project_id="p1")
-    key = ApiToken.objects.create(user=user).key
+    key = accounts.issue_token(accounts.api_user("alice", "p1"))
     auth = Token(live_server.url + "/v2", key)
     return designate.Client(session=session.Session(auth=auth), timeout=10)
 

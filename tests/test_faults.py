@@ -22,8 +22,8 @@ from tests.processes import ROOT, RedisServer, celery_beat, celery_worker, web
 from tests.servers import free_port
 from tests.servers.bind9 import Bind9Server
 from workers.dnsclient import query_soa_serial
-from zones import services
-from zones.models import PeriodicRun, ProjectMembership, Zone
+from zones import accounts, services
+from zones.models import PeriodicRun, Zone
 
 pytestmark = [needs_named, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 RECOVERY_INTERVAL = 2
@@ -91,12 +91,9 @@ def pool(binds, minidns_address, deployment):
 
 @pytest.fixture
 def api(django_user_model, deployment):
-    from rest_framework.authtoken.models import Token
-
-    user = django_user_model.objects.create_user("tenant")
-    ProjectMembership.objects.create(user=user, project_id="project-1")
+    user = accounts.api_user("tenant", "project-1")
     session = requests.Session()
-    session.headers["X-Auth-Token"] = Token.objects.create(user=user).key
+    session.headers["X-Auth-Token"] = accounts.issue_token(user)
     return session
 
 

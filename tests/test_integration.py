@@ -9,8 +9,8 @@ from rest_framework.test import APIClient
 
 from tests.conftest import needs_named, wait_until
 from workers.dnsclient import query_soa_serial
-from zones import services
-from zones.models import ProjectMembership, Zone
+from zones import accounts, services
+from zones.models import Zone
 
 pytestmark = [needs_named, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -31,12 +31,9 @@ def pool_factory(binds, minidns_address, worker):
 
 @pytest.fixture
 def api(django_user_model):
-    from rest_framework.authtoken.models import Token
-
-    user = django_user_model.objects.create_user("tenant")
-    ProjectMembership.objects.create(user=user, project_id="project-1")
+    user = accounts.api_user("tenant", "project-1")
     client = APIClient()
-    client.credentials(HTTP_X_AUTH_TOKEN=Token.objects.create(user=user).key)
+    client.credentials(HTTP_X_AUTH_TOKEN=accounts.issue_token(user))
     return client
 
 

@@ -107,13 +107,20 @@ class PoolAlsoNotify(models.Model):
 
 
 class ProjectMembership(models.Model):
-    """Which project (tenant) an API user acts for."""
+    """Which project (tenant) an API user acts for, and in which role (as Designate's: reader,
+    member, admin). The API role is explicit: Django staff status only opens the Django admin."""
+
+    class Role(models.TextChoices):
+        READER = "reader"  # reads its project's zones
+        MEMBER = "member"  # reads and changes them
+        ADMIN = "admin"  # also pools, TLDs, blacklists, quotas, and every project (X-Auth-All-Projects)
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, related_name="membership", on_delete=models.CASCADE)
     project_id = models.CharField(max_length=255, db_index=True)
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
 
     def __str__(self):
-        return f"{self.user} in {self.project_id}"
+        return f"{self.user} in {self.project_id} ({self.role})"
 
 
 class ShardedQuerySet(models.QuerySet):

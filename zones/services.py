@@ -98,7 +98,7 @@ def default_pool() -> Pool:
 def _check_zone_name_free(name: str, project_id: str):
     live = Zone.objects.filter(deleted_at__isnull=True)
     if live.filter(name=name).exists():
-        validation.fail("name", f"A zone named {name} already exists.")
+        raise validation.Duplicate("zone", "name", f"A zone named {name} already exists.")
     labels = name.split(".")
     parents = [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
     if live.filter(name__in=parents).exclude(project_id=project_id).exists():
@@ -121,7 +121,7 @@ def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_
         with transaction.atomic():
             zone.save()
     except IntegrityError:
-        validation.fail("name", f"A zone named {name} already exists.")
+        raise validation.Duplicate("zone", "name", f"A zone named {name} already exists.") from None
     events.record_change(zone, events.CREATE)
     _write_managed_recordsets(zone)
     _enqueue(zone)
@@ -245,7 +245,7 @@ def create_recordset(zone_id, *, name, type, records, ttl=None, description="") 
         validation.fail("type", "NS records at the zone apex are managed by dnsctl.")
     siblings = set(zone.recordsets.filter(name=name).values_list("type", flat=True))
     if rtype in siblings:
-        validation.fail("name", f"A {rtype} recordset named {name} already exists.")
+        raise validation.Duplicate("recordset", "name", f"A {rtype} recordset named {name} already exists.")
     if rtype == "CNAME" and (name == zone.name or siblings):
         validation.fail("type", f"A CNAME must be the only recordset at {name}.")
     if "CNAME" in siblings:
@@ -493,7 +493,7 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
     if not name:
         validation.fail("name", "This field is required.")
     if Pool.objects.filter(name=name).exclude(id=getattr(pool, "id", None)).exists():
-        validation.fail("name", f"A pool named {name} already exists.")
+        raise validation.Duplicate("pool", "name", f"A pool named {name} already exists.")
     pool = pool or Pool()
     pool.name, pool.description, pool.threshold_percentage = name, description or "", threshold_percentage
     if notify_source is not None:

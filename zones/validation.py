@@ -18,6 +18,22 @@ def fail(field: str, message: str):
     raise ValidationError({field: [message]})
 
 
+class Duplicate(ValidationError):
+    """The name is taken: Designate's 409 `duplicate_<thing>` (duplicate_zone, duplicate_recordset...)."""
+
+    def __init__(self, thing: str, field: str, message: str):
+        super().__init__({field: [message]})
+        self.error_type = f"duplicate_{thing}"
+
+
+class OverQuota(ValidationError):
+    """A write that would take the project past one of its quotas: Designate's 413 `over_quota`."""
+
+    def __init__(self, resource: str, limit: int):
+        super().__init__({resource: [f"Quota exceeded for {resource} (limit {limit})."]})
+        self.resource, self.limit = resource, limit
+
+
 def zone_name(value, field="name") -> str:
     """An absolute zone name: trailing dot, at least two labels, hostname characters only."""
     if not isinstance(value, str) or not value:

@@ -1,15 +1,20 @@
 """Who is calling: token authentication (Keystone's header or DRF's) and the caller's project.
 
 keystoneauth's token_endpoint plugin (used by python-designateclient) sends `X-Auth-Token: <key>`;
-`Authorization: Token <key>` works too. A user acts for `user.membership.project_id`; staff users
-are admins and see every project (an admin may narrow to one with `X-Auth-Sudo-Project-ID`).
+`Authorization: Token <key>` works too. A user acts for `user.membership.project_id` in the
+membership's role, as in Designate: every caller, admins included, sees its own project; an
+admin sees every project with `X-Auth-All-Projects: true` or one other with
+`X-Auth-Sudo-Project-ID`. Either header from a non-admin is a 403.
 """
 from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import permissions
 from rest_framework.authentication import TokenAuthentication
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied
+
+from zones.models import ProjectMembership
 
 SUDO_HEADER = "X-Auth-Sudo-Project-ID"
+ALL_PROJECTS_HEADER = "X-Auth-All-Projects"
 
 
 class XAuthTokenAuthentication(TokenAuthentication):
@@ -22,42 +27,77 @@ class XAuthTokenAuthentication(TokenAuthentication):
         return super().authenticate(request)
 
 
-def membership_project(user) -> str | None:
+def membership(user) -> ProjectMembership | None:
     try:
-        return user.membership.project_id
+        return user.membership
     except (ObjectDoesNotExist, AttributeError):
         return None
 
 
+def membership_project(user) -> str | None:
+    found = membership(user)
+    return found.project_id if found else None
+
+
 def is_admin(request) -> bool:
-    return bool(request.user and request.user.is_authenticated and request.user.is_staff)
+    """The API's admin role (the membership's), not Django's staff flag."""
+    user = request.user
+    found = membership(user) if user and user.is_authenticated else None
+    return bool(found and found.role == ProjectMembership.Role.ADMIN)
+
+
+def all_projects(request) -> bool:
+    """`X-Auth-All-Projects: true` (designateclient sends "True"); only admins may send it."""
+    value = request.headers.get(ALL_PROJECTS_HEADER, "").strip().lower()
+    if value in ("", "false", "0", "no"):
+        return False
+    if value not in ("true", "1", "yes"):
+        raise PermissionDenied(f"{ALL_PROJECTS_HEADER} must be true or false.")
+    if not is_admin(request):
+        raise PermissionDenied(f"Only admins may send {ALL_PROJECTS_HEADER}.")
+    return True
+
+
+def sudo_project(request) -> str | None:
+    value = request.headers.get(SUDO_HEADER, "").strip()
+    if value and not is_admin(request):
+        raise PermissionDenied(f"Only admins may send {SUDO_HEADER}.")
+    return value or None
 
 
 def project_scope(request) -> str | None:
-    """The project whose objects the caller sees; None means every project (an admin)."""
-    if is_admin(request):
-        return request.headers.get(SUDO_HEADER) or None
-    return membership_project(request.user)
+    """The project whose objects the caller sees; None means every project (an admin asking for all)."""
+    sudo = sudo_project(request)
+    if all_projects(request):
+        return sudo
+    return sudo or membership_project(request.user)
 
 
 def acting_project(request) -> str:
-    """The project a new zone belongs to."""
-    project = project_scope(request) or membership_project(request.user)
-    if not project:
-        raise ValidationError({"project_id": [f"An admin without a project must send {SUDO_HEADER}."]})
-    return project
+    """The project a new object belongs to: the caller's own, or an admin's sudo project."""
+    return sudo_project(request) or membership_project(request.user)
 
 
 class IsProjectMember(permissions.BasePermission):
-    """Authenticated, and either an admin or a member of a project."""
+    """Authenticated, with a project (and a role in it)."""
 
     message = "The user belongs to no project."
 
     def has_permission(self, request, view):
         user = request.user
-        if not (user and user.is_authenticated):
-            return False
-        return user.is_staff or membership_project(user) is not None
+        return bool(user and user.is_authenticated and membership(user) is not None)
+
+
+class CanWrite(permissions.BasePermission):
+    """Readers only read."""
+
+    message = "The reader role may only read."
+
+    def has_permission(self, request, view):
+        if request.method in permissions.SAFE_METHODS:
+            return True
+        found = membership(request.user)
+        return bool(found and found.role != ProjectMembership.Role.READER)
 
 
 class IsAdminOrReadOnly(permissions.BasePermission):
@@ -74,4 +114,4 @@ class IsAdmin(permissions.BasePermission):
         return is_admin(request)
 
 
-API_PERMISSIONS = [permissions.IsAuthenticated, IsProjectMember]
+API_PERMISSIONS = [permissions.IsAuthenticated, IsProjectMember, CanWrite]

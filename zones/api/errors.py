@@ -1,8 +1,9 @@
 """Errors in Designate's shape: {"code", "type", "message", "errors"}.
 
-Django ValidationError (what services raise, keyed by field) becomes a 400 `invalid_object`;
-DRF's own errors keep their status; an object that is not there is a 404 `<thing>_not_found`.
-Anything else is not handled here and propagates (a 500 with a traceback in the logs).
+Django ValidationError (what services raise, keyed by field) becomes a 400 `invalid_object`, a
+name already taken a 409 `duplicate_<thing>`, a quota exceeded a 413 `over_quota`; DRF's own
+errors keep their status; an object that is not there (or not the caller's) is a 404
+`<thing>_not_found` that names no id. Anything else propagates (a 500 with a traceback in the logs).
 """
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -12,14 +13,16 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from zones.models import Pool, RecordSet, Zone
+from zones.validation import Duplicate, OverQuota
 
 
 class ResourceNotFound(exceptions.NotFound):
     error_type = "not_found"
 
     def __init__(self, resource_id=None):
+        """resource_id is what the caller asked for; the message never repeats it (nor confirms it exists)."""
         thing = self.error_type.removesuffix("_not_found").replace("_", " ")
-        super().__init__(f"Could not find {thing} {resource_id}." if resource_id else f"Could not find {thing}.")
+        super().__init__(f"Could not find {thing}.")
 
 
 class ZoneNotFound(ResourceNotFound):
@@ -46,11 +49,16 @@ _TYPES = {
     exceptions.MethodNotAllowed: "method_not_allowed",
     exceptions.NotAcceptable: "not_acceptable",
     exceptions.UnsupportedMediaType: "unsupported_media_type",
-    exceptions.Throttled: "over_quota",
+    exceptions.Throttled: "over_rate_limit",
 }
 
 
 def designate_exception_handler(exc, context):
+    if isinstance(exc, Duplicate):
+        return _response(status.HTTP_409_CONFLICT, exc.error_type, exc.message_dict)
+    if isinstance(exc, OverQuota):
+        return _response(status.HTTP_413_REQUEST_ENTITY_TOO_LARGE, "over_quota", exc.message_dict,
+                         message=f"Quota exceeded for {exc.resource}.")
     if isinstance(exc, DjangoValidationError):
         errors = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         return _response(status.HTTP_400_BAD_REQUEST, "invalid_object", errors)

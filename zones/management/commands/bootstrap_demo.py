@@ -11,11 +11,10 @@ from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from rest_framework.authtoken.models import Token
 
 from workers.backends.bind9 import named_conf
-from zones import services
-from zones.models import Pool, ProjectMembership
+from zones import accounts, services
+from zones.models import Pool
 
 
 class Command(BaseCommand):
@@ -38,8 +37,8 @@ class Command(BaseCommand):
             user = get_user_model().objects.create_superuser("admin", "admin@localhost", password)
             password_file.write_text(password + "\n")
             password_file.chmod(0o600)
-        ProjectMembership.objects.get_or_create(user=user, defaults={"project_id": "demo"})
-        token, _ = Token.objects.get_or_create(user=user)
+        accounts.api_user("admin", "demo", accounts.Role.ADMIN)
+        token_key = accounts.issue_token(user)
 
         procs = {
             "web": f"env DEBUG=1 python manage.py runserver 127.0.0.1:{api_port} --noreload",
@@ -81,7 +80,7 @@ class Command(BaseCommand):
             "dnsctl is starting:",
             f"  API       {api}/v2/zones   (docs: {api}/v2/docs, schema: {api}/v2/schema)",
             f"  admin     {api}/admin/     user 'admin', password in {password_file}",
-            f"  token     {token.key}      (header X-Auth-Token, project 'demo')",
+            f"  token     {token_key}      (header X-Auth-Token, project 'demo')",
             f"  MiniDNS   127.0.0.1:{minidns_port}",
         ]
         if named:
@@ -90,7 +89,7 @@ class Command(BaseCommand):
             lines += ["  BIND9 is not installed, so the demo pool has no target: zones will go to ERROR.",
                       "  Install it (apt-get install bind9 bind9-utils) and run bin/start again, or add a",
                       "  target to the pool 'default' in the admin or with PATCH /v2/pools/{id}."]
-        lines += [f"  try:      curl -s -H 'X-Auth-Token: {token.key}' -H 'Content-Type: application/json' \\",
+        lines += [f"  try:      curl -s -H 'X-Auth-Token: {token_key}' -H 'Content-Type: application/json' \\",
                   f"              -d '{{\"name\": \"example.test.\", \"email\": \"admin@example.test\"}}' {api}/v2/zones",
                   ""]
         sys.stdout.write("\n".join(lines) + "\n")

@@ -1,35 +1,28 @@
-"""Create or update an API user, its project membership and its token; print the token.
+"""Create or update an API user with its project and role; print a token for it.
 
-    manage.py create_api_user alice --project acme           # a project member
-    manage.py create_api_user ops --project ops --admin      # an admin: sees every project
+    manage.py create_api_user alice --project acme                 # a member of project acme
+    manage.py create_api_user audit --project acme --role reader   # reads acme's zones only
+    manage.py create_api_user ops --project ops --admin            # an admin (--role admin)
 
-Running it again is safe: the user and token are kept, the project and admin flag are set as given.
+Running it again is safe: the user is kept, the project and role are set as given.
 """
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
-from django.db import transaction
-from rest_framework.authtoken.models import Token
 
-from zones.models import ProjectMembership
+from zones import accounts
 
 
 class Command(BaseCommand):
-    help = "Create (or update) an API user with a project membership and a token, and print the token."
+    help = "Create (or update) an API user with a project and a role, and print a token for it."
 
     def add_arguments(self, parser):
         parser.add_argument("username")
         parser.add_argument("--project", required=True, help="The project (tenant) the user acts for.")
-        parser.add_argument("--admin", action="store_true", help="Make the user an admin (staff): every project.")
+        parser.add_argument("--role", choices=accounts.Role.values, default=accounts.Role.MEMBER)
+        parser.add_argument("--admin", action="store_true", help="Same as --role admin.")
 
-    @transaction.atomic
-    def handle(self, *args, username, project, admin, **options):
-        user, created = get_user_model().objects.get_or_create(username=username)
-        if created:
-            user.set_unusable_password()
-        user.is_staff = admin
-        user.save()
-        ProjectMembership.objects.update_or_create(user=user, defaults={"project_id": project})
-        token, _ = Token.objects.get_or_create(user=user)
-        verb = "created" if created else "updated"
-        self.stderr.write(f"{verb} user {username} in project {project}{' (admin)' if admin else ''}")
-        self.stdout.write(f"token: {token.key}")
+    def handle(self, *args, username, project, role, admin, **options):
+        role = accounts.Role.ADMIN if admin else role
+        user = accounts.api_user(username, project, role)
+        key = accounts.issue_token(user)
+        self.stderr.write(f"user {username}: project {project}, role {role}")
+        self.stdout.write(f"token: {key}")
