@@ -152,7 +152,6 @@ DNSCTL = {
     "DEFAULT_TTL": env.int("DEFAULT_TTL", default=3600),
     "MIN_TTL": env.int("MIN_TTL", default=1),
     "MAX_TTL": env.int("MAX_TTL", default=2147483647),
-    "MAX_RECORDSETS_PER_ZONE": env.int("MAX_RECORDSETS_PER_ZONE", default=5000),
     # Bulk work (recovery, sync, target sync) travels in batches of this many zones per task.
     "BATCH_SIZE": env.int("BATCH_SIZE", default=200),
     # Recovery: every RECOVERY_INTERVAL s, zones in ERROR and PENDING zones whose work is older
@@ -173,6 +172,17 @@ DNSCTL = {
     "PURGE_BATCH_SIZE": env.int("PURGE_BATCH_SIZE", default=1000),
     # Extra hosts (besides loopback and the pools' targets) allowed to AXFR from MiniDNS.
     "MINIDNS_ALLOW_XFR_FROM": env.list("MINIDNS_ALLOW_XFR_FROM", default=[]),
+}
+
+# --- Quotas: each project's defaults (Designate's resources; -1 = unlimited). Admins change one
+# project's with PATCH /v2/quotas/{project_id}. Sized for a DNS service, not Designate's 10 zones and
+# 500 records: a tenant with a 100,000-record zone is normal.
+QUOTAS = {
+    "zones": env.int("QUOTA_ZONES", default=1000),  # live zones per project
+    "zone_recordsets": env.int("QUOTA_ZONE_RECORDSETS", default=200_000),  # per zone, SOA and apex NS not counted
+    "zone_records": env.int("QUOTA_ZONE_RECORDS", default=500_000),  # records per zone, all its recordsets together
+    "recordset_records": env.int("QUOTA_RECORDSET_RECORDS", default=1000),  # records in one recordset
+    "api_export_size": env.int("QUOTA_API_EXPORT_SIZE", default=500_000),  # records in one zone export
 }
 
 # --- Periodic work: beat fires on every node; a tooz lock and PeriodicRun make one node run it.

@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 
-from zones import services
+from zones import quotas, services
 from zones.api.serializers import REDACTED, drop_redacted, redact_options
 from zones.models import (
     NameserverStatus,
@@ -20,6 +20,7 @@ from zones.models import (
     PoolNsRecord,
     PoolTarget,
     ProjectMembership,
+    Quota,
     RecordSet,
     TargetStatus,
     TsigKey,
@@ -251,3 +252,28 @@ class PeriodicRunAdmin(ReadOnlyAdmin):
 class ProjectMembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "project_id"]
     search_fields = ["user__username", "project_id"]
+
+
+class QuotaForm(forms.ModelForm):
+    resource = forms.ChoiceField(choices=[(r, r) for r in quotas.RESOURCES])
+    hard_limit = forms.IntegerField(min_value=quotas.MIN_LIMIT, max_value=quotas.MAX_LIMIT,
+                                    help_text="-1: unlimited. Without a row the default from settings applies.")
+
+    class Meta:
+        model = Quota
+        fields = ["project_id", "resource", "hard_limit"]
+
+
+@admin.register(Quota)
+class QuotaAdmin(admin.ModelAdmin):
+    """A project's own limits; saved through zones.quotas, like PATCH /v2/quotas/{project_id}."""
+
+    form = QuotaForm
+    list_display = ["project_id", "resource", "hard_limit", "updated_at"]
+    list_filter = ["resource"]
+    search_fields = ["project_id"]
+
+    def save_model(self, request, obj, form, change):
+        if change and {"project_id", "resource"} & set(form.changed_data):
+            Quota.objects.filter(pk=obj.pk).delete()
+        quotas.set_quotas(obj.project_id, {obj.resource: obj.hard_limit})

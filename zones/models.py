@@ -172,6 +172,10 @@ class Zone(models.Model):
     # The serial last handed to the pipeline: a change waits (PENDING, pushed_serial != serial) until
     # a zone_action picks it up, together with every other waiting change, in one batch.
     pushed_serial = models.BigIntegerField(null=True, blank=True, editable=False)
+    # The tenant's recordsets and records (SOA and apex NS not counted), kept by zones.services under
+    # the zone's row lock, so a quota check never has to count a 100,000-record zone.
+    recordset_count = models.PositiveIntegerField(default=0, editable=False)
+    record_count = models.PositiveIntegerField(default=0, editable=False)
 
     objects = ShardedQuerySet.as_manager()
 
@@ -352,3 +356,21 @@ class TsigKey(models.Model):
 
     def as_dict(self) -> dict:
         return {"name": self.name, "algorithm": self.algorithm, "secret": self.secret}
+
+
+class Quota(models.Model):
+    """A project's own limit for one resource (zones.quotas.RESOURCES); without a row the default
+    from settings.QUOTAS applies. -1 means unlimited, as in Designate."""
+
+    project_id = models.CharField(max_length=255, db_index=True)
+    resource = models.CharField(max_length=32)
+    hard_limit = models.BigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["project_id", "resource"]
+        constraints = [models.UniqueConstraint(fields=["project_id", "resource"], name="uniq_quota")]
+
+    def __str__(self):
+        return f"{self.project_id} {self.resource}={self.hard_limit}"

@@ -18,7 +18,7 @@ from django.db.models import Case, Exists, F, OuterRef, Q, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import events, validation
+from . import events, quotas, validation
 from .models import (
     NameserverStatus,
     Pool,
@@ -113,6 +113,7 @@ def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_
     email = validation.email(email)
     ttl = validation.ttl(ttl) or settings.DNSCTL["DEFAULT_TTL"]
     pool = _pool_for(pool_id)
+    quotas.check_new_zone(project_id)
     _check_zone_name_free(name, project_id)
     zone = Zone(project_id=project_id, name=name, email=email, ttl=ttl, description=description or "",
                 pool=pool, serial=next_serial(0), status=Status.PENDING, action=Action.CREATE,
@@ -250,8 +251,10 @@ def create_recordset(zone_id, *, name, type, records, ttl=None, description="") 
         validation.fail("type", f"A CNAME must be the only recordset at {name}.")
     if "CNAME" in siblings:
         validation.fail("type", f"{name} already has a CNAME; a CNAME must be alone at its name.")
-    if zone.recordsets.count() >= settings.DNSCTL["MAX_RECORDSETS_PER_ZONE"]:
-        validation.fail("zone", "The zone has reached its recordset quota.")
+    quotas.check(zone.project_id, recordset_records=len(rdata), zone_recordsets=zone.recordset_count + 1,
+                 zone_records=zone.record_count + len(rdata))
+    zone.recordset_count += 1
+    zone.record_count += len(rdata)
     _bump(zone, Action.UPDATE)
     zone.save()
     events.record_change(zone, events.UPDATE)
@@ -271,7 +274,11 @@ def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., descriptio
     changed = False
     if records is not None:
         rdata = validation.records(records, rs.type, zone.name)
+        grown = len(rdata) - len(rs.records)
+        if grown > 0:  # a recordset may always shrink, even in a project over its (lowered) quota
+            quotas.check(zone.project_id, recordset_records=len(rdata), zone_records=zone.record_count + grown)
         changed |= rdata != rs.records
+        zone.record_count += grown
         rs.records = rdata
     if ttl is not ...:
         ttl = validation.ttl(ttl)
@@ -296,6 +303,8 @@ def delete_recordset(zone_id, recordset_id) -> RecordSet:
     zone = _lock(zone_id)
     _refuse_if_deleting(zone)
     rs = _user_recordset(zone, recordset_id)
+    zone.recordset_count -= 1
+    zone.record_count -= len(rs.records)
     _bump(zone, Action.UPDATE)
     zone.save()
     events.record_change(zone, events.UPDATE)

@@ -1,0 +1,57 @@
+"""Designate's /v2/quotas and /v2/limits.
+
+GET /v2/quotas and GET /v2/quotas/{project_id} show a project's limits (a member only its own
+project's; admins any); PATCH sets some of them and DELETE resets them to the defaults (admins).
+GET /v2/limits shows the caller's project's limits in Designate's `max_*` names.
+"""
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from zones import quotas
+
+from .auth import API_PERMISSIONS, acting_project, is_admin
+from .pagination import MAX_LIMIT
+
+
+class QuotaView(APIView):
+    permission_classes = API_PERMISSIONS
+
+    def _project(self, request, project_id):
+        own = acting_project(request)
+        if project_id is None:
+            return own
+        if project_id != own and not is_admin(request):
+            raise PermissionDenied("Only admins may see another project's quotas.")
+        return project_id
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request, project_id=None):
+        return Response(quotas.quotas_of(self._project(request, project_id)))
+
+    @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
+    def patch(self, request, project_id):
+        self._admin_only(request, project_id)
+        return Response(quotas.set_quotas(project_id, request.data))
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, project_id):
+        self._admin_only(request, project_id)
+        quotas.reset_quotas(project_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @staticmethod
+    def _admin_only(request, project_id):
+        if not is_admin(request):
+            raise PermissionDenied("Only admins may change quotas.")
+
+
+class LimitsView(APIView):
+    permission_classes = API_PERMISSIONS
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    def get(self, request):
+        return Response({**quotas.absolute_limits(acting_project(request)), "max_page_limit": MAX_LIMIT})

@@ -1,0 +1,97 @@
+"""Quotas in Designate's shapes: per project, per resource, a hard limit (-1: unlimited).
+
+Defaults come from settings.QUOTAS (sized for a DNS service: a 100,000-record zone is normal);
+a Quota row overrides one resource for one project. zones.services checks them inside the
+write's own transaction: zone counts under a per-project lock, recordset and record counts under
+the zone's row lock, so concurrent requests cannot overshoot.
+"""
+import hashlib
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from . import validation
+from .models import Quota, Zone
+
+RESOURCES = ("zones", "zone_recordsets", "zone_records", "recordset_records", "api_export_size")
+MIN_LIMIT, MAX_LIMIT = -1, 2**31 - 1  # Designate's bounds; -1 is unlimited
+
+
+def defaults() -> dict[str, int]:
+    return {resource: settings.QUOTAS[resource] for resource in RESOURCES}
+
+
+def quotas_of(project_id: str) -> dict[str, int]:
+    """The project's limits: the defaults, overridden by its own rows."""
+    limits = defaults()
+    limits.update(Quota.objects.filter(project_id=project_id, resource__in=RESOURCES)
+                  .values_list("resource", "hard_limit"))
+    return limits
+
+
+@transaction.atomic
+def set_quotas(project_id: str, values) -> dict[str, int]:
+    """Set some of a project's limits ({resource: limit}); all or nothing."""
+    if not isinstance(values, dict) or not values:
+        validation.fail("quotas", f"Send an object of one or more of {', '.join(RESOURCES)}.")
+    for resource, limit in values.items():
+        if resource not in RESOURCES:
+            validation.fail(resource, f"Unknown quota resource; known: {', '.join(RESOURCES)}.")
+        if isinstance(limit, bool) or not isinstance(limit, int) or not MIN_LIMIT <= limit <= MAX_LIMIT:
+            validation.fail(resource, f"Must be an integer between {MIN_LIMIT} (unlimited) and {MAX_LIMIT}.")
+    _project_id(project_id)
+    for resource, limit in values.items():
+        Quota.objects.update_or_create(project_id=project_id, resource=resource, defaults={"hard_limit": limit})
+    return quotas_of(project_id)
+
+
+def reset_quotas(project_id: str):
+    """Back to the defaults."""
+    Quota.objects.filter(project_id=_project_id(project_id)).delete()
+
+
+def _project_id(value) -> str:
+    if not isinstance(value, str) or not value or len(value) > 255:
+        validation.fail("project_id", "A project id is 1 to 255 characters.")
+    return value
+
+
+def check(project_id: str, **usage: int):
+    """Raise OverQuota if any resource's usage after the write (resource=count) passes its limit."""
+    limits = quotas_of(project_id)
+    for resource, count in usage.items():
+        limit = limits[resource]
+        if 0 <= limit < count:
+            raise validation.OverQuota(resource, limit)
+
+
+def check_new_zone(project_id: str):
+    """One more zone for the project, under the project's lock (held until the transaction ends)."""
+    assert connection.in_atomic_block, "quota checks run in the write's transaction"
+    _lock_project(project_id)
+    live = Zone.objects.filter(project_id=project_id, deleted_at__isnull=True).count()
+    check(project_id, zones=live + 1)
+
+
+def _lock_project(project_id: str):
+    """Serialise a project's zone creations: two requests must not both see the last free slot.
+    PostgreSQL: a transaction-scoped advisory lock; SQLite's writers are serialised already."""
+    if connection.vendor != "postgresql":
+        return
+    key = int.from_bytes(hashlib.sha256(f"dnsctl-project:{project_id}".encode()).digest()[:8], "big", signed=True)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+
+
+def absolute_limits(project_id: str) -> dict[str, int]:
+    """GET /v2/limits: what the project may create, and the API's field limits (the view adds the page limit)."""
+    limits = quotas_of(project_id)
+    return {
+        "max_zones": limits["zones"],
+        "max_zone_recordsets": limits["zone_recordsets"],
+        "max_zone_records": limits["zone_records"],
+        "max_recordset_records": limits["recordset_records"],
+        "min_ttl": settings.DNSCTL["MIN_TTL"],
+        "max_zone_name_length": 255,
+        "max_recordset_name_length": 255,
+    }
