@@ -116,3 +116,23 @@ def test_delete_action_goes_through_the_service(site, zone):
     assert response.status_code == 302
     zone.refresh_from_db()
     assert (zone.action, zone.status) == ("DELETE", "PENDING")
+
+
+def test_delete_action_needs_the_delete_permission(client, zone):
+    from django.contrib.auth.models import Permission
+
+    staff = get_user_model().objects.create_user("viewer", password="pw", is_staff=True)
+    staff.user_permissions.add(Permission.objects.get(codename="view_zone"))
+    client.force_login(staff)
+    changelist = reverse("admin:zones_zone_changelist")
+    assert "delete_zones" not in client.get(changelist).content.decode()
+    client.post(changelist, {"action": "delete_zones", "_selected_action": [str(zone.id)]})
+    zone.refresh_from_db()
+    assert zone.action != "DELETE"
+    staff.user_permissions.add(Permission.objects.get(codename="delete_zone"))
+    staff = get_user_model().objects.get(id=staff.id)  # permissions are cached on the user object
+    client.force_login(staff)
+    assert "delete_zones" in client.get(changelist).content.decode()
+    client.post(changelist, {"action": "delete_zones", "_selected_action": [str(zone.id)]})
+    zone.refresh_from_db()
+    assert zone.action == "DELETE"

@@ -23,7 +23,7 @@ RECORDSET_KEYS = {"id", "zone_id", "zone_name", "project_id", "name", "type", "t
 POOL_KEYS = {"id", "name", "description", "attributes", "ns_records", "project_id", "created_at", "updated_at",
              "links"}
 POOL_ADMIN_KEYS = POOL_KEYS | {"threshold_percentage", "targets", "nameservers", "also_notifies", "notify_source",
-                               "tsig_key", "catalog_zone"}
+                               "tsig_key", "catalog_zone", "allowed_projects"}
 SECRET = "c2VjcmV0LXJuZGMta2V5LXZhbHVl"  # base64, as bind9's rndc_key_secret must be
 
 
@@ -657,7 +657,8 @@ def test_propagation_shows_each_target_and_nameserver(admin):
         None, name="bind", ns_records=[{"hostname": "ns1.example.net."}],
         targets=[{"name": "b1", "type": "bind9", "options": {"rndc_key_secret": SECRET}, "masters": ["127.0.0.1:5354"]}],
         nameservers=[{"host": "127.0.0.1", "port": 5300}])
-    zone = services.create_zone(project_id="ops", name="example.com.", email="a@example.com", pool_id=pool.id)
+    zone = services.create_zone(project_id="ops", name="example.com.", email="a@example.com", pool_id=pool.id,
+                                admin=True)
     ns = pool.nameservers.get()
     services.record_nameserver_result(zone.id, ns.id, zone.serial, zone.serial - 1, False, "behind")
     body = admin.get(f"/v2/zones/{zone.id}/propagation").json()
@@ -665,6 +666,61 @@ def test_propagation_shows_each_target_and_nameserver(admin):
     assert [t["name"] for t in body["targets"]] == ["b1"] and body["targets"][0]["ok"] is None
     assert body["nameservers"][0]["serial"] == zone.serial - 1 and body["nameservers"][0]["in_sync"] is False
     assert body["nameservers"][0]["message"] == "behind"
+
+
+def test_tenants_see_their_nameservers_by_name_and_no_server_details(admin, alice):
+    pool = services.save_pool(
+        None, name="shared", ns_records=[{"hostname": "ns1.example.net."}], allowed_projects=["p1"],
+        targets=[{"name": "bind-east-7", "type": "bind9", "masters": ["127.0.0.1:5354"],
+                  "options": {"rndc_host": "198.51.100.7", "rndc_port": 9531, "rndc_key_secret": SECRET}}],
+        nameservers=[{"host": "198.51.100.8", "port": 5300, "name": "ns1.example.net."},
+                     {"host": "198.51.100.9", "port": 5300}])
+    zone = create_zone(alice, attributes={"pool_id": str(pool.id)})
+    assert zone["pool_id"] == str(pool.id)
+    target, (ns1, ns2) = pool.targets.get(), pool.nameservers.all()
+    services.record_target_result(zone["id"], target.id, "CREATE", zone["serial"], False,
+                                  "rndc: connect failed: 198.51.100.7#9531: connection refused")
+    services.record_nameserver_result(zone["id"], ns1.id, zone["serial"], None, False, "timed out")
+    services.record_nameserver_result(zone["id"], ns2.id, zone["serial"], zone["serial"], True, "")
+    operator_reason = "CREATE succeeded on 0 of 1 targets, 100% needed. bind-east-7: rndc: connect failed: 198.51.100.7#9531"
+    services.finish_zone_action(zone["id"], "CREATE", zone["serial"], False, operator_reason,
+                                "CREATE succeeded on 0 of 1 servers, 100% needed.")
+    seen = alice.get(f"/v2/zones/{zone['id']}/propagation").json()
+    text = str(seen) + str(alice.get(f"/v2/zones/{zone['id']}").json())
+    for secret in ("198.51.100", "9531", "5300", "rndc", "bind-east", "refused", "timed out", "bind9"):
+        assert secret not in text, secret
+    assert seen["reason"] == "CREATE succeeded on 0 of 1 servers, 100% needed."
+    assert seen["provisioning"] == {"servers": 1, "done": 0, "failed": 1}
+    assert [(n["name"], n["in_sync"]) for n in seen["nameservers"]] == [("ns1.example.net.", False),
+                                                                         ("nameserver 2", True)]
+    assert "targets" not in seen
+    operator = admin.get(f"/v2/zones/{zone['id']}/propagation", HTTP_X_AUTH_ALL_PROJECTS="true").json()
+    assert operator["reason"] == operator_reason and operator["targets"][0]["message"].startswith("rndc")
+    assert admin.get(f"/v2/zones/{zone['id']}", HTTP_X_AUTH_ALL_PROJECTS="true").json()["reason"] == operator_reason
+
+
+def test_members_choose_only_pools_open_to_them(alice, bob, admin, pool):
+    private = services.save_pool(None, name="private", ns_records=[{"hostname": "ns1.example.net."}])
+    p1_only = services.save_pool(None, name="p1-only", ns_records=[{"hostname": "ns1.example.net."}],
+                                 allowed_projects=["p1"])
+    assert {p["name"] for p in alice.get("/v2/pools").json()["pools"]} == {"default", "p1-only"}
+    assert {p["name"] for p in bob.get("/v2/pools").json()["pools"]} == {"default"}
+    assert bob.get(f"/v2/pools/{private.id}").status_code == 404
+    before = Zone.objects.count()
+    for client, pool_id in ((bob, p1_only.id), (alice, private.id), (alice, "0b1f6d3e-64b6-4a55-9a6b-2a4c3c2d6f00"),
+                            (alice, "nonsense")):
+        response = client.post("/v2/zones", {"name": "x.example.", "email": "a@example.com",
+                                             "attributes": {"pool_id": str(pool_id)}}, format="json")
+        assert_invalid(response, "attributes.pool_id")
+        assert str(pool_id) not in response.json()["message"]
+    assert_invalid(alice.post("/v2/zones", {"name": "x.example.", "email": "a@example.com",
+                                            "attributes": {"colour": "red"}}, format="json"), "attributes")
+    assert Zone.objects.count() == before
+    assert create_zone(alice, "mine.example.", attributes={"pool_id": str(p1_only.id)})["pool_id"] == str(p1_only.id)
+    assert create_zone(alice, "dflt.example.", attributes={"pool_id": str(pool.id)})["pool_id"] == str(pool.id)
+    assert create_zone(admin, "ops.example.", attributes={"pool_id": str(private.id)})["pool_id"] == str(private.id)
+    assert_invalid(admin.patch(f"/v2/pools/{private.id}", {"allowed_projects": "p1"}, format="json"),
+                   "allowed_projects")
 
 
 # --- pools --------------------------------------------------------------------------------------

@@ -108,7 +108,8 @@ def test_bind9_knot_and_pdns_consume_the_catalog(minidns_address, scheduled):
         services.save_pool(pool, name="catalog", nameservers=[{"host": s.host, "port": s.port} for s in consumers])
 
         names = [f"cat{i}-{uuid.uuid4().hex[:6]}.example.com." for i in range(50)]
-        zones = [services.create_zone(project_id="p", name=n, email="a@example.com", pool_id=pool.id) for n in names]
+        zones = [services.create_zone(project_id="p", name=n, email="a@example.com", pool_id=pool.id, admin=True)
+                 for n in names]
         for _ in zones:
             catalog.members_changed(pool.id)  # what the pipeline calls after each committed create
         assert len(scheduled) == 1

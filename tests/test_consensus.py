@@ -1,6 +1,6 @@
 import pytest
 
-from workers.consensus import consensus_serial, threshold_met
+from workers.consensus import consensus_serial, nameservers_verdict, targets_verdict, threshold_met
 
 
 @pytest.mark.parametrize(
@@ -47,3 +47,22 @@ def test_threshold_met(count, total, threshold, expected):
 )
 def test_consensus_serial(serials, threshold, expected):
     assert consensus_serial(serials, threshold) == expected
+
+
+def test_target_verdicts_keep_server_details_from_the_tenant():
+    ok, reason, tenant = targets_verdict("CREATE", 100, {"bind-1": None, "knot-2": "knotc: connection refused"})
+    assert not ok
+    assert reason == "CREATE succeeded on 1 of 2 targets, 100% needed. knot-2: knotc: connection refused"
+    assert tenant == "CREATE succeeded on 1 of 2 servers, 100% needed."
+    assert targets_verdict("UPDATE", 50, {"bind-1": None, "knot-2": "down"}) == (True, "", "")
+    assert targets_verdict("DELETE", 50, {"bind-1": None, "knot-2": "down"})[0] is False  # deletes need all
+
+
+def test_nameserver_verdicts_name_the_lagging_nameservers_publicly():
+    observed = {"10.0.0.1:53": (7, True, ""), "10.0.0.2:5300": (6, False, "still serves serial 6"),
+                "10.0.0.3:53": (None, False, "timed out")}
+    ok, reason, tenant = nameservers_verdict("UPDATE", 7, 100, observed, {"10.0.0.2:5300": "ns2.example.net."})
+    assert not ok
+    assert "10.0.0.2:5300: still serves serial 6" in reason and "10.0.0.3:53: timed out" in reason
+    assert tenant == "1 of 3 nameservers serve serial 7, 100% needed. Not yet: ns2.example.net., a nameserver."
+    assert nameservers_verdict("UPDATE", 7, 30, observed)[0] is True

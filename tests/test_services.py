@@ -97,7 +97,7 @@ def test_delete_then_deleted_frees_the_name(zone):
         ({"ttl": "3600"}, "ttl"),
         ({"name": "example.com."}, "name"),  # duplicate
         ({"name": "sub.example.com.", "project_id": "p2"}, "name"),  # inside another project's zone
-        ({"name": "com.example.", "pool_id": "not-a-uuid"}, "pool_id"),
+        ({"name": "com.example.", "pool_id": "not-a-uuid"}, "attributes.pool_id"),
     ],
 )
 def test_bad_zone_input_names_the_field_and_writes_nothing(zone, kwargs, field):

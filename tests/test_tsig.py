@@ -226,7 +226,8 @@ def test_minidns_accepts_the_pool_and_target_keys_of_the_zone(stored_keys):
     from zones import services
 
     pool = keyed_pool(stored_keys)
-    zone = services.create_zone(project_id="p1", name="keyed.example.com.", email="a@example.com", pool_id=pool.id)
+    zone = services.create_zone(project_id="p1", name="keyed.example.com.", email="a@example.com",
+                                pool_id=pool.id, admin=True)
     source = DatabaseZoneSource()
     assert source.transfer_keys(zone.id) == {"pool-key", "target-key"}
     assert source.tsig_key("POOL-KEY")["secret"] == stored_keys[0].secret

@@ -51,18 +51,22 @@ def push(pool_id, refs: list[dict], mode: str, target_ids: list[str] | None = No
     pool = services.pool_work(pool_id)
     targets = [t for t in (pool or {}).get("targets", []) if target_ids is None or t["id"] in target_ids]
     if not targets:
-        _finish_each(refs, mode, False, "The zone's pool has no targets.")
+        _finish_each(refs, mode, False, "The zone's pool has no targets.", NOT_READY)
         return "no targets"
     header = [target_batch.s(pool_id, t["id"], refs, mode).set(priority=PUSH) for t in targets]
     chord(header)(targets_done.s(pool_id, refs, mode).set(priority=FINISH))
     return f"{len(refs)} zones on {len(targets)} targets"
 
 
-def _finish_each(refs, mode, ok, reason=""):
-    """Record each zone's outcome; one zone that fails to record never stops the others."""
+NOT_READY = "The zone's pool is not ready to serve zones yet."
+
+
+def _finish_each(refs, mode, ok, reason="", tenant_reason=""):
+    """Record each zone's outcome (with the operator's reason and the tenant's); one zone that fails
+    to record never stops the others."""
     for ref in refs:
         try:
-            services.finish(ref, mode, ok, reason)
+            services.finish(ref, mode, ok, reason, tenant_reason)
         except Exception:  # noqa: BLE001
             log.exception("zone %s (%s): recording the outcome failed", ref["name"], ref["id"])
 
@@ -125,17 +129,17 @@ def targets_done(results, pool_id, refs, mode):
         per_target = {r["name"]: r["errors"][ref["id"]] for r in results if ref["id"] in r["errors"]}
         if len(per_target) < len(results):
             continue  # a target saw the zone move on: the newer change decides
-        ok, reason = consensus.targets_verdict(ref["action"], pool["threshold"], per_target)
+        ok, reason, tenant_reason = consensus.targets_verdict(ref["action"], pool["threshold"], per_target)
         if ok:
             passed.append(ref)
         else:
-            _finish_each([ref], mode, False, reason)
+            _finish_each([ref], mode, False, reason, tenant_reason)
     if mode == services.TARGET_SYNC:  # replayed deletes are done: nothing to poll for
         passed = [ref for ref in passed if ref["action"] != DELETE]
     if not passed:
         return "nothing to poll"
     if not pool["nameservers"]:
-        _finish_each(passed, mode, False, "The zone's pool has no nameservers to poll.")
+        _finish_each(passed, mode, False, "The zone's pool has no nameservers to poll.", NOT_READY)
         return "no nameservers"
     changed = [(ref["name"], ref["serial"]) for ref in passed if ref["action"] != DELETE]
     if changed:
@@ -218,14 +222,16 @@ def _record_polls(nameserver_id, refs, seen):
 @shared_task(ignore_result=True)
 def polls_done(results, pool_id, refs, mode):
     """Consensus over the nameservers per zone: ACTIVE (or DELETED) when enough serve it, else ERROR."""
-    threshold = services.pool_work(pool_id)["threshold"]
+    pool = services.pool_work(pool_id)
+    names = {f"{ns['host']}:{ns['port']}": ns["name"] for ns in pool["nameservers"]}
     outcomes = {"ok": 0, "error": 0}
     for ref in services.current_refs(refs, mode):
         observed = {r["address"]: tuple(r["seen"][ref["id"]]) for r in results if ref["id"] in r["seen"]}
         if len(observed) < len(results):
             continue  # a poll saw the zone move on
-        ok, reason = consensus.nameservers_verdict(ref["action"], ref["serial"], threshold, observed)
-        _finish_each([ref], mode, ok, reason)
+        ok, reason, tenant_reason = consensus.nameservers_verdict(ref["action"], ref["serial"], pool["threshold"],
+                                                                  observed, names)
+        _finish_each([ref], mode, ok, reason, tenant_reason)
         outcomes["ok" if ok else "error"] += 1
     return outcomes
 

@@ -82,7 +82,7 @@ class PoolAlsoNotifyInline(admin.TabularInline):
 _POOL_CHILDREN = {
     PoolNsRecord: ("ns_records", ("hostname", "priority")),
     PoolTarget: ("targets", ("name", "type", "description", "masters", "options", "tsig_key")),
-    PoolNameserver: ("nameservers", ("host", "port")),
+    PoolNameserver: ("nameservers", ("host", "port", "name")),
     PoolAlsoNotify: ("also_notifies", ("host", "port")),
 }
 
@@ -91,7 +91,8 @@ _POOL_CHILDREN = {
 class PoolAdmin(admin.ModelAdmin):
     list_display = ["name", "description", "threshold_percentage", "updated_at"]
     search_fields = ["name", "description"]
-    fields = ["name", "description", "threshold_percentage", "notify_source", "tsig_key", "catalog_zone"]
+    fields = ["name", "description", "threshold_percentage", "notify_source", "tsig_key", "catalog_zone",
+              "allowed_projects"]
     inlines = [PoolNsRecordInline, PoolTargetInline, PoolNameserverInline, PoolAlsoNotifyInline]
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
@@ -122,7 +123,8 @@ class PoolAdmin(admin.ModelAdmin):
                            threshold_percentage=data["threshold_percentage"],
                            notify_source=data.get("notify_source") or "",
                            tsig_key=data["tsig_key"].name if data.get("tsig_key") else "",
-                           catalog_zone=data.get("catalog_zone") or "", **nested)
+                           catalog_zone=data.get("catalog_zone") or "",
+                           allowed_projects=data.get("allowed_projects") or [], **nested)
 
     def delete_model(self, request, obj):
         services.delete_pool(obj)
@@ -226,7 +228,11 @@ class ZoneAdmin(ReadOnlyAdmin):
     inlines = [RecordSetInline, NameserverStatusInline, TargetStatusInline]
     actions = ["delete_zones"]
 
-    @admin.action(description="Delete the selected zones (from their pools too)")
+    def has_delete_zones_permission(self, request):
+        """The action needs Django's "Can delete zone" permission, not just access to the admin."""
+        return request.user.has_perm("zones.delete_zone")
+
+    @admin.action(description="Delete the selected zones (from their pools too)", permissions=["delete_zones"])
     def delete_zones(self, request, queryset):
         for zone in queryset.filter(deleted_at__isnull=True):
             services.delete_zone(zone.id)

@@ -24,6 +24,9 @@ class Pool(models.Model):
     # bumped once per debounced burst of membership changes (workers.catalog).
     catalog_zone = models.CharField(max_length=255, null=True, blank=True, unique=True)
     catalog_serial = models.BigIntegerField(default=1, editable=False)
+    # Which projects may ask for this pool when they create a zone ("*": every project). Any zone
+    # created without a pool goes to the default pool; admins may choose any pool.
+    allowed_projects = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -83,6 +86,8 @@ class PoolNameserver(models.Model):
     pool = models.ForeignKey(Pool, related_name="nameservers", on_delete=models.CASCADE)
     host = models.CharField(max_length=255)
     port = models.PositiveIntegerField(default=53)
+    # The NS hostname tenants know this server by (their propagation view names it, never host:port).
+    name = models.CharField(max_length=255, blank=True, default="")
 
     class Meta:
         ordering = ["host", "port"]
@@ -90,6 +95,10 @@ class PoolNameserver(models.Model):
 
     def __str__(self):
         return f"{self.host}:{self.port}"
+
+    def public_name(self, index: int) -> str:
+        """What a tenant is told: the NS name, or "nameserver N" (1-based in the pool's order)."""
+        return self.name or f"nameserver {index + 1}"
 
 
 class PoolAlsoNotify(models.Model):
@@ -160,7 +169,8 @@ class Zone(models.Model):
     minimum = models.PositiveIntegerField(default=3600)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     action = models.CharField(max_length=16, choices=Action.choices, default=Action.CREATE, db_index=True)
-    reason = models.TextField(blank=True, default="")  # why the zone is in ERROR
+    reason = models.TextField(blank=True, default="")  # why the zone is in ERROR, for operators
+    tenant_reason = models.TextField(blank=True, default="")  # the same for the zone's project: no server details
     shard = models.PositiveSmallIntegerField(db_index=True, editable=False)
     version = models.PositiveIntegerField(default=1)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)

@@ -51,10 +51,24 @@ def nameservers_of(zone: Zone) -> list[dict]:
     return [{"hostname": r.hostname, "priority": r.priority} for r in zone.pool.ns_records.all()]
 
 
-def propagation_of(zone: Zone) -> dict:
-    """Each target's and nameserver's last result for the zone, so a lagging server shows."""
+def propagation_of(zone: Zone, *, operator: bool = False) -> dict:
+    """Each target's and nameserver's last result for the zone, so a lagging server shows.
+
+    Operators see every server with its address and what it said. A tenant sees its nameservers by
+    their public NS names, whether each serves the zone's serial, and how many targets applied the
+    change: no targets, addresses, ports or server messages."""
     targets = {s.target_id: s for s in zone.target_statuses.all()}
     nameservers = {s.nameserver_id: s for s in zone.nameserver_statuses.all()}
+    if not operator:
+        applied = [s for s in targets.values() if s.serial == zone.serial]
+        return {
+            "zone_id": str(zone.id), "name": zone.name, "serial": zone.serial,
+            "status": zone.status, "action": zone.action, "reason": zone.tenant_reason,
+            "provisioning": {"servers": zone.pool.targets.count(), "done": sum(s.ok for s in applied),
+                             "failed": sum(not s.ok for s in applied)},
+            "nameservers": [_public_ns_row(zone, ns.public_name(i), nameservers.get(ns.id))
+                            for i, ns in enumerate(zone.pool.nameservers.all())],
+        }
 
     def target_row(t):
         s = targets.get(t.id)
@@ -80,6 +94,11 @@ def propagation_of(zone: Zone) -> dict:
         "targets": [target_row(t) for t in zone.pool.targets.all()],
         "nameservers": [ns_row(ns) for ns in zone.pool.nameservers.all()],
     }
+
+
+def _public_ns_row(zone: Zone, name: str, s: NameserverStatus | None) -> dict:
+    return {"name": name, "serial": s.serial if s else None, "in_sync": bool(s and s.serial == zone.serial),
+            "updated_at": s.updated_at if s else None}
 
 
 # --- zones ------------------------------------------------------------------------------------
@@ -108,11 +127,12 @@ def _check_zone_name_free(name: str, project_id: str):
 
 
 @transaction.atomic
-def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_id=None) -> Zone:
+def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_id=None, admin=False) -> Zone:
+    """A new zone in the default pool, or in pool_id if the project may use it (admins: any pool)."""
     name = validation.zone_name(name)
     email = validation.email(email)
     ttl = validation.ttl(ttl) or settings.DNSCTL["DEFAULT_TTL"]
-    pool = _pool_for(pool_id)
+    pool = _pool_for(pool_id, project_id, admin)
     quotas.check_new_zone(project_id)
     _check_zone_name_free(name, project_id)
     zone = Zone(project_id=project_id, name=name, email=email, ttl=ttl, description=description or "",
@@ -129,13 +149,32 @@ def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_
     return zone
 
 
-def _pool_for(pool_id) -> Pool:
+def _pool_for(pool_id, project_id: str, admin: bool) -> Pool:
     if not pool_id:
         return default_pool()
     try:
-        return Pool.objects.get(id=pool_id)
+        pool = Pool.objects.get(id=pool_id)
     except (Pool.DoesNotExist, ValidationError, ValueError):
-        validation.fail("pool_id", f"Pool {pool_id} does not exist.")
+        pool = None
+    if pool is None or not (admin or pool_allows(pool, project_id)):
+        # The same answer for a pool that does not exist and one the project may not use.
+        validation.fail("attributes.pool_id", "No such pool is available to the project.")
+    return pool
+
+
+def pool_allows(pool: Pool, project_id: str) -> bool:
+    """May the project ask for this pool? Its allowed_projects ("*": all), and the default pool always."""
+    allowed = pool.allowed_projects or []
+    return "*" in allowed or project_id in allowed or pool.name == settings.DNSCTL["DEFAULT_POOL"]
+
+
+def pools_for(project_id: str | None):
+    """The pools a caller may choose from (project_id None: an admin, every pool)."""
+    pools = Pool.objects.all()
+    if project_id is None:
+        return pools
+    allowed = [p.id for p in pools.only("id", "name", "allowed_projects") if pool_allows(p, project_id)]
+    return pools.filter(id__in=allowed)
 
 
 @transaction.atomic
@@ -185,7 +224,7 @@ def _bump(zone: Zone, action: str):
     zone.serial = next_serial(zone.serial)
     zone.version += 1
     zone.status = Status.PENDING
-    zone.reason = ""
+    zone.reason = zone.tenant_reason = ""
     zone.enqueued_at = timezone.now()  # the work _enqueue hands over on commit is in flight from now
     # A zone that never reached its targets still needs creating, whatever changed since.
     keep_create = zone.action == Action.CREATE and action == Action.UPDATE
@@ -352,7 +391,8 @@ def pool_work(pool_id) -> dict | None:
              "masters": t.master_addresses()}
             for t in pool.targets.all()
         ],
-        "nameservers": [{"id": str(n.id), "host": n.host, "port": n.port} for n in pool.nameservers.all()],
+        "nameservers": [{"id": str(n.id), "host": n.host, "port": n.port, "name": n.public_name(i)}
+                        for i, n in enumerate(pool.nameservers.all())],
         "also_notifies": [{"host": a.host, "port": a.port} for a in pool.also_notifies.all()],
     }
 
@@ -439,19 +479,20 @@ def _record_latest(model, server_field: str, server_id, version_field: str, rows
                                   update_fields=[f for f in rows[0] if f != "zone_id"] + ["updated_at"])
 
 
-def finish(ref: dict, mode: str, ok: bool, reason: str = "") -> bool:
-    """Record the outcome of pushing one zone in the given mode."""
+def finish(ref: dict, mode: str, ok: bool, reason: str = "", tenant_reason: str = "") -> bool:
+    """Record the outcome of pushing one zone in the given mode. `reason` is the operator's (servers,
+    addresses, their messages); `tenant_reason` is what the zone's project may read."""
     if mode == CHANGE:
-        return finish_zone_action(ref["id"], ref["action"], ref["serial"], ok, reason)
+        return finish_zone_action(ref["id"], ref["action"], ref["serial"], ok, reason, tenant_reason)
     if mode == SYNC:
-        return finish_sync(ref["id"], ref["serial"], ok, reason)
+        return finish_sync(ref["id"], ref["serial"], ok, reason, tenant_reason)
     if not ok:
         log.warning("target sync of %s (%s) failed: %s", ref["name"], ref["action"], reason)
     return False
 
 
 @transaction.atomic
-def finish_zone_action(zone_id, action, serial, ok: bool, reason: str = "") -> bool:
+def finish_zone_action(zone_id, action, serial, ok: bool, reason: str = "", tenant_reason: str = "") -> bool:
     """Record the outcome of the work for `serial`. A newer change wins: an older result is dropped."""
     zone = Zone.objects.select_for_update().filter(id=zone_id, deleted_at__isnull=True).first()
     if zone is None or zone.serial != serial or zone.action != action:
@@ -460,11 +501,14 @@ def finish_zone_action(zone_id, action, serial, ok: bool, reason: str = "") -> b
     zone.enqueued_at = None
     if not ok:
         zone.status, zone.reason = Status.ERROR, reason[:4000]
+        zone.tenant_reason = (tenant_reason or "The change could not be provisioned.")[:4000]
         zone.recordsets.filter(status=RecordSet.Status.PENDING).update(status=RecordSet.Status.ERROR)
     elif action == Action.DELETE:
-        zone.status, zone.action, zone.reason, zone.deleted_at = Status.DELETED, Action.NONE, "", timezone.now()
+        zone.status, zone.action, zone.deleted_at = Status.DELETED, Action.NONE, timezone.now()
+        zone.reason = zone.tenant_reason = ""
     else:
-        zone.status, zone.action, zone.reason = Status.ACTIVE, Action.NONE, ""
+        zone.status, zone.action = Status.ACTIVE, Action.NONE
+        zone.reason = zone.tenant_reason = ""
         zone.recordsets.filter(~Q(status=RecordSet.Status.ACTIVE), serial__lte=serial).update(
             status=RecordSet.Status.ACTIVE, action=Action.NONE)
     zone.save()
@@ -472,7 +516,7 @@ def finish_zone_action(zone_id, action, serial, ok: bool, reason: str = "") -> b
 
 
 @transaction.atomic
-def finish_sync(zone_id, serial, ok: bool, reason: str = "") -> bool:
+def finish_sync(zone_id, serial, ok: bool, reason: str = "", tenant_reason: str = "") -> bool:
     """A sync that failed puts the zone in ERROR with an UPDATE pending, so recovery retries it."""
     zone = Zone.objects.select_for_update().filter(id=zone_id, deleted_at__isnull=True).first()
     if zone is None or zone.serial != serial or zone.action != Action.NONE:
@@ -481,6 +525,7 @@ def finish_sync(zone_id, serial, ok: bool, reason: str = "") -> bool:
         Zone.objects.filter(id=zone_id).update(enqueued_at=None)
         return True
     zone.status, zone.action, zone.reason = Status.ERROR, Action.UPDATE, f"Sync failed: {reason}"[:4000]
+    zone.tenant_reason = f"Sync failed: {tenant_reason or 'the zone could not be provisioned.'}"[:4000]
     zone.enqueued_at = None
     zone.save()
     return True
@@ -492,9 +537,10 @@ def finish_sync(zone_id, serial, ok: bool, reason: str = "") -> bool:
 @transaction.atomic
 def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=100, ns_records=None,
               targets=None, nameservers=None, also_notifies=None, notify_source=None, tsig_key=None,
-              catalog_zone=None) -> Pool:
+              catalog_zone=None, allowed_projects=None) -> Pool:
     """Create or replace a pool with its children. Nested lists given replace what is there;
-    notify_source (an IP address), tsig_key (a key's name) and catalog_zone None keep, "" clears."""
+    notify_source (an IP address), tsig_key (a key's name) and catalog_zone None keep, "" clears;
+    allowed_projects (project ids, or "*") None keeps."""
     from workers.backends import BackendError, backend_types, get_backend  # validation only
 
     if not isinstance(threshold_percentage, int) or not 0 < threshold_percentage <= 100:
@@ -513,6 +559,8 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
         pool.catalog_zone = validation.zone_name(catalog_zone, "catalog_zone") if catalog_zone else None
         if pool.catalog_zone and Pool.objects.filter(catalog_zone=pool.catalog_zone).exclude(id=pool.id).exists():
             validation.fail("catalog_zone", f"Another pool serves the catalog zone {pool.catalog_zone}.")
+    if allowed_projects is not None:
+        pool.allowed_projects = _project_list(allowed_projects, "allowed_projects")
     pool.save()
     if ns_records is not None:
         pool.ns_records.all().delete()
@@ -545,7 +593,8 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
         keep = []
         for i, n in enumerate(nameservers):
             host, port = _host_port(n, f"nameservers[{i}]")
-            ns, _ = PoolNameserver.objects.get_or_create(pool=pool, host=host, port=port)
+            name = validation.zone_name(n["name"], f"nameservers[{i}].name") if n.get("name") else ""
+            ns, _ = PoolNameserver.objects.update_or_create(pool=pool, host=host, port=port, defaults={"name": name})
             keep.append(ns.id)
         pool.nameservers.exclude(id__in=keep).delete()
     if also_notifies is not None:
@@ -595,6 +644,12 @@ def target_options(target: PoolTarget, pool: Pool) -> dict:
     if pool.catalog_zone:
         options["catalog"] = {"pool": str(pool.id), "zone": pool.catalog_zone}
     return options
+
+
+def _project_list(values, field: str) -> list[str]:
+    if not isinstance(values, list) or not all(isinstance(v, str) and 0 < len(v) <= 255 for v in values):
+        validation.fail(field, 'A list of project ids (1 to 255 characters each), or ["*"] for every project.')
+    return sorted(set(values))
 
 
 def _host_port(entry: dict, field: str) -> tuple[str, int]:

@@ -9,6 +9,8 @@ from rest_framework.reverse import reverse
 
 from zones.models import Pool, PoolTarget, RecordSet, Zone
 
+from .auth import is_admin
+
 REDACTED = "*****"
 SECRET_WORDS = ("secret", "key", "password", "token")
 
@@ -65,6 +67,16 @@ class ZoneCreateSerializer(StrictSerializer):
     description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
     type = serializers.ChoiceField(choices=["PRIMARY"], required=False, error_messages={
         "invalid_choice": "Only PRIMARY zones are supported; '{input}' is not."})
+    attributes = serializers.DictField(required=False, help_text='Designate\'s scheduler hints: {"pool_id": id} '
+                                                                 "asks for a pool the project may use.")
+
+    def validate_attributes(self, value):
+        unknown = sorted(set(value) - {"pool_id"})
+        if unknown:
+            raise serializers.ValidationError(f"Unknown attribute {', '.join(unknown)}; known: pool_id.")
+        if not isinstance(value.get("pool_id", ""), str):
+            raise serializers.ValidationError("pool_id must be a string.")
+        return value
 
 
 class ZoneUpdateSerializer(StrictSerializer):
@@ -116,6 +128,11 @@ class HostPortInputSerializer(StrictSerializer):
     port = serializers.IntegerField(required=False, default=53)
 
 
+class NameserverInputSerializer(HostPortInputSerializer):
+    name = serializers.CharField(required=False, allow_blank=True,
+                                 help_text="The NS hostname tenants know this server by (their propagation view).")
+
+
 class PoolInputSerializer(StrictSerializer):
     ignored_names = ("id", "project_id", "created_at", "updated_at", "links", "attributes")
     name = serializers.CharField()
@@ -123,7 +140,7 @@ class PoolInputSerializer(StrictSerializer):
     threshold_percentage = serializers.IntegerField(required=False)
     ns_records = NsRecordInputSerializer(many=True, required=False)
     targets = TargetInputSerializer(many=True, required=False)
-    nameservers = HostPortInputSerializer(many=True, required=False)
+    nameservers = NameserverInputSerializer(many=True, required=False)
     also_notifies = HostPortInputSerializer(many=True, required=False)
     notify_source = serializers.CharField(required=False, allow_blank=True, allow_null=True,
                                           help_text="IP address NOTIFYs are sent from; empty clears it.")
@@ -132,6 +149,8 @@ class PoolInputSerializer(StrictSerializer):
     catalog_zone = serializers.CharField(required=False, allow_blank=True, allow_null=True,
                                          help_text="RFC 9432 catalog zone that provisions the pool's servers; "
                                                    "empty clears it.")
+    allowed_projects = serializers.ListField(child=serializers.CharField(), required=False,
+                                             help_text='Projects that may create zones here ("*": all).')
 
     def to_internal_value(self, data):
         values = super().to_internal_value(data)
@@ -151,6 +170,7 @@ class ZoneSerializer(serializers.ModelSerializer):
     attributes = serializers.SerializerMethodField()
     transferred_at = serializers.SerializerMethodField()
     links = serializers.SerializerMethodField()
+    reason = serializers.SerializerMethodField()
 
     class Meta:
         model = Zone
@@ -175,6 +195,11 @@ class ZoneSerializer(serializers.ModelSerializer):
 
     def get_links(self, obj) -> dict[str, str]:
         return _link(self, "zone-detail", zone_id=obj.id)
+
+    def get_reason(self, obj) -> str:
+        """Why the zone is in ERROR: the operator's detail for admins, the tenant's wording for others."""
+        request = self.context.get("request")
+        return obj.reason if request is not None and is_admin(request) else obj.tenant_reason
 
 
 class RecordSetSerializer(serializers.ModelSerializer):
@@ -243,10 +268,11 @@ class TargetSerializer(serializers.ModelSerializer):
         return redact_options(obj.options)
 
 
-class HostPortSerializer(serializers.Serializer):
+class NameserverSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
     host = serializers.CharField()
     port = serializers.IntegerField()
+    name = serializers.CharField()
 
 
 class AlsoNotifySerializer(serializers.Serializer):
@@ -258,13 +284,13 @@ class PoolAdminSerializer(PoolSerializer):
     """What admins see: the servers too, with target secrets redacted."""
 
     targets = TargetSerializer(many=True, read_only=True)
-    nameservers = HostPortSerializer(many=True, read_only=True)
+    nameservers = NameserverSerializer(many=True, read_only=True)
     also_notifies = AlsoNotifySerializer(many=True, read_only=True)
     tsig_key = serializers.SlugRelatedField(slug_field="name", read_only=True)  # the name, never the secret
 
     class Meta(PoolSerializer.Meta):
         fields = PoolSerializer.Meta.fields + ["threshold_percentage", "targets", "nameservers", "also_notifies",
-                                               "notify_source", "tsig_key", "catalog_zone"]
+                                               "notify_source", "tsig_key", "catalog_zone", "allowed_projects"]
         read_only_fields = fields
 
 

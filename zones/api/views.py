@@ -89,7 +89,9 @@ class ZoneViewSet(ListMixin, viewsets.GenericViewSet):
     def create(self, request):
         data = _input(ZoneCreateSerializer, request)
         data.pop("type", None)
-        return self.accepted(services.create_zone(project_id=acting_project(request), **data))
+        pool_id = data.pop("attributes", {}).get("pool_id")
+        return self.accepted(services.create_zone(project_id=acting_project(request), pool_id=pool_id,
+                                                  admin=is_admin(request), **data))
 
     @extend_schema(request=ZoneUpdateSerializer, responses={202: ZoneSerializer})
     def partial_update(self, request, zone_id):
@@ -162,8 +164,14 @@ class PoolViewSet(ListMixin, viewsets.GenericViewSet):
     pagination_class = paginated("pools")
     permission_classes = API_PERMISSIONS + [IsAdminOrReadOnly]
     lookup_url_kwarg = "pool_id"
-    queryset = Pool.objects.prefetch_related("ns_records", "targets", "nameservers", "also_notifies").order_by(
-        "created_at", "id")
+
+    def get_queryset(self):
+        """Members see the pools they may create zones in; admins every pool."""
+        if getattr(self, "swagger_fake_view", False):
+            return Pool.objects.none()
+        scope = None if is_admin(self.request) else acting_project(self.request)
+        return services.pools_for(scope).prefetch_related("ns_records", "targets", "nameservers",
+                                                          "also_notifies").order_by("created_at", "id")
 
     def get_serializer_class(self):
         return PoolAdminSerializer if is_admin(self.request) else PoolSerializer
@@ -224,7 +232,7 @@ class PropagationView(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, zone_id):
-        return Response(services.propagation_of(visible_zone(request, zone_id)))
+        return Response(services.propagation_of(visible_zone(request, zone_id), operator=is_admin(request)))
 
 
 def _version(request) -> dict:
