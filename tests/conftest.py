@@ -100,3 +100,11 @@ def eager(monkeypatch):
     monkeypatch.setattr(dnsclient, "send_notify", lambda *a, **k: 0)
     yield
     celery_app.conf.update(task_always_eager=old[0], task_eager_propagates=old[1])
+
+
+@pytest.fixture
+def admin_user(admin_user):
+    """pytest-django's superuser, also an admin of the API (a role of its own since Django staff isn't)."""
+    from zones import accounts
+
+    return accounts.api_user(admin_user.username, "admin", accounts.Role.ADMIN)

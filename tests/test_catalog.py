@@ -50,7 +50,7 @@ def scheduled(monkeypatch):
 def test_minidns_serves_the_live_members_with_stable_labels(db):
     pool = catalog_pool()
     zones = [services.create_zone(project_id="p", name=f"m{i}.example.com.", email="a@example.com",
-                                  pool_id=pool.id) for i in range(3)]
+                                  pool_id=pool.id, admin=True) for i in range(3)]
     services.delete_zone(zones[2].id)  # pending delete: already out of the catalog
     minidns = MiniDNS()
     (message,) = axfr(minidns, CATALOG)

@@ -135,7 +135,7 @@ def published(pool, bus):
 
 
 def test_admins_page_through_the_events_by_cursor(published):
-    admin = client_for(make_user("root", "ops", staff=True))
+    admin = client_for(make_user("root", "ops", role="admin"))
     first = admin.get("/v2/events", {"limit": 4}).json()
     assert [e["cursor"] for e in first["events"]] == [1, 2, 3, 4]
     assert first["events"][0] == events.outbox_envelope(published[0])
@@ -157,7 +157,7 @@ def test_events_are_for_admins_only(published):
     ({"type": "dns.zone.create,bogus"}, "type"), ({"limit": "0"}, "limit"),
 ])
 def test_bad_event_queries_get_a_400_naming_the_field(published, query, field):
-    response = client_for(make_user("root", "ops", staff=True)).get("/v2/events", query)
+    response = client_for(make_user("root", "ops", role="admin")).get("/v2/events", query)
     assert response.status_code == 400
     body = response.json()
     assert body["type"] == "invalid_object" and list(body["errors"]) == [field]
