@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import views
 from .events import EventListView
+from .tokens import TokenViewSet
 
 app_name = "api"
 
@@ -46,5 +47,8 @@ urlpatterns = [
     path("v2/pools/<str:pool_id>/targets/<str:target_id>/sync", views.TargetSyncView.as_view(),
          name="target-sync"),
     path("v2/events", EventListView.as_view(), name="event-list"),
+    path("v2/tokens", TokenViewSet.as_view({"get": "list", "post": "create"}), name="token-list"),
+    path("v2/tokens/<str:token_id>", TokenViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+         name="token-detail"),
     re_path(r"^v2/(?P<path>.+[^/])/$", without_trailing_slash),
 ]
