@@ -251,3 +251,25 @@ class PeriodicRunAdmin(ReadOnlyAdmin):
 class ProjectMembershipAdmin(admin.ModelAdmin):
     list_display = ["user", "project_id"]
     search_fields = ["user__username", "project_id"]
+
+
+# --- API tokens ----------------------------------------------------------------------------------
+
+from zones.models import ApiToken  # noqa: E402
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are listed and revoked (deleted) here, never made (their key is shown once, to its
+    maker: the API or create_api_user) and never shown: no key, no digest, not even in the form."""
+
+    list_display = ["id", "user", "description", "created", "expiry"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "description"]
+    fields = readonly_fields = ["id", "user", "description", "created", "expiry"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
