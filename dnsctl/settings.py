@@ -20,7 +20,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",  # its abstract token model; its own AuthToken is swapped for zones.ApiToken (KNOX_TOKEN_MODEL)
     "django_filters",
     "drf_spectacular",
     "zones",
@@ -94,6 +94,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "zones.api.errors.designate_exception_handler",
 }
+# API tokens: only a SHA-512 digest of each key is stored (zones.ApiToken, django-rest-knox's
+# digest). A new token lives API_TOKEN_TTL s (0 = forever) unless its maker asks for less, or more up
+# to API_TOKEN_MAX_TTL s (0 = no maximum); a user holds at most API_TOKEN_LIMIT_PER_USER live tokens.
+API_TOKEN_TTL = env.int("API_TOKEN_TTL", default=90 * 24 * 3600)
+API_TOKEN_MAX_TTL = env.int("API_TOKEN_MAX_TTL", default=365 * 24 * 3600)
+API_TOKEN_LIMIT_PER_USER = env.int("API_TOKEN_LIMIT_PER_USER", default=100)
+KNOX_TOKEN_MODEL = "zones.ApiToken"
+MIGRATION_MODULES = {"knox": None}  # knox's migrations would only make a table for its swapped-out model
 SPECTACULAR_SETTINGS = {
     "TITLE": "dnsctl API",
     "DESCRIPTION": "DNS-as-a-Service: zones and recordsets in the shapes of the Designate v2 API.",

@@ -849,7 +849,7 @@ def test_version_documents_schema_and_docs_need_no_token(db):
     assert client.get("/v2/docs").status_code == 200
 
 
-def test_create_api_user_is_idempotent_and_prints_the_token(db):
+def test_create_api_user_is_idempotent_and_prints_a_new_token_each_run(db):
     def run(*args):
         out = StringIO()
         call_command("create_api_user", "dave", *args, stdout=out, stderr=StringIO())
@@ -860,11 +860,14 @@ def test_create_api_user_is_idempotent_and_prints_the_token(db):
     token = run("--project", "p1")
     user = get_user_model().objects.get(username="dave")
     assert (user.membership.project_id, user.membership.role, user.has_usable_password()) == ("p1", "member", False)
-    assert run("--project", "p2", "--admin") == token
+    second = run("--project", "p2", "--admin")
+    assert second != token
     user.refresh_from_db()
     assert (user.membership.project_id, user.membership.role, user.is_staff) == ("p2", "admin", False)
     run("--project", "p2", "--role", "reader")
     user.refresh_from_db()
     assert user.membership.role == "reader"
     assert get_user_model().objects.filter(username="dave").count() == 1
-    assert APIClient(HTTP_X_AUTH_TOKEN=token).get("/v2/zones").status_code == 200
+    assert user.auth_token_set.count() == 3
+    for key in (token, second):  # earlier tokens keep working
+        assert APIClient(HTTP_X_AUTH_TOKEN=key).get("/v2/zones").status_code == 200

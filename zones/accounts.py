@@ -3,13 +3,21 @@
 The one place that makes users and tokens, so the management commands, the demo, the tests and
 the benchmarks all get them the same way.
 """
+from datetime import timedelta
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from rest_framework.authtoken.models import Token
+from django.utils import timezone
+from knox.crypto import hash_token
+from knox.models import get_digest_token
 
-from .models import ProjectMembership
+from .models import ApiToken, ProjectMembership
+from .validation import OverQuota, fail
 
 Role = ProjectMembership.Role
+LONGEST_TTL = 100 * 365 * 24 * 3600  # seconds: no token is made to live longer, whatever the settings
+DESCRIPTION_MAX = ApiToken._meta.get_field("description").max_length
 
 
 @transaction.atomic
@@ -25,6 +33,34 @@ def api_user(username: str, project_id: str, role: str = Role.MEMBER):
     return user
 
 
-def issue_token(user) -> str:
-    """A token for the user; returns the key."""
-    return Token.objects.get_or_create(user=user)[0].key
+@transaction.atomic
+def issue_token(user, description: str = "", expires_in: int | None = None) -> str:
+    """A new token for the user; returns its key, which only this call ever sees (the database keeps
+    its digest). It expires in `expires_in` s (None: API_TOKEN_TTL; 0: never). The user's expired
+    tokens are dropped here, and a user already holding API_TOKEN_LIMIT_PER_USER live ones is refused."""
+    if expires_in is None:
+        expires_in = settings.API_TOKEN_TTL
+    if not 0 <= expires_in <= LONGEST_TTL:
+        fail("expires_in", f"Must be between 0 (never expires) and {LONGEST_TTL} seconds.")
+    if len(description) > DESCRIPTION_MAX:
+        fail("description", f"Must be at most {DESCRIPTION_MAX} characters.")
+    get_user_model().objects.select_for_update().filter(pk=user.pk).first()  # one at a time: the limit holds
+    now = timezone.now()
+    ApiToken.objects.filter(user=user, expiry__lte=now).delete()
+    limit = settings.API_TOKEN_LIMIT_PER_USER
+    if limit and ApiToken.objects.filter(user=user).count() >= limit:
+        raise OverQuota("tokens", limit)
+    digest, key = get_digest_token()
+    ApiToken.objects.create(user=user, digest=digest, description=description,
+                            expiry=now + timedelta(seconds=expires_in) if expires_in else None)
+    return key
+
+
+def live_tokens():
+    """Tokens that have not expired."""
+    return ApiToken.objects.exclude(expiry__lte=timezone.now())
+
+
+def find_token(key: str) -> ApiToken | None:
+    """The token whose key this is, expired or not, with its user and membership: one lookup by digest."""
+    return ApiToken.objects.select_related("user__membership").filter(digest=hash_token(key)).first()

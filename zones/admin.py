@@ -12,6 +12,7 @@ from django.http import HttpResponseRedirect
 from zones import quotas, services
 from zones.api.serializers import REDACTED, drop_redacted, redact_options
 from zones.models import (
+    ApiToken,
     NameserverStatus,
     PeriodicRun,
     Pool,
@@ -256,7 +257,8 @@ class PeriodicRunAdmin(ReadOnlyAdmin):
 
 @admin.register(ProjectMembership)
 class ProjectMembershipAdmin(admin.ModelAdmin):
-    list_display = ["user", "project_id"]
+    list_display = ["user", "project_id", "role"]
+    list_filter = ["role"]
     search_fields = ["user__username", "project_id"]
 
 
@@ -283,3 +285,23 @@ class QuotaAdmin(admin.ModelAdmin):
         if change and {"project_id", "resource"} & set(form.changed_data):
             Quota.objects.filter(pk=obj.pk).delete()
         quotas.set_quotas(obj.project_id, {obj.resource: obj.hard_limit})
+
+
+# --- API tokens ----------------------------------------------------------------------------------
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are listed and revoked (deleted) here, never made (their key is shown once, to its
+    maker: the API or create_api_user) and never shown: no key, no digest, not even in the form."""
+
+    list_display = ["id", "user", "description", "created", "expiry"]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "description"]
+    fields = readonly_fields = ["id", "user", "description", "created", "expiry"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

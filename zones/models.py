@@ -5,6 +5,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from knox.models import AbstractAuthToken
+from knox.settings import CONSTANTS as KNOX
 
 
 class Pool(models.Model):
@@ -384,3 +386,30 @@ class Quota(models.Model):
 
     def __str__(self):
         return f"{self.project_id} {self.resource}={self.hard_limit}"
+
+
+# --- API tokens (django-rest-knox's digests) -------------------------------------------------------
+
+
+class ApiToken(AbstractAuthToken):
+    """An API token. Only the SHA-512 digest of its key is stored (django-rest-knox's), so the key
+    is shown once, when it is made (zones.accounts.issue_token), and a copy of the database holds
+    no usable key. A call's key is found by its digest: one unique-index lookup."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)  # what the API and admin show
+    digest = models.CharField(max_length=KNOX.DIGEST_LENGTH, unique=True, editable=False)
+    token_key = None  # knox keeps the key's first characters in clear to find the row; the digest does here
+    description = models.CharField(max_length=255, blank=True, default="")
+
+    objects = models.Manager()  # knox's manager fills token_key: tokens are made by accounts.issue_token
+
+    class Meta:
+        ordering = ["created", "id"]
+        verbose_name = "API token"
+
+    def __str__(self):
+        return f"{self.user} token {self.id}"
+
+    @property
+    def expired(self) -> bool:
+        return self.expiry is not None and self.expiry <= timezone.now()

@@ -1,30 +1,64 @@
 """Who is calling: token authentication (Keystone's header or DRF's) and the caller's project.
 
 keystoneauth's token_endpoint plugin (used by python-designateclient) sends `X-Auth-Token: <key>`;
-`Authorization: Token <key>` works too. A user acts for `user.membership.project_id` in the
-membership's role, as in Designate: every caller, admins included, sees its own project; an
-admin sees every project with `X-Auth-All-Projects: true` or one other with
-`X-Auth-Sudo-Project-ID`. Either header from a non-admin is a 403.
+`Authorization: Token <key>` works too; a key is an API token (zones.ApiToken), found by its
+digest. A user acts for `user.membership.project_id` in the membership's role, as in Designate:
+every caller, admins included, sees its own project; an admin sees every project with
+`X-Auth-All-Projects: true` or one other with `X-Auth-Sudo-Project-ID`. Either header from a
+non-admin is a 403.
 """
 from django.core.exceptions import ObjectDoesNotExist
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import permissions
-from rest_framework.authentication import TokenAuthentication
-from rest_framework.exceptions import PermissionDenied
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
+from zones import accounts
 from zones.models import ProjectMembership
 
 SUDO_HEADER = "X-Auth-Sudo-Project-ID"
 ALL_PROJECTS_HEADER = "X-Auth-All-Projects"
 
 
-class XAuthTokenAuthentication(TokenAuthentication):
-    """`X-Auth-Token: <key>` first, then DRF's `Authorization: Token <key>`."""
+class XAuthTokenAuthentication(BaseAuthentication):
+    """`X-Auth-Token: <key>` first, then `Authorization: Token <key>`. An unknown, expired or
+    revoked key is a 401; `request.auth` is the ApiToken."""
+
+    keyword = "Token"
 
     def authenticate(self, request):
         key = request.META.get("HTTP_X_AUTH_TOKEN", "").strip()
-        if key:
-            return self.authenticate_credentials(key)
-        return super().authenticate(request)
+        if not key:
+            header = get_authorization_header(request).split()
+            if not header or header[0].lower() != self.keyword.lower().encode():
+                return None  # another scheme (or none): the next authentication class may know it
+            if len(header) != 2:
+                raise AuthenticationFailed("The Authorization header must be 'Token <key>'.")
+            key = header[1].decode("latin-1")
+        token = accounts.find_token(key)
+        if token is None or not token.user.is_active:
+            raise AuthenticationFailed("Invalid token.")
+        if token.expired:
+            raise AuthenticationFailed("The token has expired.")
+        return token.user, token
+
+    def authenticate_header(self, request):
+        return self.keyword  # so an unauthenticated call is a 401 (with WWW-Authenticate), not a 403
+
+
+class XAuthTokenScheme(OpenApiAuthenticationExtension):
+    """The schema's security: either header carries the key."""
+
+    target_class = XAuthTokenAuthentication
+    name = ["xAuthToken", "tokenAuth"]
+
+    def get_security_requirement(self, auto_schema):
+        return [{name: []} for name in self.name]  # one or the other
+
+    def get_security_definition(self, auto_schema):
+        return [{"type": "apiKey", "in": "header", "name": "X-Auth-Token"},
+                {"type": "apiKey", "in": "header", "name": "Authorization",
+                 "description": 'The key after the prefix "Token ".'}]
 
 
 def membership(user) -> ProjectMembership | None:

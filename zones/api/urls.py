@@ -8,6 +8,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from . import views
 from .events import EventListView
 from .quotas import LimitsView, QuotaView
+from .tokens import TokenViewSet
 
 app_name = "api"
 
@@ -50,5 +51,8 @@ urlpatterns = [
     path("v2/quotas", QuotaView.as_view(http_method_names=["get", "options"]), name="quota-own"),
     path("v2/quotas/<str:project_id>", QuotaView.as_view(), name="quota-detail"),
     path("v2/limits", LimitsView.as_view(), name="limits"),
+    path("v2/tokens", TokenViewSet.as_view({"get": "list", "post": "create"}), name="token-list"),
+    path("v2/tokens/<str:token_id>", TokenViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
+         name="token-detail"),
     re_path(r"^v2/(?P<path>.+[^/])/$", without_trailing_slash),
 ]

@@ -1,6 +1,8 @@
 """Set up a demo on a fresh install: an admin with a token, a default pool, and the Procfile.
 
-Idempotent: running it again keeps the admin, the token and the pool it made before.
+Idempotent: running it again keeps the admin, the token and the pool it made before. The token's
+key can be shown only when it is made, so it is kept in RUN_DIR/api-token (0600) and used again
+while it still authenticates; otherwise a new token replaces it there.
 """
 import base64
 import os
@@ -38,7 +40,8 @@ class Command(BaseCommand):
             password_file.write_text(password + "\n")
             password_file.chmod(0o600)
         accounts.api_user("admin", "demo", accounts.Role.ADMIN)
-        token_key = accounts.issue_token(user)
+        token_file = run / "api-token"
+        token_key = self.demo_token(user, token_file)
 
         procs = {
             "web": f"env DEBUG=1 python manage.py runserver 127.0.0.1:{api_port} --noreload",
@@ -80,7 +83,7 @@ class Command(BaseCommand):
             "dnsctl is starting:",
             f"  API       {api}/v2/zones   (docs: {api}/v2/docs, schema: {api}/v2/schema)",
             f"  admin     {api}/admin/     user 'admin', password in {password_file}",
-            f"  token     {token_key}      (header X-Auth-Token, project 'demo')",
+            f"  token     {token_key}      (header X-Auth-Token, project 'demo'; kept in {token_file})",
             f"  MiniDNS   127.0.0.1:{minidns_port}",
         ]
         if named:
@@ -93,3 +96,16 @@ class Command(BaseCommand):
                   f"              -d '{{\"name\": \"example.test.\", \"email\": \"admin@example.test\"}}' {api}/v2/zones",
                   ""]
         sys.stdout.write("\n".join(lines) + "\n")
+
+    @staticmethod
+    def demo_token(user, token_file: Path) -> str:
+        """The key in token_file if it is still a live token of the demo admin's, else a new one written there."""
+        key = token_file.read_text().strip() if token_file.exists() else ""
+        token = accounts.find_token(key) if key else None
+        if token is not None and token.user_id == user.id and not token.expired:
+            return key
+        key = accounts.issue_token(user, description="bin/start demo")
+        token_file.touch(mode=0o600)
+        token_file.chmod(0o600)
+        token_file.write_text(key + "\n")
+        return key
