@@ -15,7 +15,7 @@ from zones.models import Pool, RecordSet, Zone
 
 from .auth import API_PERMISSIONS, IsAdmin, IsAdminOrReadOnly, acting_project, is_admin, project_scope
 from .errors import PoolNotFound, RecordSetNotFound, ZoneNotFound
-from .filters import RecordSetFilter, ZoneFilter
+from .filters import QueryParamsMixin, RecordSetFilter, ZoneFilter
 from .pagination import paginated
 from .serializers import (
     NameserverListSerializer,
@@ -58,7 +58,10 @@ def _input(serializer_class, request, partial=False) -> dict:
     return dict(serializer.validated_data)
 
 
-class ListMixin:
+class ListMixin(QueryParamsMixin):
+    """A list takes its `filterset_class`'s filters and, from `paginated(...)`, limit, marker and
+    (with `sort_keys`) sort_key, sort_dir; its other actions take no query parameters."""
+
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -67,10 +70,16 @@ class ListMixin:
         return Response(self.get_serializer(obj).data, status=status.HTTP_202_ACCEPTED)
 
 
+# Designate's RecordSetsController keys but `records` (a list: no order a client could rely on).
+RECORDSET_SORT_KEYS = {key: "zone__project_id" if key == "tenant_id" else key for key in (
+    "created_at", "id", "updated_at", "zone_id", "tenant_id", "name", "type", "ttl")}
+
+
 class ZoneViewSet(ListMixin, viewsets.GenericViewSet):
     serializer_class = ZoneSerializer
     filterset_class = ZoneFilter
     pagination_class = paginated("zones")
+    sort_keys = ["created_at", "id", "updated_at", "name", "tenant_id", "serial", "ttl", "status"]
     permission_classes = API_PERMISSIONS
     lookup_url_kwarg = "zone_id"
 
@@ -107,6 +116,7 @@ class RecordSetViewSet(ListMixin, viewsets.GenericViewSet):
     serializer_class = RecordSetSerializer
     filterset_class = RecordSetFilter
     pagination_class = paginated("recordsets")
+    sort_keys = RECORDSET_SORT_KEYS
     permission_classes = API_PERMISSIONS
     lookup_url_kwarg = "recordset_id"
 
@@ -147,6 +157,7 @@ class AllRecordSetsViewSet(ListMixin, viewsets.GenericViewSet):
     serializer_class = RecordSetSerializer
     filterset_class = RecordSetFilter
     pagination_class = paginated("recordsets")
+    sort_keys = RECORDSET_SORT_KEYS
     permission_classes = API_PERMISSIONS
 
     def get_queryset(self):
@@ -160,6 +171,7 @@ class PoolViewSet(ListMixin, viewsets.GenericViewSet):
     """Pools: every user reads the public shape; admins also see the servers, and write."""
 
     pagination_class = paginated("pools")
+    sort_keys = ["created_at", "id", "updated_at", "name"]
     permission_classes = API_PERMISSIONS + [IsAdminOrReadOnly]
     lookup_url_kwarg = "pool_id"
     queryset = Pool.objects.prefetch_related("ns_records", "targets", "nameservers", "also_notifies").order_by(
@@ -196,7 +208,7 @@ class PoolViewSet(ListMixin, viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class TargetSyncView(APIView):
+class TargetSyncView(QueryParamsMixin, APIView):
     """Admin only: replay every change since a timestamp onto one target of a pool (done in Celery)."""
 
     permission_classes = API_PERMISSIONS + [IsAdmin]
@@ -209,7 +221,7 @@ class TargetSyncView(APIView):
         return Response({"message": message}, status=status.HTTP_202_ACCEPTED)
 
 
-class NameserversView(APIView):
+class NameserversView(QueryParamsMixin, APIView):
     permission_classes = API_PERMISSIONS
 
     @extend_schema(responses=NameserverListSerializer)
@@ -217,7 +229,7 @@ class NameserversView(APIView):
         return Response({"nameservers": services.nameservers_of(visible_zone(request, zone_id))})
 
 
-class PropagationView(APIView):
+class PropagationView(QueryParamsMixin, APIView):
     """Our extension: each target's and nameserver's last result for the zone."""
 
     permission_classes = API_PERMISSIONS
@@ -232,7 +244,7 @@ def _version(request) -> dict:
             "links": [{"rel": "self", "href": reverse("api:v2", request=request)}]}
 
 
-class RootView(APIView):
+class RootView(QueryParamsMixin, APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
@@ -241,7 +253,7 @@ class RootView(APIView):
         return Response({"versions": [_version(request)]})
 
 
-class VersionView(APIView):
+class VersionView(QueryParamsMixin, APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
