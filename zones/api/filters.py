@@ -7,7 +7,7 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 from rest_framework.exceptions import ValidationError
 
-from zones.models import RecordSet, Zone
+from zones.models import Pool, RecordSet, Zone
 
 
 class QueryParamsMixin:
@@ -112,3 +112,11 @@ class RecordSetFilter(filters.FilterSet):
         # records is a JSON list of strings: match one element of its text form.
         pattern = '"' + '[^"]*'.join(re.escape(part) for part in value.split("*")) + '"'
         return queryset.annotate(records_text=Cast("records", TextField())).filter(records_text__iregex=pattern)
+
+
+class PoolFilter(filters.FilterSet):
+    name = WildcardFilter(help_text="Pool name (`*` is a wildcard).")
+
+    class Meta:
+        model = Pool
+        fields = ["name"]

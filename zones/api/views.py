@@ -15,7 +15,7 @@ from zones.models import Pool, RecordSet, Zone
 
 from .auth import API_PERMISSIONS, IsAdmin, IsAdminOrReadOnly, acting_project, is_admin, project_scope
 from .errors import PoolNotFound, RecordSetNotFound, ZoneNotFound
-from .filters import QueryParamsMixin, RecordSetFilter, ZoneFilter
+from .filters import PoolFilter, QueryParamsMixin, RecordSetFilter, ZoneFilter
 from .pagination import paginated
 from .serializers import (
     NameserverListSerializer,
@@ -170,6 +170,7 @@ class AllRecordSetsViewSet(ListMixin, viewsets.GenericViewSet):
 class PoolViewSet(ListMixin, viewsets.GenericViewSet):
     """Pools: every user reads the public shape; admins also see the servers, and write."""
 
+    filterset_class = PoolFilter
     pagination_class = paginated("pools")
     sort_keys = ["created_at", "id", "updated_at", "name"]
     permission_classes = API_PERMISSIONS + [IsAdminOrReadOnly]
