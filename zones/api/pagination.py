@@ -151,7 +151,8 @@ class MarkerPagination(BasePagination):
              "description": f"Page size (default {DEFAULT_LIMIT}; more than {MAX_LIMIT}, or `max`, is {MAX_LIMIT}).",
              "schema": {"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "enum": ["max"]}]}},
             {"name": "marker", "required": False, "in": "query",
-             "description": "The id of the last item of the previous page.", "schema": {"type": "string", "format": "uuid"}},
+             "description": "The id of the last item of the previous page.",
+             "schema": {"type": "string", "format": "uuid"}},
         ]
         keys = list(sort_fields(view))
         if keys:

@@ -70,7 +70,8 @@ class ListMixin(QueryParamsMixin):
         return Response(self.get_serializer(obj).data, status=status.HTTP_202_ACCEPTED)
 
 
-# Designate's RecordSetsController keys but `records` (a list: no order a client could rely on).
+# Designate's RecordSetsController keys but `records`, which its storage has no column for (it answers
+# invalid_sort_key too); the cross-zone list takes `id` as well.
 RECORDSET_SORT_KEYS = {key: "zone__project_id" if key == "tenant_id" else key for key in (
     "created_at", "id", "updated_at", "zone_id", "tenant_id", "name", "type", "ttl")}
 
