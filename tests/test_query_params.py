@@ -414,3 +414,24 @@ def test_the_schema_lists_sort_key_and_sort_dir_with_their_values_on_each_list(d
         assert {"limit", "marker"} <= set(parameters)
     detail = paths["/v2/zones/{zone_id}"]["get"].get("parameters", [])
     assert not [p for p in detail if p["in"] == "query"]
+
+
+# --- python-designateclient follows sorted pages ---------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_designateclient_follows_sorted_pages(live_server, monkeypatch):
+    from designateclient.v2 import client as designate
+    from designateclient.v2.utils import get_all
+    from keystoneauth1 import session
+    from keystoneauth1.token_endpoint import Token
+
+    monkeypatch.setattr(services, "_enqueue", lambda zone: None)  # no worker runs here
+    services.save_pool(None, name="default", ns_records=NS)
+    auth = Token(live_server.url + "/v2", make_user("carol", "p3"))
+    dns = designate.Client(session=session.Session(auth=auth), timeout=10)
+    names = ["z1.example.", "z10.example.", "z2.example.", "a-b.example.", "ab.example."]
+    for name in names:
+        dns.zones.create(name, email="a@example.com")
+    criterion = {"sort_key": "name", "sort_dir": "desc", "limit": 2}
+    assert [z["name"] for z in get_all(dns.zones.list, criterion=criterion)] == sorted(names, reverse=True)
