@@ -2,7 +2,8 @@
 
 `after` is the cursor of the last event already seen (each event's `cursor`, also carried by the
 event on the bus); cursors are contiguous, so a consumer that sees a jump on the bus can fetch the
-gap here. `type` (repeatable or comma-separated) narrows to some event types.
+gap here. `type` (repeatable or comma-separated) narrows to some event types. Any other query
+parameter, or `after` / `limit` given twice, is a 400 naming it.
 """
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -14,6 +15,7 @@ from rest_framework.views import APIView
 from zones import events
 
 from .auth import API_PERMISSIONS, IsAdmin
+from .filters import QueryParamsMixin
 from .pagination import MarkerPagination
 
 OUTBOX_TYPES = (events.CREATE, events.UPDATE, events.DELETE)
@@ -36,8 +38,10 @@ def _types(request) -> list[str]:
     return types
 
 
-class EventListView(APIView):
+class EventListView(QueryParamsMixin, APIView):
     permission_classes = API_PERMISSIONS + [IsAdmin]
+    query_params = ("after", "type", "limit")
+    repeatable_params = ("type",)
 
     @extend_schema(responses=OpenApiTypes.OBJECT, parameters=[
         OpenApiParameter("after", int, description="Cursor of the last event already seen (default 0)."),

@@ -15,7 +15,7 @@ from zones.models import Pool, RecordSet, Zone
 
 from .auth import API_PERMISSIONS, IsAdmin, IsAdminOrReadOnly, acting_project, is_admin, project_scope
 from .errors import PoolNotFound, RecordSetNotFound, ZoneNotFound
-from .filters import RecordSetFilter, ZoneFilter
+from .filters import PoolFilter, QueryParamsMixin, RecordSetFilter, ZoneFilter
 from .pagination import paginated
 from .serializers import (
     NameserverListSerializer,
@@ -58,7 +58,10 @@ def _input(serializer_class, request, partial=False) -> dict:
     return dict(serializer.validated_data)
 
 
-class ListMixin:
+class ListMixin(QueryParamsMixin):
+    """A list takes its `filterset_class`'s filters and, from `paginated(...)`, limit, marker and
+    (with `sort_keys`) sort_key, sort_dir; its other actions take no query parameters."""
+
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
@@ -67,10 +70,17 @@ class ListMixin:
         return Response(self.get_serializer(obj).data, status=status.HTTP_202_ACCEPTED)
 
 
+# Designate's RecordSetsController keys but `records`, which its storage has no column for (it answers
+# invalid_sort_key too); the cross-zone list takes `id` as well.
+RECORDSET_SORT_KEYS = {key: "zone__project_id" if key == "tenant_id" else key for key in (
+    "created_at", "id", "updated_at", "zone_id", "tenant_id", "name", "type", "ttl")}
+
+
 class ZoneViewSet(ListMixin, viewsets.GenericViewSet):
     serializer_class = ZoneSerializer
     filterset_class = ZoneFilter
     pagination_class = paginated("zones")
+    sort_keys = ["created_at", "id", "updated_at", "name", "tenant_id", "serial", "ttl", "status"]
     permission_classes = API_PERMISSIONS
     lookup_url_kwarg = "zone_id"
 
@@ -109,6 +119,7 @@ class RecordSetViewSet(ListMixin, viewsets.GenericViewSet):
     serializer_class = RecordSetSerializer
     filterset_class = RecordSetFilter
     pagination_class = paginated("recordsets")
+    sort_keys = RECORDSET_SORT_KEYS
     permission_classes = API_PERMISSIONS
     lookup_url_kwarg = "recordset_id"
 
@@ -149,6 +160,7 @@ class AllRecordSetsViewSet(ListMixin, viewsets.GenericViewSet):
     serializer_class = RecordSetSerializer
     filterset_class = RecordSetFilter
     pagination_class = paginated("recordsets")
+    sort_keys = RECORDSET_SORT_KEYS
     permission_classes = API_PERMISSIONS
 
     def get_queryset(self):
@@ -161,7 +173,9 @@ class AllRecordSetsViewSet(ListMixin, viewsets.GenericViewSet):
 class PoolViewSet(ListMixin, viewsets.GenericViewSet):
     """Pools: every user reads the public shape; admins also see the servers, and write."""
 
+    filterset_class = PoolFilter
     pagination_class = paginated("pools")
+    sort_keys = ["created_at", "id", "updated_at", "name"]
     permission_classes = API_PERMISSIONS + [IsAdminOrReadOnly]
     lookup_url_kwarg = "pool_id"
 
@@ -204,7 +218,7 @@ class PoolViewSet(ListMixin, viewsets.GenericViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class TargetSyncView(APIView):
+class TargetSyncView(QueryParamsMixin, APIView):
     """Admin only: replay every change since a timestamp onto one target of a pool (done in Celery)."""
 
     permission_classes = API_PERMISSIONS + [IsAdmin]
@@ -217,7 +231,7 @@ class TargetSyncView(APIView):
         return Response({"message": message}, status=status.HTTP_202_ACCEPTED)
 
 
-class NameserversView(APIView):
+class NameserversView(QueryParamsMixin, APIView):
     permission_classes = API_PERMISSIONS
 
     @extend_schema(responses=NameserverListSerializer)
@@ -225,7 +239,7 @@ class NameserversView(APIView):
         return Response({"nameservers": services.nameservers_of(visible_zone(request, zone_id))})
 
 
-class PropagationView(APIView):
+class PropagationView(QueryParamsMixin, APIView):
     """Our extension: each target's and nameserver's last result for the zone."""
 
     permission_classes = API_PERMISSIONS
@@ -240,7 +254,7 @@ def _version(request) -> dict:
             "links": [{"rel": "self", "href": reverse("api:v2", request=request)}]}
 
 
-class RootView(APIView):
+class RootView(QueryParamsMixin, APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
@@ -249,7 +263,7 @@ class RootView(APIView):
         return Response({"versions": [_version(request)]})
 
 
-class VersionView(APIView):
+class VersionView(QueryParamsMixin, APIView):
     authentication_classes = []
     permission_classes = [AllowAny]
 
