@@ -303,7 +303,7 @@ def test_recordsets_walk_in_every_order(admin, recordsets, key, direction):
 @pytest.mark.parametrize("direction", ["asc", "desc"])
 def test_pools_walk_in_every_order(alice, key, direction):
     for i, name in enumerate(["b", "a-b", "ab", "a", "a_b", "Z", "z1", "z10", "z2"]):
-        pool = services.save_pool(None, name=name, ns_records=NS)
+        pool = services.save_pool(None, name=name, ns_records=NS, allowed_projects=["*"])
         Pool.objects.filter(id=pool.id).update(created_at=T0 + timedelta(seconds=i % 3),
                                                updated_at=T0 + timedelta(seconds=i % 2))
     rows = Pool.objects.values_list(key, "id")

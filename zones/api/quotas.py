@@ -14,10 +14,11 @@ from rest_framework.views import APIView
 from zones import quotas
 
 from .auth import API_PERMISSIONS, acting_project, is_admin
+from .filters import QueryParamsMixin
 from .pagination import MAX_LIMIT
 
 
-class QuotaView(APIView):
+class QuotaView(QueryParamsMixin, APIView):
     permission_classes = API_PERMISSIONS
 
     def _project(self, request, project_id):
@@ -49,7 +50,7 @@ class QuotaView(APIView):
             raise PermissionDenied("Only admins may change quotas.")
 
 
-class LimitsView(APIView):
+class LimitsView(QueryParamsMixin, APIView):
     permission_classes = API_PERMISSIONS
 
     @extend_schema(responses=OpenApiTypes.OBJECT)

@@ -101,6 +101,7 @@ class TokenViewSet(ListMixin, viewsets.GenericViewSet):
     pagination_class = paginated("tokens")
     permission_classes = [IsAuthenticated, IsProjectMember]  # readers manage their own tokens too
     lookup_url_kwarg = "token_id"
+    sort_keys = {"created_at": "created", "id": "id", "expires_at": "expiry", "description": "description"}
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
