@@ -18,7 +18,7 @@ from django.db.models import Case, Exists, F, OuterRef, Q, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import events, validation
+from . import events, reserved, validation
 from .models import (
     NameserverStatus,
     Pool,
@@ -108,8 +108,10 @@ def _check_zone_name_free(name: str, project_id: str):
 
 
 @transaction.atomic
-def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_id=None) -> Zone:
+def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_id=None, admin: bool = False) -> Zone:
+    """admin: the caller is an API admin, who may take public suffixes and blacklisted names."""
     name = validation.zone_name(name)
+    reserved.check_zone_name(name, admin=admin)
     email = validation.email(email)
     ttl = validation.ttl(ttl) or settings.DNSCTL["DEFAULT_TTL"]
     pool = _pool_for(pool_id)
@@ -502,8 +504,8 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
         pool.tsig_key = _tsig_key(tsig_key, "tsig_key")
     if catalog_zone is not None:
         pool.catalog_zone = validation.zone_name(catalog_zone, "catalog_zone") if catalog_zone else None
-        if pool.catalog_zone and Pool.objects.filter(catalog_zone=pool.catalog_zone).exclude(id=pool.id).exists():
-            validation.fail("catalog_zone", f"Another pool serves the catalog zone {pool.catalog_zone}.")
+        if pool.catalog_zone:
+            reserved.check_catalog_zone(pool.catalog_zone, pool.id)
     pool.save()
     if ns_records is not None:
         pool.ns_records.all().delete()

@@ -5,7 +5,7 @@ from django.urls import Resolver404, path, re_path, resolve
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from . import reserved, views
 from .events import EventListView
 
 app_name = "api"
@@ -13,6 +13,8 @@ app_name = "api"
 zones = views.ZoneViewSet
 recordsets = views.RecordSetViewSet
 pools = views.PoolViewSet
+tlds = reserved.TldViewSet
+blacklists = reserved.BlacklistViewSet
 
 
 @csrf_exempt  # like every DRF view; DRF itself enforces CSRF for session-authenticated calls
@@ -46,5 +48,11 @@ urlpatterns = [
     path("v2/pools/<str:pool_id>/targets/<str:target_id>/sync", views.TargetSyncView.as_view(),
          name="target-sync"),
     path("v2/events", EventListView.as_view(), name="event-list"),
+    path("v2/tlds", tlds.as_view({"get": "list", "post": "create"}), name="tld-list"),
+    path("v2/tlds/<str:tld_id>", tlds.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+         name="tld-detail"),
+    path("v2/blacklists", blacklists.as_view({"get": "list", "post": "create"}), name="blacklist-list"),
+    path("v2/blacklists/<str:blacklist_id>", blacklists.as_view({"get": "retrieve", "patch": "partial_update",
+                                                                 "delete": "destroy"}), name="blacklist-detail"),
     re_path(r"^v2/(?P<path>.+[^/])/$", without_trailing_slash),
 ]

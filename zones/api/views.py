@@ -89,7 +89,7 @@ class ZoneViewSet(ListMixin, viewsets.GenericViewSet):
     def create(self, request):
         data = _input(ZoneCreateSerializer, request)
         data.pop("type", None)
-        return self.accepted(services.create_zone(project_id=acting_project(request), **data))
+        return self.accepted(services.create_zone(project_id=acting_project(request), admin=is_admin(request), **data))
 
     @extend_schema(request=ZoneUpdateSerializer, responses={202: ZoneSerializer})
     def partial_update(self, request, zone_id):
