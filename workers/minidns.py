@@ -119,9 +119,11 @@ class DatabaseZoneSource:
         pool = Pool.objects.filter(id=pool_id).values("catalog_zone", "catalog_serial").first()
         if pool is None or not pool["catalog_zone"]:
             return None
+        name = pool["catalog_zone"]
+        # A zone row at or below the catalog (one that got past the services) is never served: not a member either.
         members = (Zone.objects.filter(pool_id=pool_id, deleted_at__isnull=True).exclude(action=Zone.Action.DELETE)
-                   .order_by("id").values_list("id", "name"))
-        return pool["catalog_zone"], catalog.rows(pool["catalog_zone"], pool["catalog_serial"], list(members))
+                   .exclude(name=name).exclude(name__endswith="." + name).order_by("id").values_list("id", "name"))
+        return name, catalog.rows(name, pool["catalog_serial"], list(members))
 
     def tsig_key(self, name):
         from zones.models import TsigKey
