@@ -44,7 +44,8 @@ class ZoneSource(Protocol):
     """What MiniDNS needs to know about zones; the database in production, a dict in tests."""
 
     def find(self, names: list[str]) -> dict[str, tuple[object, int]]:
-        """The live zones among `names` (absolute, lower case) as name -> (zone id, serial)."""
+        """The live zones among `names` (absolute, lower case) as name -> (zone id, serial); the
+        closest one answers. A source that serves catalogs returns only those when one is among names."""
 
     def records(self, zone_id) -> tuple[str, list[tuple[str, str, int, list[str]]]] | None:
         """(zone name, [(owner, type, ttl, [rdata text])]) read as one consistent snapshot."""
@@ -67,16 +68,21 @@ class DatabaseZoneSource:
     """Reads the Django models. Imports are local so the core stays importable without Django."""
 
     def find(self, names):
-        """Zones first (one query); only names that are no zone may be a pool's catalog (ids ("catalog", pool id))."""
+        """Zones and pools' catalogs (ids ("catalog", pool id)) in one query. `names` are a query name
+        and its ancestors, so a catalog among them means the query is at or below the catalog: then
+        only catalogs are returned, and no zone row, whatever its name, answers for a catalog's names."""
+        from django.db.models import Value
+
         from zones.models import Pool, Zone
 
-        rows = (Zone.objects.filter(name__in=names, deleted_at__isnull=True)
-                .exclude(action=Zone.Action.DELETE).values_list("name", "id", "serial"))
-        found = {name: (zone_id, serial) for name, zone_id, serial in rows}
-        if not found:
-            catalogs = Pool.objects.filter(catalog_zone__in=names).values_list("catalog_zone", "id", "catalog_serial")
-            found = {name: (("catalog", pool_id), serial) for name, pool_id, serial in catalogs}
-        return found
+        zones = (Zone.objects.filter(name__in=names, deleted_at__isnull=True).exclude(action=Zone.Action.DELETE)
+                 .annotate(catalog=Value(False)).order_by().values_list("name", "id", "serial", "catalog"))
+        catalogs = (Pool.objects.filter(catalog_zone__in=names).annotate(catalog=Value(True)).order_by()
+                    .values_list("catalog_zone", "id", "catalog_serial", "catalog"))
+        rows = list(zones.union(catalogs, all=True))
+        if any(catalog for *_, catalog in rows):
+            return {name: (("catalog", pool_id), serial) for name, pool_id, serial, catalog in rows if catalog}
+        return {name: (zone_id, serial) for name, zone_id, serial, _ in rows}
 
     def records(self, zone_id):
         """One SELECT joined to the zone: a single statement sees one snapshot even under READ
@@ -113,9 +119,11 @@ class DatabaseZoneSource:
         pool = Pool.objects.filter(id=pool_id).values("catalog_zone", "catalog_serial").first()
         if pool is None or not pool["catalog_zone"]:
             return None
+        name = pool["catalog_zone"]
+        # A zone row at or below the catalog (one that got past the services) is never served: not a member either.
         members = (Zone.objects.filter(pool_id=pool_id, deleted_at__isnull=True).exclude(action=Zone.Action.DELETE)
-                   .order_by("id").values_list("id", "name"))
-        return pool["catalog_zone"], catalog.rows(pool["catalog_zone"], pool["catalog_serial"], list(members))
+                   .exclude(name=name).exclude(name__endswith="." + name).order_by("id").values_list("id", "name"))
+        return name, catalog.rows(name, pool["catalog_serial"], list(members))
 
     def tsig_key(self, name):
         from zones.models import TsigKey

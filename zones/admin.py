@@ -9,10 +9,11 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 
-from zones import quotas, services
+from zones import quotas, reserved, services
 from zones.api.serializers import REDACTED, drop_redacted, redact_options
 from zones.models import (
     ApiToken,
+    Blacklist,
     NameserverStatus,
     PeriodicRun,
     Pool,
@@ -24,6 +25,7 @@ from zones.models import (
     Quota,
     RecordSet,
     TargetStatus,
+    Tld,
     TsigKey,
     Zone,
 )
@@ -305,3 +307,68 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+# --- names a tenant may not take ------------------------------------------------------------------
+
+
+class ReservedForm(forms.ModelForm):
+    """Checks each field with zones.reserved's own validator (the API's), so both refuse the same input."""
+
+    validators: dict = {}
+
+    def clean(self):
+        data = super().clean()
+        for field, validate in self.validators.items():
+            if field in data:
+                data[field] = validate(data[field])  # a ValidationError({field: [...]}) lands on the field
+        return data
+
+
+class TldForm(ReservedForm):
+    validators = {"name": reserved.tld_name}
+
+    class Meta:
+        model = Tld
+        fields = ["name", "description"]
+        help_texts = {"name": "As Designate writes it: no trailing dot, e.g. com or co.uk. Once any TLD exists, "
+                              "every zone must sit strictly below one."}
+
+
+class BlacklistForm(ReservedForm):
+    validators = {"pattern": reserved.blacklist_pattern}
+
+    class Meta:
+        model = Blacklist
+        fields = ["pattern", "description"]
+        help_texts = {"pattern": "A regular expression; zone names it matches (re.search) are refused to non-admins."}
+
+
+class ReservedAdmin(admin.ModelAdmin):
+    """Saved by zones.reserved (a duplicate saved at the same moment is reported, not a 500)."""
+
+    save: staticmethod  # zones.reserved's save function: save(obj, **fields)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:
+            self.message_user(request, f"Nothing was saved: {_describe(exc)}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    def save_model(self, request, obj, form, change):
+        self.save(obj, **{field: form.cleaned_data[field] for field in form.Meta.fields})
+
+
+@admin.register(Tld)
+class TldAdmin(ReservedAdmin):
+    form = TldForm
+    save = staticmethod(reserved.save_tld)
+    list_display = ["name", "description", "updated_at"]
+    search_fields = ["name", "description"]
+
+
+@admin.register(Blacklist)
+class BlacklistAdmin(ReservedAdmin):
+    form = BlacklistForm
+    save = staticmethod(reserved.save_blacklist)
+    list_display = ["pattern", "description", "updated_at"]
+    search_fields = ["pattern", "description"]

@@ -413,3 +413,41 @@ class ApiToken(AbstractAuthToken):
     @property
     def expired(self) -> bool:
         return self.expiry is not None and self.expiry <= timezone.now()
+
+
+# --- names a tenant may not take -------------------------------------------------------------------
+
+
+class Tld(models.Model):
+    """A top-level domain the service accepts zones under (Designate's TLDs): once any exists, every
+    zone must sit strictly below one. Named as Designate names them: lower case, no trailing dot."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=255, unique=True)  # "com", "co.uk"
+    description = models.CharField(max_length=160, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        verbose_name = "TLD"
+
+    def __str__(self):
+        return self.name
+
+
+class Blacklist(models.Model):
+    """A regular expression (Designate's blacklist): zone names it matches (re.search) are refused to
+    everyone but admins."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    pattern = models.CharField(max_length=255, unique=True)
+    description = models.CharField(max_length=160, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self):
+        return self.pattern

@@ -18,7 +18,7 @@ from django.db.models import Case, Exists, F, OuterRef, Q, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import events, quotas, validation
+from . import events, quotas, reserved, validation
 from .models import (
     NameserverStatus,
     Pool,
@@ -128,8 +128,10 @@ def _check_zone_name_free(name: str, project_id: str):
 
 @transaction.atomic
 def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_id=None, admin=False) -> Zone:
-    """A new zone in the default pool, or in pool_id if the project may use it (admins: any pool)."""
+    """A new zone in the default pool, or in pool_id if the project may use it. admin: the caller is an
+    API admin, who may choose any pool and take public suffixes and blacklisted names."""
     name = validation.zone_name(name)
+    reserved.check_zone_name(name, admin=admin)
     email = validation.email(email)
     ttl = validation.ttl(ttl) or settings.DNSCTL["DEFAULT_TTL"]
     pool = _pool_for(pool_id, project_id, admin)
@@ -557,8 +559,8 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
         pool.tsig_key = _tsig_key(tsig_key, "tsig_key")
     if catalog_zone is not None:
         pool.catalog_zone = validation.zone_name(catalog_zone, "catalog_zone") if catalog_zone else None
-        if pool.catalog_zone and Pool.objects.filter(catalog_zone=pool.catalog_zone).exclude(id=pool.id).exists():
-            validation.fail("catalog_zone", f"Another pool serves the catalog zone {pool.catalog_zone}.")
+        if pool.catalog_zone:
+            reserved.check_catalog_zone(pool.catalog_zone, pool.id)
     if allowed_projects is not None:
         pool.allowed_projects = _project_list(allowed_projects, "allowed_projects")
     pool.save()

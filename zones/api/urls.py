@@ -5,7 +5,7 @@ from django.urls import Resolver404, path, re_path, resolve
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from . import views
+from . import reserved, views
 from .events import EventListView
 from .quotas import LimitsView, QuotaView
 from .tokens import TokenViewSet
@@ -15,6 +15,8 @@ app_name = "api"
 zones = views.ZoneViewSet
 recordsets = views.RecordSetViewSet
 pools = views.PoolViewSet
+tlds = reserved.TldViewSet
+blacklists = reserved.BlacklistViewSet
 
 
 @csrf_exempt  # like every DRF view; DRF itself enforces CSRF for session-authenticated calls
@@ -54,5 +56,11 @@ urlpatterns = [
     path("v2/tokens", TokenViewSet.as_view({"get": "list", "post": "create"}), name="token-list"),
     path("v2/tokens/<str:token_id>", TokenViewSet.as_view({"get": "retrieve", "delete": "destroy"}),
          name="token-detail"),
+    path("v2/tlds", tlds.as_view({"get": "list", "post": "create"}), name="tld-list"),
+    path("v2/tlds/<str:tld_id>", tlds.as_view({"get": "retrieve", "patch": "partial_update", "delete": "destroy"}),
+         name="tld-detail"),
+    path("v2/blacklists", blacklists.as_view({"get": "list", "post": "create"}), name="blacklist-list"),
+    path("v2/blacklists/<str:blacklist_id>", blacklists.as_view({"get": "retrieve", "patch": "partial_update",
+                                                                 "delete": "destroy"}), name="blacklist-detail"),
     re_path(r"^v2/(?P<path>.+[^/])/$", without_trailing_slash),
 ]
