@@ -2,15 +2,29 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me")
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+# --- Secret key: signs sessions, CSRF tokens and password-reset links, so there is no default
+# outside DEBUG. SECRET_KEY, or SECRET_KEY_FILE naming a file that holds it (Docker secrets).
+try:
+    SECRET_KEY = environ.FileAwareEnv().str("SECRET_KEY", default="").strip()
+except OSError as exc:
+    raise ImproperlyConfigured(f"SECRET_KEY_FILE cannot be read: {exc}") from exc
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY to a long random string, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`, or SECRET_KEY_FILE to a "
+            "file holding one, in the environment or in .env (bin/start keeps one in .run/secret-key).")
+    SECRET_KEY = "debug-only-insecure-key"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
