@@ -41,6 +41,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "dnsctl.middleware.RequestBodyLimit",  # first: nothing may read a body before it is measured
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -144,6 +145,15 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Coordination (tooz) ----------------------------------------------------------------------
 COORDINATION_URL = env("COORDINATION_URL", default=REDIS_URL)
+
+# --- Request limits and TLS deployments -------------------------------------------------------
+# Bodies larger than this are a 413 before anything reads them (dnsctl/middleware.py); zone-file
+# imports get their own limit (a 100,000-record zone file is ~2.5 MB). Django's own check, on
+# request.body and form posts, is set to the larger of the two so that it is never the one that
+# answers: the middleware does, per path, in the API's error shape.
+API_MAX_BODY_SIZE = env.int("API_MAX_BODY_SIZE", default=1024 * 1024)
+IMPORT_MAX_BODY_SIZE = env.int("IMPORT_MAX_BODY_SIZE", default=16 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_SIZE, IMPORT_MAX_BODY_SIZE)
 
 # --- dnsctl ------------------------------------------------------------------------------------
 DNSCTL = {
