@@ -108,6 +108,9 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "zones.api.errors.designate_exception_handler",
+    # --- request limits: per-token write rate (zones/api/throttling.py)
+    "DEFAULT_THROTTLE_CLASSES": ["zones.api.throttling.WriteRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"write": env("API_WRITE_RATE", default="1200/min") or None},
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "dnsctl API",
@@ -154,6 +157,13 @@ COORDINATION_URL = env("COORDINATION_URL", default=REDIS_URL)
 API_MAX_BODY_SIZE = env.int("API_MAX_BODY_SIZE", default=1024 * 1024)
 IMPORT_MAX_BODY_SIZE = env.int("IMPORT_MAX_BODY_SIZE", default=16 * 1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_SIZE, IMPORT_MAX_BODY_SIZE)
+# Writes per token (API_WRITE_RATE, DRF's "N/s|min|hour|day", empty = no limit) are counted in the
+# cache, which every web worker shares; admins are exempt unless API_THROTTLE_ADMINS.
+API_THROTTLE_ADMINS = env.bool("API_THROTTLE_ADMINS", default=False)
+CACHES = {"default": env.cache_url("CACHE_URL", default=REDIS_URL)}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A write waits at most this long for a stalled Redis (the throttle then lets it through).
+    CACHES["default"].setdefault("OPTIONS", {}).update(socket_connect_timeout=1, socket_timeout=1)
 
 # --- dnsctl ------------------------------------------------------------------------------------
 DNSCTL = {
