@@ -37,12 +37,14 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served with the rest of the static files
     "zones",
 ]
 
 MIDDLEWARE = [
     "dnsctl.middleware.RequestBodyLimit",  # first: nothing may read a body before it is measured
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's and /v2/docs' static files, DEBUG or not
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -116,6 +118,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "dnsctl API",
     "DESCRIPTION": "DNS-as-a-Service: zones and recordsets in the shapes of the Designate v2 API.",
     "VERSION": "2.0",
+    # /v2/docs loads Swagger UI from our static files: no third-party script runs on our origin.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # --- Celery (Redis is broker and result backend: chords need the result backend) ------------

@@ -13,3 +13,5 @@ from dnsctl.settings import *  # noqa: E402,F401,F403
 # MiniDNS subprocesses keep theirs (CONN_MAX_AGE in their environment), as in production.
 DATABASES["default"]["CONN_MAX_AGE"] = int(os.environ.get("CONN_MAX_AGE", 0))  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Static files are not collected for the tests: whitenoise looks each one up when it is asked for.
+WHITENOISE_AUTOREFRESH = True
