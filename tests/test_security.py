@@ -279,9 +279,11 @@ UNKNOWN = ["/nope", "/v2/nope", "/v2/nope/", "/v2/zones/x/nope", "/admin.php", "
 
 @pytest.mark.django_db
 @pytest.mark.parametrize("debug", [False, True])
-def test_any_method_on_an_unknown_path_is_a_json_404(client, settings, debug):
+def test_any_method_on_an_unknown_path_is_a_json_404(settings, debug):
+    from django.test import Client
+
     settings.DEBUG = debug
-    client.raise_request_exception = False
+    client = Client(enforce_csrf_checks=True, raise_request_exception=False)  # as a real client meets it
     for path in UNKNOWN:
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             response = client.generic(method, path, data="{}", content_type="application/json")
