@@ -261,8 +261,8 @@ def test_gunicorn_workers_share_one_budget(server, tenant):
         return requests.post(f"http://127.0.0.1:{port}/v2/zones", json=zone_body(f"burst{i}.example.com."),
                              headers={"X-Auth-Token": tenant}, timeout=30)
 
-    with ThreadPoolExecutor(12) as pool:
-        responses = list(pool.map(create, range(12)))
+    with ThreadPoolExecutor(12) as executor:
+        responses = list(executor.map(create, range(12)))
     codes = sorted(r.status_code for r in responses)
     assert codes == [202] * SERVER_RATE + [429] * (12 - SERVER_RATE), [r.text for r in responses]
     assert all(r.headers["Retry-After"] for r in responses if r.status_code == 429)
