@@ -6,5 +6,9 @@ RUN apt-get update && apt-get install -y --no-install-recommends bind9-utils bin
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN DJANGO_SETTINGS_MODULE=dnsctl.settings SECRET_KEY=build python manage.py collectstatic --no-input -v 0
+# Static files for whitenoise; this key only exists for the build (the real one comes from .env).
+RUN DJANGO_SETTINGS_MODULE=dnsctl.settings SECRET_KEY=collectstatic-only python manage.py collectstatic --no-input -v 0
+# Every process runs unprivileged (MiniDNS listens on 5354, the API on 8000).
+RUN useradd --system --no-create-home --uid 10001 dnsctl
+USER dnsctl
 EXPOSE 8000 5354/udp 5354/tcp

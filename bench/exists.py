@@ -41,6 +41,7 @@ def setup(args):
     admin.close()
     os.environ.update(DJANGO_SETTINGS_MODULE="dnsctl.settings", DATABASE_URL=args.database, REDIS_URL=args.redis,
                       EVENTS_STREAM=args.stream, LOG_LEVEL="WARNING")
+    os.environ.setdefault("SECRET_KEY", "bench-only-not-a-secret")  # it and its producers need one
     import django
 
     django.setup()

@@ -173,6 +173,7 @@ def self_contained(n, concurrency, timeout, pool_kind="bind9"):
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     os.environ.setdefault("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dnsctl_bench")
     os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
+    os.environ.setdefault("API_WRITE_RATE", "")  # a load generator: its writes are not rate-limited
     import django
 
     django.setup()

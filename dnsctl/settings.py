@@ -2,15 +2,29 @@
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me")
 DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+
+# --- Secret key: signs sessions, CSRF tokens and password-reset links, so there is no default
+# outside DEBUG. SECRET_KEY, or SECRET_KEY_FILE naming a file that holds it (Docker secrets).
+try:
+    SECRET_KEY = environ.FileAwareEnv().str("SECRET_KEY", default="").strip()
+except OSError as exc:
+    raise ImproperlyConfigured(f"SECRET_KEY_FILE cannot be read: {exc}") from exc
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY to a long random string, e.g. the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(50))'`, or SECRET_KEY_FILE to a "
+            "file holding one, in the environment or in .env (bin/start keeps one in .run/secret-key).")
+    SECRET_KEY = "debug-only-insecure-key"
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -23,11 +37,14 @@ INSTALLED_APPS = [
     "knox",  # its abstract token model; its own AuthToken is swapped for zones.ApiToken (KNOX_TOKEN_MODEL)
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served with the rest of the static files
     "zones",
 ]
 
 MIDDLEWARE = [
+    "dnsctl.middleware.RequestBodyLimit",  # first: nothing may read a body before it is measured
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's and /v2/docs' static files, DEBUG or not
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -93,6 +110,9 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "zones.api.errors.designate_exception_handler",
+    # --- request limits: per-token write rate (zones/api/throttling.py)
+    "DEFAULT_THROTTLE_CLASSES": ["zones.api.throttling.WriteRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"write": env("API_WRITE_RATE", default="1200/min") or None},
 }
 # API tokens: only a SHA-512 digest of each key is stored (zones.ApiToken, django-rest-knox's
 # digest). A new token lives API_TOKEN_TTL s (0 = forever) unless its maker asks for less, or more up
@@ -106,6 +126,9 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "dnsctl API",
     "DESCRIPTION": "DNS-as-a-Service: zones and recordsets in the shapes of the Designate v2 API.",
     "VERSION": "2.0",
+    # /v2/docs loads Swagger UI from our static files: no third-party script runs on our origin.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 
 # --- Celery (Redis is broker and result backend: chords need the result backend) ------------
@@ -138,6 +161,34 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Coordination (tooz) ----------------------------------------------------------------------
 COORDINATION_URL = env("COORDINATION_URL", default=REDIS_URL)
+
+# --- Request limits and TLS deployments -------------------------------------------------------
+# Bodies larger than this are a 413 before anything reads them (dnsctl/middleware.py); zone-file
+# imports get their own limit (a 100,000-record zone file is ~2.5 MB). Django's own check, on
+# request.body and form posts, is set to the larger of the two so that it is never the one that
+# answers: the middleware does, per path, in the API's error shape.
+API_MAX_BODY_SIZE = env.int("API_MAX_BODY_SIZE", default=1024 * 1024)
+IMPORT_MAX_BODY_SIZE = env.int("IMPORT_MAX_BODY_SIZE", default=16 * 1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_SIZE, IMPORT_MAX_BODY_SIZE)
+# Writes per token (API_WRITE_RATE, DRF's "N/s|min|hour|day", empty = no limit) are counted in the
+# cache, which every web worker shares; admins are exempt unless API_THROTTLE_ADMINS.
+API_THROTTLE_ADMINS = env.bool("API_THROTTLE_ADMINS", default=False)
+CACHES = {"default": env.cache_url("CACHE_URL", default=REDIS_URL)}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    # A write waits at most this long for a stalled Redis (the throttle then lets it through).
+    CACHES["default"].setdefault("OPTIONS", {}).update(socket_connect_timeout=1, socket_timeout=1)
+# Behind a TLS-terminating proxy (README "Deploying behind TLS"): secure cookies, the origins the
+# admin's forms come from, the header the proxy sets for https (opt-in: only a proxy that always
+# sets or strips it may be trusted), and HSTS.
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+if env("SECURE_PROXY_SSL_HEADER", default=""):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + env("SECURE_PROXY_SSL_HEADER").upper().replace("-", "_"), "https")
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 
 # --- dnsctl ------------------------------------------------------------------------------------
 DNSCTL = {
