@@ -18,34 +18,38 @@ from .filters import QueryParamsMixin
 from .pagination import MAX_LIMIT
 
 
+class OwnQuotaView(QueryParamsMixin, APIView):
+    """GET /v2/quotas: the caller's own project's."""
+
+    permission_classes = API_PERMISSIONS
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, operation_id="v2_quotas_own")
+    def get(self, request):
+        return Response(quotas.quotas_of(acting_project(request)))
+
+
 class QuotaView(QueryParamsMixin, APIView):
     permission_classes = API_PERMISSIONS
 
-    def _project(self, request, project_id):
-        own = acting_project(request)
-        if project_id is None:
-            return own
-        if project_id != own and not is_admin(request):
-            raise PermissionDenied("Only admins may see another project's quotas.")
-        return project_id
-
     @extend_schema(responses=OpenApiTypes.OBJECT)
-    def get(self, request, project_id=None):
-        return Response(quotas.quotas_of(self._project(request, project_id)))
+    def get(self, request, project_id):
+        if project_id != acting_project(request) and not is_admin(request):
+            raise PermissionDenied("Only admins may see another project's quotas.")
+        return Response(quotas.quotas_of(project_id))
 
     @extend_schema(request=OpenApiTypes.OBJECT, responses=OpenApiTypes.OBJECT)
     def patch(self, request, project_id):
-        self._admin_only(request, project_id)
+        self._admin_only(request)
         return Response(quotas.set_quotas(project_id, request.data))
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, project_id):
-        self._admin_only(request, project_id)
+        self._admin_only(request)
         quotas.reset_quotas(project_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @staticmethod
-    def _admin_only(request, project_id):
+    def _admin_only(request):
         if not is_admin(request):
             raise PermissionDenied("Only admins may change quotas.")
 

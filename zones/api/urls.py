@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import reserved, views
 from .events import EventListView
-from .quotas import LimitsView, QuotaView
+from .quotas import LimitsView, OwnQuotaView, QuotaView
 from .tokens import TokenViewSet
 
 app_name = "api"
@@ -50,7 +50,7 @@ urlpatterns = [
     path("v2/pools/<str:pool_id>/targets/<str:target_id>/sync", views.TargetSyncView.as_view(),
          name="target-sync"),
     path("v2/events", EventListView.as_view(), name="event-list"),
-    path("v2/quotas", QuotaView.as_view(http_method_names=["get", "options"]), name="quota-own"),
+    path("v2/quotas", OwnQuotaView.as_view(), name="quota-own"),
     path("v2/quotas/<str:project_id>", QuotaView.as_view(), name="quota-detail"),
     path("v2/limits", LimitsView.as_view(), name="limits"),
     path("v2/tokens", TokenViewSet.as_view({"get": "list", "post": "create"}), name="token-list"),
