@@ -209,14 +209,16 @@ def _enqueue(zone: Zone):
 
 
 def _write_managed_recordsets(zone: Zone):
-    """SOA and apex NS follow the zone and its pool; users never edit them."""
+    """SOA and apex NS follow the zone and its pool; users never edit them. BIND 9 refuses to load a
+    zone without NS records, so a pool without any takes no zone and no change."""
     ns = [validation.zone_name(r.hostname, "ns_records") for r in zone.pool.ns_records.all()]
-    primary = ns[0] if ns else f"ns.{zone.name}"
-    soa = (f"{primary} {validation.email_to_rname(zone.email)} {zone.serial} "
+    if not ns:
+        validation.fail("pool_id", "The zone's pool has no NS records, and a zone without them cannot be "
+                                   "served; an admin must give the pool its ns_records first.")
+    soa = (f"{ns[0]} {validation.email_to_rname(zone.email)} {zone.serial} "
            f"{zone.refresh} {zone.retry} {zone.expire} {zone.minimum}")
     _upsert_managed(zone, "SOA", [soa])
-    if ns:
-        _upsert_managed(zone, "NS", ns)
+    _upsert_managed(zone, "NS", ns)
 
 
 def _upsert_managed(zone: Zone, rtype: str, records: list[str]):
@@ -240,7 +242,7 @@ def create_recordset(zone_id, *, name, type, records, ttl=None, description="") 
     rtype = validation.recordset_type(type)
     name = validation.record_name(name, zone.name)
     ttl = validation.ttl(ttl)
-    rdata = validation.records(records, rtype, zone.name)
+    rdata = validation.records(records, rtype, zone.name, name)
     if rtype == "NS" and name == zone.name:
         validation.fail("type", "NS records at the zone apex are managed by dnsctl.")
     siblings = set(zone.recordsets.filter(name=name).values_list("type", flat=True))
@@ -270,7 +272,7 @@ def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., descriptio
     rs = _user_recordset(zone, recordset_id)
     changed = False
     if records is not None:
-        rdata = validation.records(records, rs.type, zone.name)
+        rdata = validation.records(records, rs.type, zone.name, rs.name)
         changed |= rdata != rs.records
         rs.records = rdata
     if ttl is not ...:

@@ -34,6 +34,34 @@ def _link(serializer, name, **kwargs):
 # --- input -------------------------------------------------------------------------------------
 
 
+class StrictString(serializers.CharField):
+    """A JSON string, and only that: DRF's CharField turns 5 into "5" and 1.5 into "1.5", so a name
+    or a record sent as a number would be validated as text the client never wrote."""
+
+    default_error_messages = {"invalid": "Must be a JSON string, not {kind}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", kind=_json_kind(data))
+        return super().to_internal_value(data)
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
+
+
+def _only_primary(value):
+    if value != "PRIMARY":
+        raise serializers.ValidationError(f"Only PRIMARY zones are supported; '{value}' is not.")
+
+
+DESCRIPTION = {"required": False, "allow_blank": True, "allow_null": True, "max_length": 160}  # Designate's cap
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know: a typo or a read-only field is a 400, not a silent no-op."""
 
@@ -59,19 +87,18 @@ ZONE_READ_ONLY = ("id", "pool_id", "project_id", "name", "serial", "status", "ac
 
 
 class ZoneCreateSerializer(StrictSerializer):
-    name = serializers.CharField(trim_whitespace=False)
-    email = serializers.CharField(trim_whitespace=False)
+    name = StrictString(trim_whitespace=False)
+    email = StrictString(trim_whitespace=False)
     ttl = serializers.IntegerField(required=False, allow_null=True)
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
-    type = serializers.ChoiceField(choices=["PRIMARY"], required=False, error_messages={
-        "invalid_choice": "Only PRIMARY zones are supported; '{input}' is not."})
+    description = StrictString(**DESCRIPTION)
+    type = StrictString(required=False, validators=[_only_primary])
 
 
 class ZoneUpdateSerializer(StrictSerializer):
     read_only_names = ZONE_READ_ONLY
-    email = serializers.CharField(required=False, trim_whitespace=False)
+    email = StrictString(required=False, trim_whitespace=False)
     ttl = serializers.IntegerField(required=False)
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
+    description = StrictString(**DESCRIPTION)
 
 
 RECORDSET_READ_ONLY = ("id", "zone_id", "zone_name", "project_id", "name", "type", "status", "action",
@@ -79,59 +106,60 @@ RECORDSET_READ_ONLY = ("id", "zone_id", "zone_name", "project_id", "name", "type
 
 
 class RecordSetCreateSerializer(StrictSerializer):
-    name = serializers.CharField(trim_whitespace=False)
-    type = serializers.CharField()
-    records = serializers.ListField(child=serializers.CharField(trim_whitespace=False, allow_blank=True))
+    name = StrictString(trim_whitespace=False)
+    type = StrictString()
+    records = serializers.ListField(child=StrictString(trim_whitespace=False, allow_blank=True))
     ttl = serializers.IntegerField(required=False, allow_null=True)
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
+    description = StrictString(**DESCRIPTION)
 
 
 class RecordSetUpdateSerializer(StrictSerializer):
     read_only_names = RECORDSET_READ_ONLY
-    records = serializers.ListField(child=serializers.CharField(trim_whitespace=False, allow_blank=True),
-                                    required=False)
+    records = serializers.ListField(child=StrictString(trim_whitespace=False, allow_blank=True), required=False)
     ttl = serializers.IntegerField(required=False, allow_null=True)
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
+    description = StrictString(**DESCRIPTION)
+
+
+NAME = {"max_length": 255}  # the models' column width: longer is a 400, not a database error
 
 
 class NsRecordInputSerializer(StrictSerializer):
-    hostname = serializers.CharField()
+    hostname = StrictString(**NAME)
     priority = serializers.IntegerField(required=False, min_value=0, default=1)
 
 
 class TargetInputSerializer(StrictSerializer):
     ignored_names = ("id",)
-    name = serializers.CharField()
-    type = serializers.CharField()
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    masters = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    name = StrictString(**NAME)
+    type = StrictString(max_length=32)
+    description = StrictString(required=False, allow_blank=True, default="", max_length=160)
+    masters = serializers.ListField(child=StrictString(), required=False, default=list)
     options = serializers.DictField(required=False, default=dict)
-    tsig_key = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                     help_text="Name of the TSIG key that signs this target's transfers.")
+    tsig_key = StrictString(required=False, allow_blank=True, allow_null=True, **NAME,
+                            help_text="Name of the TSIG key that signs this target's transfers.")
 
 
 class HostPortInputSerializer(StrictSerializer):
     ignored_names = ("id",)
-    host = serializers.CharField()
+    host = StrictString(**NAME)
     port = serializers.IntegerField(required=False, default=53)
 
 
 class PoolInputSerializer(StrictSerializer):
     ignored_names = ("id", "project_id", "created_at", "updated_at", "links", "attributes")
-    name = serializers.CharField()
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
+    name = StrictString(**NAME)
+    description = StrictString(**DESCRIPTION)
     threshold_percentage = serializers.IntegerField(required=False)
     ns_records = NsRecordInputSerializer(many=True, required=False)
     targets = TargetInputSerializer(many=True, required=False)
     nameservers = HostPortInputSerializer(many=True, required=False)
     also_notifies = HostPortInputSerializer(many=True, required=False)
-    notify_source = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                          help_text="IP address NOTIFYs are sent from; empty clears it.")
-    tsig_key = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                     help_text="Name of the TSIG key that signs the pool's transfers; empty clears it.")
-    catalog_zone = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                         help_text="RFC 9432 catalog zone that provisions the pool's servers; "
-                                                   "empty clears it.")
+    notify_source = StrictString(required=False, allow_blank=True, allow_null=True,
+                                 help_text="IP address NOTIFYs are sent from; empty clears it.")
+    tsig_key = StrictString(required=False, allow_blank=True, allow_null=True, **NAME,
+                            help_text="Name of the TSIG key that signs the pool's transfers; empty clears it.")
+    catalog_zone = StrictString(required=False, allow_blank=True, allow_null=True, **NAME,
+                                help_text="RFC 9432 catalog zone that provisions the pool's servers; empty clears it.")
 
     def to_internal_value(self, data):
         values = super().to_internal_value(data)
@@ -269,4 +297,4 @@ class PoolAdminSerializer(PoolSerializer):
 
 
 class TargetSyncSerializer(serializers.Serializer):
-    since = serializers.CharField(help_text="ISO 8601; every change since then is replayed (naive = UTC).")
+    since = StrictString(help_text="ISO 8601; every change since then is replayed (naive = UTC).")
