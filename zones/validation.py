@@ -117,6 +117,13 @@ def _parse_name(value: str, field: str, origin=None) -> dns.name.Name:
         fail(field, f"'{_short(value)}' is not a valid domain name: {exc}")
 
 
+def _required_string(value, field: str):
+    if not isinstance(value, str):
+        fail(field, f"Must be a string, not {type(value).__name__}.")
+    if not value:
+        fail(field, "This field is required.")
+
+
 def _labels(name: dns.name.Name) -> list[str]:
     """The labels of an absolute name, root excluded, in lower case (escapes kept visible)."""
     return [dns.name.Name([label]).to_text(omit_final_dot=True).lower() for label in name.labels[:-1]]
@@ -131,8 +138,7 @@ def _numeric_tld(value: str, labels: list[str], field: str):
 
 def zone_name(value, field="name") -> str:
     """An absolute zone name: trailing dot, at least two labels, hostname characters only."""
-    if not isinstance(value, str) or not value:
-        fail(field, "This field is required.")
+    _required_string(value, field)
     name = _parse_name(value, field)
     if not value.endswith("."):
         fail(field, f"'{_short(value)}' is not a fully qualified domain name: it must end with a dot.")
@@ -148,8 +154,7 @@ def zone_name(value, field="name") -> str:
 
 def record_name(value, zone: str, field="name") -> str:
     """An absolute name inside `zone`; a name without a trailing dot is taken relative to the zone."""
-    if not isinstance(value, str) or not value:
-        fail(field, "This field is required.")
+    _required_string(value, field)
     origin = dns.name.from_text(zone)
     name = _parse_name(value, field, origin=origin)
     if not name.is_subdomain(origin):
