@@ -8,6 +8,7 @@ import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rdtypes.IN.NAPTR
+import dns.rrset
 import pytest
 from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
