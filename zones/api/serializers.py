@@ -91,7 +91,7 @@ class ZoneCreateSerializer(StrictSerializer):
     email = StrictString(trim_whitespace=False)
     ttl = serializers.IntegerField(required=False, allow_null=True)
     description = StrictString(**DESCRIPTION)
-    type = StrictString(required=False, validators=[_only_primary])
+    type = StrictString(required=False, validators=[_only_primary], help_text="PRIMARY, the only type there is.")
 
 
 class ZoneUpdateSerializer(StrictSerializer):
