@@ -240,7 +240,7 @@ QUOTAS = {
     "zones": env.int("QUOTA_ZONES", default=1000),  # live zones per project
     "zone_recordsets": env.int("QUOTA_ZONE_RECORDSETS", default=200_000),  # per zone, SOA and apex NS not counted
     "zone_records": env.int("QUOTA_ZONE_RECORDS", default=500_000),  # records per zone, all its recordsets together
-    "recordset_records": env.int("QUOTA_RECORDSET_RECORDS", default=1000),  # records in one recordset
+    "recordset_records": env.int("QUOTA_RECORDSET_RECORDS", default=100),  # records in one recordset (BIND9 takes at most 100)
     "api_export_size": env.int("QUOTA_API_EXPORT_SIZE", default=500_000),  # records in one zone export
 }
 

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from zones import accounts, quotas, services
 from zones.models import OutboxEvent, Quota, RecordSet, Zone
 
-DEFAULTS = {"zones": 1000, "zone_recordsets": 200_000, "zone_records": 500_000, "recordset_records": 1000,
+DEFAULTS = {"zones": 1000, "zone_recordsets": 200_000, "zone_records": 500_000, "recordset_records": 100,
             "api_export_size": 500_000}
 
 
@@ -75,7 +75,7 @@ def test_a_member_reads_its_own_quotas_and_limits_only(alice, admin):
     assert admin.get("/v2/quotas/p1").json() == DEFAULTS
     limits = alice.get("/v2/limits").json()
     assert limits == {"max_zones": 1000, "max_zone_recordsets": 200_000, "max_zone_records": 500_000,
-                      "max_recordset_records": 1000, "min_ttl": settings.DNSCTL["MIN_TTL"],
+                      "max_recordset_records": 100, "min_ttl": settings.DNSCTL["MIN_TTL"],
                       "max_zone_name_length": 255, "max_recordset_name_length": 255, "max_page_limit": 1000}
 
 

@@ -108,7 +108,8 @@ def test_the_api_refuses_catalog_names_without_naming_the_catalog(member, admin,
 
 
 def test_a_catalog_of_another_pool_is_reserved_too(pool):
-    other = services.save_pool(None, name="other", catalog_zone="cat.elsewhere.test.")
+    other = services.save_pool(None, name="other", catalog_zone="cat.elsewhere.test.",
+                               ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
     assert "reserved" in refused("cat.elsewhere.test.")
     assert "reserved" in refused("elsewhere.test.")
     assert services.create_zone(project_id="p", name="free.test.", email="a@example.com", pool_id=other.id,

@@ -251,14 +251,16 @@ def _enqueue(zone: Zone):
 
 
 def _write_managed_recordsets(zone: Zone):
-    """SOA and apex NS follow the zone and its pool; users never edit them."""
+    """SOA and apex NS follow the zone and its pool; users never edit them. BIND 9 refuses to load a
+    zone without NS records, so a pool without any takes no zone and no change."""
     ns = [validation.zone_name(r.hostname, "ns_records") for r in zone.pool.ns_records.all()]
-    primary = ns[0] if ns else f"ns.{zone.name}"
-    soa = (f"{primary} {validation.email_to_rname(zone.email)} {zone.serial} "
+    if not ns:
+        validation.fail("pool_id", "The zone's pool has no NS records, and a zone without them cannot be "
+                                   "served; an admin must give the pool its ns_records first.")
+    soa = (f"{ns[0]} {validation.email_to_rname(zone.email)} {zone.serial} "
            f"{zone.refresh} {zone.retry} {zone.expire} {zone.minimum}")
     _upsert_managed(zone, "SOA", [soa])
-    if ns:
-        _upsert_managed(zone, "NS", ns)
+    _upsert_managed(zone, "NS", ns)
 
 
 def _upsert_managed(zone: Zone, rtype: str, records: list[str]):
@@ -282,7 +284,7 @@ def create_recordset(zone_id, *, name, type, records, ttl=None, description="") 
     rtype = validation.recordset_type(type)
     name = validation.record_name(name, zone.name)
     ttl = validation.ttl(ttl)
-    rdata = validation.records(records, rtype, zone.name)
+    rdata = validation.records(records, rtype, zone.name, name)
     if rtype == "NS" and name == zone.name:
         validation.fail("type", "NS records at the zone apex are managed by dnsctl.")
     siblings = set(zone.recordsets.filter(name=name).values_list("type", flat=True))
@@ -314,7 +316,7 @@ def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., descriptio
     rs = _user_recordset(zone, recordset_id)
     changed = False
     if records is not None:
-        rdata = validation.records(records, rs.type, zone.name)
+        rdata = validation.records(records, rs.type, zone.name, rs.name)
         grown = len(rdata) - len(rs.records)
         if grown > 0:  # a recordset may always shrink, even in a project over its (lowered) quota
             quotas.check(zone.project_id, recordset_records=len(rdata), zone_records=zone.record_count + grown)
@@ -416,8 +418,10 @@ def claim_changes(limit: int) -> list[dict]:
     """Changes waiting to be pushed, oldest first, claimed so that no other worker pushes them too.
 
     Every committed change enqueues a zone_action, and the first one to run takes every change
-    waiting then: under a burst, one pipeline carries many zones instead of one per zone."""
-    waiting = (Zone.objects.select_for_update(skip_locked=True)
+    waiting then: under a burst, one pipeline carries many zones instead of one per zone.
+    FOR NO KEY UPDATE: a task inserting a status row holds a key-share lock on the zone row, which
+    FOR UPDATE would see as taken and skip, leaving the change unpushed until recovery."""
+    waiting = (Zone.objects.select_for_update(skip_locked=True, no_key=True)
                .filter(status=Status.PENDING, deleted_at__isnull=True).exclude(pushed_serial=F("serial"))
                .order_by("enqueued_at"))
     rows = list(waiting.values("id", "name", "action", "serial", "pool_id")[:limit])

@@ -12,7 +12,7 @@ from .auth import API_PERMISSIONS, IsAdmin
 from .errors import ResourceNotFound
 from .filters import WildcardFilter
 from .pagination import paginated
-from .serializers import StrictSerializer, _link
+from .serializers import StrictSerializer, StrictString, _link
 from .views import ListMixin, _get, _input
 
 
@@ -24,29 +24,20 @@ class BlacklistNotFound(ResourceNotFound):
     error_type = "blacklist_not_found"
 
 
-class JSONString(serializers.CharField):
-    """A JSON string: a number is not silently turned into one."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 READ_ONLY = ("id", "created_at", "updated_at", "links")
 
 
 class TldInputSerializer(StrictSerializer):
     read_only_names = READ_ONLY
-    name = JSONString(trim_whitespace=False, help_text="As Designate: no trailing dot, e.g. com or co.uk.")
-    description = JSONString(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
+    name = StrictString(trim_whitespace=False, help_text="As Designate: no trailing dot, e.g. com or co.uk.")
+    description = StrictString(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
 
 
 class BlacklistInputSerializer(StrictSerializer):
     read_only_names = READ_ONLY
-    pattern = JSONString(trim_whitespace=False, help_text="A regular expression; zone names it matches "
+    pattern = StrictString(trim_whitespace=False, help_text="A regular expression; zone names it matches "
                                                           "(re.search) are refused to non-admins.")
-    description = JSONString(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
+    description = StrictString(required=False, allow_blank=True, allow_null=True, trim_whitespace=False)
 
 
 class TldSerializer(serializers.ModelSerializer):

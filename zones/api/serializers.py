@@ -36,6 +36,45 @@ def _link(serializer, name, **kwargs):
 # --- input -------------------------------------------------------------------------------------
 
 
+class StrictString(serializers.CharField):
+    """A JSON string, and only that: DRF's CharField turns 5 into "5" and 1.5 into "1.5", so a name
+    or a record sent as a number would be validated as text the client never wrote."""
+
+    default_error_messages = {"invalid": "Must be a JSON string, not {kind}."}
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid", kind=_json_kind(data))
+        return super().to_internal_value(data)
+
+
+class StrictInteger(serializers.IntegerField):
+    """A JSON integer, and only that: not "300", 300.0 or true."""
+
+    default_error_messages = {"invalid": "Must be a JSON integer, not {kind}."}
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid", kind=_json_kind(data) if not isinstance(data, str) else "a string")
+        return super().to_internal_value(data)
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return {dict: "an object", list: "an array"}.get(type(value), type(value).__name__)
+
+
+def _only_primary(value):
+    if value != "PRIMARY":
+        raise serializers.ValidationError(f"Only PRIMARY zones are supported; '{value}' is not.")
+
+
+DESCRIPTION = {"required": False, "allow_blank": True, "allow_null": True, "max_length": 160}  # Designate's cap
+
+
 class StrictSerializer(serializers.Serializer):
     """Refuses fields it does not know: a typo or a read-only field is a 400, not a silent no-op."""
 
@@ -61,12 +100,11 @@ ZONE_READ_ONLY = ("id", "pool_id", "project_id", "name", "serial", "status", "ac
 
 
 class ZoneCreateSerializer(StrictSerializer):
-    name = serializers.CharField(trim_whitespace=False)
-    email = serializers.CharField(trim_whitespace=False)
-    ttl = serializers.IntegerField(required=False, allow_null=True)
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
-    type = serializers.ChoiceField(choices=["PRIMARY"], required=False, error_messages={
-        "invalid_choice": "Only PRIMARY zones are supported; '{input}' is not."})
+    name = StrictString(trim_whitespace=False)
+    email = StrictString(trim_whitespace=False)
+    ttl = StrictInteger(required=False, allow_null=True)
+    description = StrictString(**DESCRIPTION)
+    type = StrictString(required=False, validators=[_only_primary], help_text="PRIMARY, the only type there is.")
     attributes = serializers.DictField(required=False, help_text='Designate\'s scheduler hints: {"pool_id": id} '
                                                                  "asks for a pool the project may use.")
 
@@ -81,9 +119,9 @@ class ZoneCreateSerializer(StrictSerializer):
 
 class ZoneUpdateSerializer(StrictSerializer):
     read_only_names = ZONE_READ_ONLY
-    email = serializers.CharField(required=False, trim_whitespace=False)
-    ttl = serializers.IntegerField(required=False)
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
+    email = StrictString(required=False, trim_whitespace=False)
+    ttl = StrictInteger(required=False)
+    description = StrictString(**DESCRIPTION)
 
 
 RECORDSET_READ_ONLY = ("id", "zone_id", "zone_name", "project_id", "name", "type", "status", "action",
@@ -91,65 +129,66 @@ RECORDSET_READ_ONLY = ("id", "zone_id", "zone_name", "project_id", "name", "type
 
 
 class RecordSetCreateSerializer(StrictSerializer):
-    name = serializers.CharField(trim_whitespace=False)
-    type = serializers.CharField()
-    records = serializers.ListField(child=serializers.CharField(trim_whitespace=False, allow_blank=True))
-    ttl = serializers.IntegerField(required=False, allow_null=True)
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
+    name = StrictString(trim_whitespace=False)
+    type = StrictString()
+    records = serializers.ListField(child=StrictString(trim_whitespace=False, allow_blank=True))
+    ttl = StrictInteger(required=False, allow_null=True)
+    description = StrictString(**DESCRIPTION)
 
 
 class RecordSetUpdateSerializer(StrictSerializer):
     read_only_names = RECORDSET_READ_ONLY
-    records = serializers.ListField(child=serializers.CharField(trim_whitespace=False, allow_blank=True),
-                                    required=False)
-    ttl = serializers.IntegerField(required=False, allow_null=True)
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=160)
+    records = serializers.ListField(child=StrictString(trim_whitespace=False, allow_blank=True), required=False)
+    ttl = StrictInteger(required=False, allow_null=True)
+    description = StrictString(**DESCRIPTION)
+
+
+NAME = {"max_length": 255}  # the models' column width: longer is a 400, not a database error
 
 
 class NsRecordInputSerializer(StrictSerializer):
-    hostname = serializers.CharField()
-    priority = serializers.IntegerField(required=False, min_value=0, default=1)
+    hostname = StrictString(**NAME)
+    priority = StrictInteger(required=False, min_value=0, default=1)
 
 
 class TargetInputSerializer(StrictSerializer):
     ignored_names = ("id",)
-    name = serializers.CharField()
-    type = serializers.CharField()
-    description = serializers.CharField(required=False, allow_blank=True, default="")
-    masters = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    name = StrictString(**NAME)
+    type = StrictString(max_length=32)
+    description = StrictString(required=False, allow_blank=True, default="", max_length=160)
+    masters = serializers.ListField(child=StrictString(), required=False, default=list)
     options = serializers.DictField(required=False, default=dict)
-    tsig_key = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                     help_text="Name of the TSIG key that signs this target's transfers.")
+    tsig_key = StrictString(required=False, allow_blank=True, allow_null=True, **NAME,
+                            help_text="Name of the TSIG key that signs this target's transfers.")
 
 
 class HostPortInputSerializer(StrictSerializer):
     ignored_names = ("id",)
-    host = serializers.CharField()
-    port = serializers.IntegerField(required=False, default=53)
+    host = StrictString(**NAME)
+    port = StrictInteger(required=False, default=53)
 
 
 class NameserverInputSerializer(HostPortInputSerializer):
-    name = serializers.CharField(required=False, allow_blank=True,
-                                 help_text="The NS hostname tenants know this server by (their propagation view).")
+    name = StrictString(required=False, allow_blank=True, **NAME,
+                        help_text="The NS hostname tenants know this server by (their propagation view).")
 
 
 class PoolInputSerializer(StrictSerializer):
     ignored_names = ("id", "project_id", "created_at", "updated_at", "links", "attributes")
-    name = serializers.CharField()
-    description = serializers.CharField(required=False, allow_blank=True, allow_null=True)
-    threshold_percentage = serializers.IntegerField(required=False)
+    name = StrictString(**NAME)
+    description = StrictString(**DESCRIPTION)
+    threshold_percentage = StrictInteger(required=False)
     ns_records = NsRecordInputSerializer(many=True, required=False)
     targets = TargetInputSerializer(many=True, required=False)
     nameservers = NameserverInputSerializer(many=True, required=False)
     also_notifies = HostPortInputSerializer(many=True, required=False)
-    notify_source = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                          help_text="IP address NOTIFYs are sent from; empty clears it.")
-    tsig_key = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                     help_text="Name of the TSIG key that signs the pool's transfers; empty clears it.")
-    catalog_zone = serializers.CharField(required=False, allow_blank=True, allow_null=True,
-                                         help_text="RFC 9432 catalog zone that provisions the pool's servers; "
-                                                   "empty clears it.")
-    allowed_projects = serializers.ListField(child=serializers.CharField(), required=False,
+    notify_source = StrictString(required=False, allow_blank=True, allow_null=True,
+                                 help_text="IP address NOTIFYs are sent from; empty clears it.")
+    tsig_key = StrictString(required=False, allow_blank=True, allow_null=True, **NAME,
+                            help_text="Name of the TSIG key that signs the pool's transfers; empty clears it.")
+    catalog_zone = StrictString(required=False, allow_blank=True, allow_null=True, **NAME,
+                                help_text="RFC 9432 catalog zone that provisions the pool's servers; empty clears it.")
+    allowed_projects = serializers.ListField(child=StrictString(max_length=255), required=False,
                                              help_text='Projects that may create zones here ("*": all).')
 
     def to_internal_value(self, data):
@@ -295,4 +334,4 @@ class PoolAdminSerializer(PoolSerializer):
 
 
 class TargetSyncSerializer(serializers.Serializer):
-    since = serializers.CharField(help_text="ISO 8601; every change since then is replayed (naive = UTC).")
+    since = StrictString(help_text="ISO 8601; every change since then is replayed (naive = UTC).")

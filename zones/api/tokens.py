@@ -19,7 +19,7 @@ from zones import accounts
 from .auth import IsProjectMember, all_projects, membership_project, sudo_project
 from .errors import ResourceNotFound
 from .pagination import paginated
-from .serializers import StrictSerializer
+from .serializers import StrictInteger, StrictSerializer, StrictString
 from .views import ListMixin, _get, _input
 
 
@@ -28,28 +28,10 @@ class TokenNotFound(ResourceNotFound):
     error_type = "token_not_found"
 
 
-class JSONString(serializers.CharField):
-    """A JSON string, not a number or a boolean turned into one."""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class JSONInteger(serializers.IntegerField):
-    """A JSON integer, not a string, a float or a boolean."""
-
-    def to_internal_value(self, data):
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
 class TokenCreateSerializer(StrictSerializer):
-    description = JSONString(required=False, allow_blank=True, allow_null=True, max_length=accounts.DESCRIPTION_MAX,
+    description = StrictString(required=False, allow_blank=True, allow_null=True, max_length=accounts.DESCRIPTION_MAX,
                              trim_whitespace=False)
-    expires_in = JSONInteger(required=False, allow_null=True,
+    expires_in = StrictInteger(required=False, allow_null=True,
                              help_text="Seconds until the token expires (default API_TOKEN_TTL).")
 
     def validate_description(self, value):
