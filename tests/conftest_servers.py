@@ -15,11 +15,44 @@ import dns.rcode
 import dns.query
 import pytest
 
+from tests.servers.bind9 import Bind9Server
+from tests.servers.knot import KnotServer
+from tests.servers.nsd import NsdServer
+from tests.servers.pdns import PdnsServer
 from tests.servers.tiny_primary import TinyPrimary
 from workers.backends import BackendError, get_backend
 from workers.dnsclient import query_soa_serial, send_notify
 
 _counter = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def four_servers(minidns_address):
+    """One each of BIND9, Knot, PowerDNS and NSD, secondaries of the tests' MiniDNS."""
+    started = []
+    try:
+        for server in (Bind9Server(primary=minidns_address), KnotServer(masters=[minidns_address]),
+                       PdnsServer(), NsdServer(masters=[minidns_address])):
+            started.append(server.start())
+        yield dict(zip(("bind9", "knot", "pdns", "nsd"), started))
+    finally:
+        for server in started:
+            server.stop()
+
+
+@pytest.fixture
+def mixed_pool(four_servers, minidns_address, worker):
+    """The default pool on the four servers, each driven by its backend through a real worker."""
+    from zones import services
+
+    host, port = minidns_address
+    return services.save_pool(
+        None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
+        notify_source=host,  # MiniDNS's address: PowerDNS takes NOTIFY only from a zone's master
+        targets=[{"name": kind, "type": kind, "options": server.backend_options, "masters": [f"{host}:{port}"]}
+                 for kind, server in four_servers.items()],
+        nameservers=[{"host": server.host, "port": server.port} for server in four_servers.values()],
+    )
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import dns.rcode
 import pytest
 
 from tests.conftest import needs_named, wait_until
-from tests.conftest_servers import wait_for_refused
+from tests.conftest_servers import four_servers, mixed_pool, wait_for_refused  # noqa: F401 - fixtures
 from tests.servers.bind9 import Bind9Server
 from tests.servers.knot import KnotServer, needs_knot
-from tests.servers.nsd import NsdServer, needs_nsd
+from tests.servers.nsd import needs_nsd
 from tests.servers.pdns import PdnsServer, needs_pdns
 from workers.dnsclient import query_soa_serial
 from zones import services
@@ -22,29 +22,6 @@ pytestmark = [needs_named, needs_knot, needs_pdns, needs_nsd, pytest.mark.integr
               pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(scope="module")
-def servers(minidns_address):
-    started = []
-    try:
-        for server in (Bind9Server(primary=minidns_address), KnotServer(masters=[minidns_address]),
-                       PdnsServer(), NsdServer(masters=[minidns_address])):
-            started.append(server.start())
-        yield dict(zip(("bind9", "knot", "pdns", "nsd"), started))
-    finally:
-        for server in started:
-            server.stop()
-
-
-@pytest.fixture
-def mixed_pool(servers, minidns_address, worker):
-    host, port = minidns_address
-    return services.save_pool(
-        None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
-        notify_source=host,  # MiniDNS's address: PowerDNS takes NOTIFY only from a zone's master
-        targets=[{"name": kind, "type": kind, "options": server.backend_options, "masters": [f"{host}:{port}"]}
-                 for kind, server in servers.items()],
-        nameservers=[{"host": server.host, "port": server.port} for server in servers.values()],
-    )
 
 
 def wait_status(zone_id, *statuses, timeout=60):
@@ -52,13 +29,13 @@ def wait_status(zone_id, *statuses, timeout=60):
                       and z, timeout=timeout, message=f"zone {zone_id} to be {statuses}")
 
 
-def test_a_zone_goes_active_on_all_four_and_is_dropped_by_all(servers, mixed_pool):
+def test_a_zone_goes_active_on_all_four_and_is_dropped_by_all(four_servers, mixed_pool):
     name = f"mixed-{uuid.uuid4().hex[:8]}.example.com."
     zone = services.create_zone(project_id="p1", name=name, email="admin@example.com")
     services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.80"])
     zone = wait_status(zone.id, "ACTIVE", "ERROR")
     assert (zone.status, zone.action) == ("ACTIVE", "NONE"), zone.reason
-    for kind, server in servers.items():
+    for kind, server in four_servers.items():
         assert query_soa_serial(name, server.host, server.port) == zone.serial, kind
         answer = dns.query.udp(dns.message.make_query(f"www.{name}", "A"), server.host, port=server.port, timeout=2)
         assert [r.to_text() for r in answer.answer[0]] == ["192.0.2.80"], kind
@@ -66,7 +43,7 @@ def test_a_zone_goes_active_on_all_four_and_is_dropped_by_all(servers, mixed_poo
     services.delete_zone(zone.id)
     zone = wait_status(zone.id, "DELETED", "ERROR")
     assert zone.status == "DELETED", zone.reason
-    for kind, server in servers.items():
+    for kind, server in four_servers.items():
         assert wait_for_refused(server, name) == dns.rcode.REFUSED, kind
 
 

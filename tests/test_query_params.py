@@ -12,6 +12,7 @@ from django.urls import get_resolver, reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from tests.test_api import admin, alice, bob, pool  # noqa: F401 - fixtures
 from tests.test_api import client_for, create_recordset, create_zone, make_user
 from zones import services
 from zones.api.filters import QueryParamsMixin
@@ -27,24 +28,6 @@ NS = [{"hostname": "ns1.example.net.", "priority": 1}]
 T0 = timezone.now().replace(microsecond=0) - timedelta(days=1)
 
 
-@pytest.fixture
-def pool():
-    return services.save_pool(None, name="default", ns_records=NS)
-
-
-@pytest.fixture
-def alice(pool):
-    return client_for(make_user("alice", "p1"))
-
-
-@pytest.fixture
-def bob(pool):
-    return client_for(make_user("bob", "p2"))
-
-
-@pytest.fixture
-def admin(pool):
-    return client_for(make_user("root", "ops", role="admin"))
 
 
 def assert_400_naming(response, *names):

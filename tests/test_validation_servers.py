@@ -19,11 +19,11 @@ from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
 from tests.conftest import needs_named, wait_until
-from tests.conftest_servers import wait_for_serial
+from tests.conftest_servers import four_servers, mixed_pool, wait_for_serial  # noqa: F401 - fixtures
 from tests.servers.bind9 import Bind9Server
-from tests.servers.knot import KnotServer, needs_knot
-from tests.servers.nsd import NsdServer, needs_nsd
-from tests.servers.pdns import PdnsServer, needs_pdns
+from tests.servers.knot import needs_knot
+from tests.servers.nsd import needs_nsd
+from tests.servers.pdns import needs_pdns
 from tests.test_validation import MAX, NAPTR_REGEXPS, naptr, txt_records
 from workers.backends import get_backend
 from workers.dnsclient import query_soa_serial
@@ -34,29 +34,6 @@ pytestmark = [needs_named, needs_knot, needs_pdns, needs_nsd, pytest.mark.integr
               pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture(scope="module")
-def servers(minidns_address):
-    started = []
-    try:
-        for server in (Bind9Server(primary=minidns_address), KnotServer(masters=[minidns_address]),
-                       PdnsServer(), NsdServer(masters=[minidns_address])):
-            started.append(server.start())
-        yield dict(zip(("bind9", "knot", "pdns", "nsd"), started))
-    finally:
-        for server in started:
-            server.stop()
-
-
-@pytest.fixture
-def pool(servers, minidns_address, worker):
-    host, port = minidns_address
-    return services.save_pool(
-        None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
-        notify_source=host,  # MiniDNS's address: PowerDNS takes NOTIFY only from a zone's master
-        targets=[{"name": kind, "type": kind, "options": server.backend_options, "masters": [f"{host}:{port}"]}
-                 for kind, server in servers.items()],
-        nameservers=[{"host": server.host, "port": server.port} for server in servers.values()],
-    )
 
 
 def answer(server, name, rtype, flags=dns.flags.RD) -> dns.message.Message:
@@ -78,7 +55,7 @@ def active(zone_id):
     assert zone.status == "ACTIVE", zone.reason
 
 
-def test_the_largest_recordsets_the_api_accepts_are_served_over_tcp_by_all_four(servers, pool):
+def test_the_largest_recordsets_the_api_accepts_are_served_over_tcp_by_all_four(four_servers, mixed_pool):
     api = APIClient(HTTP_X_AUTH_TOKEN=accounts.issue_token(accounts.api_user("tenant", "p1")))
     name = f"big-{uuid.uuid4().hex[:8]}.example.com."
     email = "o'brien+dns.ops@example.com"  # a dot and quote in the mailbox: escaped in the SOA RNAME
@@ -108,7 +85,7 @@ def test_the_largest_recordsets_the_api_accepts_are_served_over_tcp_by_all_four(
         assert response.status_code == 400 and says in " ".join(response.json()["errors"]["records"]), response.json()
     assert (Zone.objects.get(id=zone_id).serial, RecordSet.objects.filter(zone_id=zone_id).count()) == before
 
-    for kind, server in servers.items():
+    for kind, server in four_servers.items():
         for body in largest:
             owner = f"{body['name']}.{name}"
             stored = sorted(RecordSet.objects.get(zone_id=zone_id, name=owner).records)
@@ -186,7 +163,7 @@ def outcome(kind: str, server, zone: str, rows) -> str:
     return SERVES
 
 
-def test_what_validation_refuses_a_real_server_cannot_load_or_serve(servers, pool, minidns_address):
+def test_what_validation_refuses_a_real_server_cannot_load_or_serve(four_servers, mixed_pool, minidns_address):
     bare = services.save_pool(None, name="bare")  # no NS records
     zones = {}
     for what, accepted, rows, _, _ in CASES:
@@ -194,20 +171,21 @@ def test_what_validation_refuses_a_real_server_cannot_load_or_serve(servers, poo
         for rtype, owner, records in rows:
             if rtype == "-NS":
                 with pytest.raises(ValidationError):
-                    services.create_zone(project_id="p1", name=name, email="a@example.com", pool_id=bare.id)
+                    services.create_zone(project_id="p1", name=name, email="a@example.com", pool_id=bare.id,
+                                         admin=True)
             elif accepted:
                 validation.records(records, rtype, name, absolute(owner, name))
             else:
                 with pytest.raises(ValidationError):
                     validation.records(records, rtype, name, absolute(owner, name))
-        zones[what] = write_zone(pool, name, rows).name
-    for kind, server in servers.items():
+        zones[what] = write_zone(mixed_pool, name, rows).name
+    for kind, server in four_servers.items():
         backend = get_backend(kind, kind, server.backend_options, [minidns_address])
         for name in zones.values():
             backend.create_zone(name)
 
     for what, _, rows, outcomes, reason in CASES:
-        for kind, server in servers.items():
+        for kind, server in four_servers.items():
             assert outcome(kind, server, zones[what], rows) == outcomes.get(kind, SERVES), (what, kind)
         if reason:
-            assert transfer_status(servers["bind9"], zones[what]) == reason, what
+            assert transfer_status(four_servers["bind9"], zones[what]) == reason, what

@@ -70,7 +70,7 @@ class Command(BaseCommand):
                     targets=[{"name": "bind9-demo", "type": "bind9", "masters": [f"127.0.0.1:{minidns_port}"],
                               "options": {"host": "127.0.0.1", "port": bind_port, "rndc_host": "127.0.0.1",
                                           "rndc_port": rndc_port, "rndc_key_secret": secret}}],
-                    nameservers=[{"host": "127.0.0.1", "port": bind_port}],
+                    nameservers=[{"host": "127.0.0.1", "port": bind_port, "name": "ns1.dnsctl.test."}],
                 )
         elif pool is None:
             services.save_pool(None, name="default", description="Demo pool: add a target",
