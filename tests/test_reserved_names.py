@@ -18,7 +18,6 @@ from rest_framework.test import APIClient
 
 from workers.minidns import MiniDNS
 from zones import accounts, reserved, services
-from zones.api.reserved import BlacklistViewSet, TldViewSet
 from zones.models import Blacklist, OutboxEvent, Pool, RecordSet, Tld, Zone
 
 pytestmark = pytest.mark.django_db
@@ -447,9 +446,19 @@ def test_every_tld_and_blacklist_call_is_403_for_non_admins(member, reader, coll
     assert [(b.pattern, b.description) for b in Blacklist.objects.all()] == [("evil", "")]
 
 
-def test_designate_sort_keys_are_declared_for_the_lead():
-    assert TldViewSet.sort_keys == ("created_at", "id", "updated_at", "name")
-    assert BlacklistViewSet.sort_keys == ("created_at", "id", "updated_at", "pattern")
+@pytest.mark.parametrize("collection, key, values", [("tlds", "name", ["net", "com", "org", "co.uk", "de"]),
+                                                      ("blacklists", "pattern", ["^b", "^a", "^d", "^c", "^e"])])
+def test_tlds_and_blacklists_sort_by_designates_keys(admin, collection, key, values):
+    for value in values:
+        assert admin.post(f"/v2/{collection}", {key: value}, format="json").status_code == 201
+    for direction, expected in (("asc", sorted(values)), ("desc", sorted(values, reverse=True))):
+        seen, url = [], f"/v2/{collection}?sort_key={key}&sort_dir={direction}&limit=2"
+        while url:
+            body = admin.get(url).json()
+            seen += [item[key] for item in body[collection]]
+            url = body["links"].get("next", "").replace("http://testserver", "")
+        assert seen == expected
+    assert admin.get(f"/v2/{collection}?sort_key=description").status_code == 400
 
 
 # --- the Django admin --------------------------------------------------------------------------------------
