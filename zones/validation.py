@@ -31,7 +31,8 @@ name written out in every record, names in rdata never compressed; an upper boun
 in any message, whatever a server compresses).
 
 An RRset is never split across messages: a secondary answering a query for it over TCP must send
-it whole in one message, and MiniDNS's AXFR puts whole RRsets in its messages. A DNS message is at most 65,535 octets (TCP's two-octet length). Besides the RRset it carries
+it whole in one message, and MiniDNS's AXFR puts whole RRsets in its messages. A DNS message is
+at most 65,535 octets (TCP's two-octet length). Besides the RRset it carries
 a 12-octet header, a question of up to 259 octets (a 255-octet name, type and class), a TSIG
 record of up to 364 octets (a 255-octet key name, hmac-sha512's 64-octet MAC, 6 octets of BADTIME
 data) and an OPT record with cookies (55 octets): 690 octets. 1,024 leaves 334 octets for other
