@@ -418,3 +418,16 @@ def test_designateclient_follows_sorted_pages(live_server, monkeypatch):
         dns.zones.create(name, email="a@example.com")
     criterion = {"sort_key": "name", "sort_dir": "desc", "limit": 2}
     assert [z["name"] for z in get_all(dns.zones.list, criterion=criterion)] == sorted(names, reverse=True)
+
+
+def test_wildcard_patterns_cost_the_database_little(alice):
+    """A run of `*` is one (a thousand of them cost PostgreSQL's regex engine seconds), and a
+    pattern is at most 255 characters, on every wildcard filter."""
+    from zones.api.filters import wildcard_regex
+
+    assert wildcard_regex("a***b*", "name") == "^a.*b.*$"
+    zone = create_zone(alice, "example.com.")
+    assert [z["id"] for z in alice.get("/v2/zones", {"name": "*" * 255}).json()["zones"]] == [zone["id"]]
+    for path, field in (("/v2/zones", "name"), ("/v2/zones", "email"), ("/v2/recordsets", "data"),
+                        ("/v2/recordsets", "description"), ("/v2/pools", "name")):
+        assert_400_naming(alice.get(path, {field: "*" * 256}), field)

@@ -58,13 +58,24 @@ def check_query_params(params, accepted, repeatable=()):
         raise ValidationError(errors)
 
 
-def wildcard_regex(value: str) -> str:
-    return "^" + ".*".join(re.escape(part) for part in value.split("*")) + "$"
+MAX_PATTERN = 255  # a wildcard filter's length: the longest name it could match
+
+
+def wildcard_parts(value: str, field: str) -> list[str]:
+    """The literal pieces between a pattern's `*`s. A run of `*` is one `*` (the same matches), and
+    a pattern is at most MAX_PATTERN characters: a thousand `*` would cost the database seconds."""
+    if len(value) > MAX_PATTERN:
+        raise ValidationError({field: [f"A pattern with `*` is at most {MAX_PATTERN} characters."]})
+    return [re.escape(part) for part in re.sub(r"\*+", "*", value).split("*")]
+
+
+def wildcard_regex(value: str, field: str) -> str:
+    return "^" + ".*".join(wildcard_parts(value, field)) + "$"
 
 
 def match(queryset, field: str, value: str):
     if "*" in value:
-        return queryset.filter(**{f"{field}__iregex": wildcard_regex(value)})
+        return queryset.filter(**{f"{field}__iregex": wildcard_regex(value, field)})
     return queryset.filter(**{f"{field}__iexact": value})
 
 
@@ -110,7 +121,7 @@ class RecordSetFilter(filters.FilterSet):
         if "*" not in value:
             return queryset.filter(records__contains=[value])
         # records is a JSON list of strings: match one element of its text form.
-        pattern = '"' + '[^"]*'.join(re.escape(part) for part in value.split("*")) + '"'
+        pattern = '"' + '[^"]*'.join(wildcard_parts(value, name)) + '"'
         return queryset.annotate(records_text=Cast("records", TextField())).filter(records_text__iregex=pattern)
 
 
