@@ -266,10 +266,15 @@ def test_unhandled_exceptions_are_not_swallowed():
     assert designate_exception_handler(RuntimeError("boom"), {}) is None
 
 
-def test_malformed_json_is_400(alice):
-    response = alice.post("/v2/zones", "{not json", content_type="application/json")
-    assert response.status_code == 400
-    assert response.json()["code"] == 400
+@pytest.mark.parametrize("body", ["{not json", "[" * 100_000 + "]" * 100_000, '{"a":' * 50_000 + "1" + "}" * 50_000,
+                                  '{"name": "\\x"}', "\xff\xfe"])
+def test_malformed_json_is_400(alice, body):
+    """Nested too deeply for Python's decoder (a RecursionError, not a ValueError) is a 400 too."""
+    before = Zone.objects.count()
+    response = alice.post("/v2/zones", body, content_type="application/json")
+    assert response.status_code == 400, response.content[:200]
+    assert (response.json()["code"], response.json()["type"]) == (400, "invalid_json")
+    assert Zone.objects.count() == before
 
 
 # --- lists: filters and pagination ------------------------------------------------------------------
@@ -413,6 +418,14 @@ def test_admin_sees_its_own_project_unless_it_asks_for_all(alice, bob, admin):
     assert [z["id"] for z in sudo] == [b["id"]]
     assert create_zone(admin, "for-p2.com.", HTTP_X_AUTH_SUDO_PROJECT_ID="p2")["project_id"] == "p2"
     assert admin.get("/v2/zones", HTTP_X_AUTH_ALL_PROJECTS="maybe").status_code == 403
+
+
+def test_a_sudo_project_that_cannot_be_one_is_400_and_creates_nothing(admin):
+    for project in ("x" * 256, "a\tb"):
+        response = admin.post("/v2/zones", {"name": "a.example.", "email": "a@example.com"}, format="json",
+                              HTTP_X_AUTH_SUDO_PROJECT_ID=project)
+        assert response.status_code == 400 and "X-Auth-Sudo-Project-ID" in response.json()["errors"]
+    assert not Zone.objects.exists()
 
 
 def test_staff_without_the_admin_role_is_a_member(pool):

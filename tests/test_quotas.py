@@ -251,3 +251,11 @@ def test_designateclient_quotas_and_limits(live):
     admin.quotas.reset("p1")
     assert tenant.quotas.list()["zones"] == DEFAULTS["zones"]
     tenant.zones.create("two.example.", email="a@example.com")
+
+
+@pytest.mark.parametrize("project", ["%00", "x" * 256, "a%0Ab"])
+def test_a_project_id_that_cannot_be_one_is_400_on_every_method(admin, project):
+    for method, body in (("get", None), ("patch", {"zones": 5}), ("delete", None)):
+        response = getattr(admin, method)(f"/v2/quotas/{project}", body, format="json")
+        assert response.status_code == 400 and "project_id" in response.json()["errors"], (method, response.content)
+    assert not Quota.objects.exists()

@@ -24,7 +24,7 @@ def defaults() -> dict[str, int]:
 def quotas_of(project_id: str) -> dict[str, int]:
     """The project's limits: the defaults, overridden by its own rows."""
     limits = defaults()
-    limits.update(Quota.objects.filter(project_id=project_id, resource__in=RESOURCES)
+    limits.update(Quota.objects.filter(project_id=validation.project_id(project_id), resource__in=RESOURCES)
                   .values_list("resource", "hard_limit"))
     return limits
 
@@ -39,7 +39,7 @@ def set_quotas(project_id: str, values) -> dict[str, int]:
             validation.fail(resource, f"Unknown quota resource; known: {', '.join(RESOURCES)}.")
         if isinstance(limit, bool) or not isinstance(limit, int) or not MIN_LIMIT <= limit <= MAX_LIMIT:
             validation.fail(resource, f"Must be an integer between {MIN_LIMIT} (unlimited) and {MAX_LIMIT}.")
-    _project_id(project_id)
+    validation.project_id(project_id)
     for resource, limit in values.items():
         Quota.objects.update_or_create(project_id=project_id, resource=resource, defaults={"hard_limit": limit})
     return quotas_of(project_id)
@@ -47,13 +47,7 @@ def set_quotas(project_id: str, values) -> dict[str, int]:
 
 def reset_quotas(project_id: str):
     """Back to the defaults."""
-    Quota.objects.filter(project_id=_project_id(project_id)).delete()
-
-
-def _project_id(value) -> str:
-    if not isinstance(value, str) or not value or len(value) > 255:
-        validation.fail("project_id", "A project id is 1 to 255 characters.")
-    return value
+    Quota.objects.filter(project_id=validation.project_id(project_id)).delete()
 
 
 def check(project_id: str, **usage: int):

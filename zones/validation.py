@@ -73,6 +73,13 @@ class OverQuota(ValidationError):
         self.resource, self.limit = resource, limit
 
 
+def project_id(value, field="project_id") -> str:
+    """A project id as the API takes it (a path segment, a header): 1 to 255 printable characters."""
+    if not isinstance(value, str) or not 0 < len(value) <= 255 or not value.isprintable():
+        fail(field, "A project id is 1 to 255 printable characters.")
+    return value
+
+
 def _short(value, limit: int = 80) -> str:
     """A value as quoted in an error message: never the whole megabyte a client sent."""
     text = value if isinstance(value, str) else repr(value)

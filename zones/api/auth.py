@@ -14,6 +14,7 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
 from zones import accounts
+from zones import validation
 from zones.models import ProjectMembership
 
 SUDO_HEADER = "X-Auth-Sudo-Project-ID"
@@ -96,7 +97,7 @@ def sudo_project(request) -> str | None:
     value = request.headers.get(SUDO_HEADER, "").strip()
     if value and not is_admin(request):
         raise PermissionDenied(f"Only admins may send {SUDO_HEADER}.")
-    return value or None
+    return validation.project_id(value, SUDO_HEADER) if value else None
 
 
 def project_scope(request) -> str | None:
