@@ -819,6 +819,14 @@ def test_users_cannot_write_pools(alice, pool):
     ({"targets": [{"name": "b", "type": "bind9", "masters": ["nohost"]}]}, "targets[0].masters"),
     ({"name": ""}, "name"),
     ({"colour": "red"}, "colour"),
+    # What PostgreSQL cannot store, or a backend cannot read, is a 400 too (not a 500):
+    ({"targets": [{"name": "b", "type": "bind9", "masters": ["127.0.0.1:5354"],
+                   "options": {"rndc_key_secret": SECRET, "note": "a\u0000b"}}]}, "targets[0].options"),
+    ({"targets": [{"name": "b", "type": "bind9", "masters": ["127.0.0.1:5354"],
+                   "options": {"rndc_key_secret": SECRET, "x": {"y": ["\u0000"]}}}]}, "targets[0].options"),
+    ({"targets": [{"name": "b", "type": "bind9", "masters": ["127.0.0.1:5354"],
+                   "options": {"rndc_key_secret": SECRET, "rndc_port": "abc"}}]}, "targets[0].options"),
+    ({"ns_records": [{"hostname": "ns1.example.org.", "priority": 10**9}]}, "ns_records[0].priority"),
 ])
 def test_bad_pools_are_400_and_write_nothing(admin, pool, change, field):
     before = Pool.objects.count()

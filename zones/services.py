@@ -572,7 +572,10 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
         pool.ns_records.all().delete()
         for i, r in enumerate(ns_records):
             hostname = validation.zone_name(r.get("hostname"), f"ns_records[{i}].hostname")
-            PoolNsRecord.objects.create(pool=pool, hostname=hostname, priority=int(r.get("priority", 1)))
+            priority = r.get("priority", 1)
+            if isinstance(priority, bool) or not isinstance(priority, int) or not 0 <= priority <= 32767:
+                validation.fail(f"ns_records[{i}].priority", "Must be an integer between 0 and 32767.")
+            PoolNsRecord.objects.create(pool=pool, hostname=hostname, priority=priority)
     if targets is not None:
         known = backend_types()
         keep = []
@@ -583,7 +586,7 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
             if not target.name:
                 validation.fail(f"targets[{i}].name", "This field is required.")
             options = dict(target.options) if target.pk else {}
-            options.update(t.get("options") or {})
+            options.update(validation.json_object(t.get("options") or {}, f"targets[{i}].options"))
             target.type, target.description, target.options = t["type"], t.get("description", ""), options
             target.masters = _addresses(t.get("masters") or [], f"targets[{i}].masters")
             if "tsig_key" in t:
@@ -592,6 +595,8 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
                 get_backend(target.type, target.name, target_options(target, pool), target.master_addresses())
             except BackendError as exc:
                 validation.fail(f"targets[{i}].options", str(exc))
+            except (TypeError, ValueError, OverflowError) as exc:  # a backend reading an option of the wrong kind
+                validation.fail(f"targets[{i}].options", f"target {target.name!r}: an option has the wrong kind: {exc}")
             target.save()
             keep.append(target.id)
         pool.targets.exclude(id__in=keep).delete()

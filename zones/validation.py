@@ -80,6 +80,28 @@ def project_id(value, field="project_id") -> str:
     return value
 
 
+def json_object(value, field: str, max_depth: int = 8) -> dict:
+    """A JSON object that PostgreSQL's jsonb can store: no NUL character in any key or string, and
+    not nested deeper than max_depth (backend options are flat; nesting is a mistake or an attack)."""
+    def check(item, depth):
+        if depth > max_depth:
+            fail(field, f"Nested deeper than {max_depth} levels.")
+        if isinstance(item, dict):
+            for key, inner in item.items():
+                check(key, depth + 1)
+                check(inner, depth + 1)
+        elif isinstance(item, list):
+            for inner in item:
+                check(inner, depth + 1)
+        elif isinstance(item, str) and "\x00" in item:
+            fail(field, "Null characters are not allowed.")
+
+    if not isinstance(value, dict):
+        fail(field, "Must be a JSON object.")
+    check(value, 0)
+    return value
+
+
 def _short(value, limit: int = 80) -> str:
     """A value as quoted in an error message: never the whole megabyte a client sent."""
     text = value if isinstance(value, str) else repr(value)
