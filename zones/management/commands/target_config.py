@@ -52,10 +52,11 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, default=53)
         parser.add_argument("--control-listen", metavar="IP", help="bind9 rndc / pdns API address (default --listen)")
         parser.add_argument("--control-port", type=int, help="bind9 rndc port (953) / pdns API port (8081)")
-        parser.add_argument("--control-allow", default="127.0.0.1", metavar="IP",
+        parser.add_argument("--control-allow", default="127.0.0.1", metavar="IP[/LEN]",
                             help="bind9 / pdns: the address dnsctl's workers reach the control channel from")
-        parser.add_argument("--notify-from", action="append", metavar="IP",
-                            help="addresses NOTIFYs come from (default: the pool's notify_source, else MiniDNS's)")
+        parser.add_argument("--notify-from", action="append", metavar="IP[/LEN]",
+                            help="addresses NOTIFYs come from (default: the pool's notify_source, else MiniDNS's); "
+                                 "a network where workers have no fixed address")
         parser.add_argument("--master", action="append", metavar="HOST:PORT",
                             help="MiniDNS (default: the pool's targets' masters, else MINIDNS_HOST:MINIDNS_PORT)")
         parser.add_argument("--rndc-key-file", metavar="FILE", help="bind9: use this key file's rndc key, not a new one")
@@ -75,6 +76,11 @@ class Command(BaseCommand):
                 ipaddress.ip_address(host)
             except ValueError:
                 raise CommandError(f"option --master: {host!r} is not an IP address (servers want MiniDNS's address)")
+        for option, address in [("--control-allow", control_allow), *(("--notify-from", a) for a in notify_from or [])]:
+            try:
+                ipaddress.ip_network(address, strict=False)
+            except ValueError:
+                raise CommandError(f"option {option}: {address!r} is not an address or a network") from None
         notify = notify_from or ([pool.notify_source] if pool.notify_source else sorted({h for h, _ in masters}))
         target = pool.targets.filter(name=name).first()
         key = (target.tsig_key if target and target.tsig_key else pool.tsig_key)
@@ -123,7 +129,7 @@ class Command(BaseCommand):
             key_name, secret = "rndc-key", base64.b64encode(os.urandom(32)).decode()
         conf = named_conf(directory=directory, port=port, rndc_port=control_port, rndc_secret=secret,
                           key_name=key_name, listen=listen, rndc_listen=control_listen,
-                          rndc_allow=f"{control_allow}", allow_notify="; ".join(notify), tsig=tsig,
+                          rndc_allow=control_allow, allow_notify="; ".join(notify), tsig=tsig,
                           catalog=catalog, catalog_primaries=masters if catalog else [])
         key_file = f"{directory}/rndc.key"
         return Recipe(
