@@ -234,3 +234,16 @@ def test_a_server_set_up_from_target_config_serves_the_pools_zones(kind, tmp_pat
         assert query_soa_serial(name, "127.0.0.1", dns_port) == zone.serial
     finally:
         server.stop()
+
+
+@pytest.mark.integration
+@needs_pdns
+def test_a_pdns_target_of_a_catalog_pool_gets_the_consumer_zone():
+    from tests.servers.pdns import PdnsServer
+
+    run("cat", "set", "--catalog-zone", "catalog.example.net.")
+    with PdnsServer() as pdns:
+        run("cat", "set-target", "p1", "--type", "pdns", "--master", "127.0.0.1:5354", "--api-url", pdns.api_url,
+            f"--api-key={pdns.api_key}", "--nameserver", f"{pdns.host}:{pdns.port}")
+        assert pdns.api("zones/catalog.example.net.") == 200
+    assert [t.name for t in Pool.objects.get(name="cat").targets.all()] == ["p1"]
