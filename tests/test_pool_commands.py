@@ -75,12 +75,14 @@ def test_one_target_at_a_time_of_any_kind(pool, tmp_path):
     targets = {t.name: t for t in pool.targets.all()}
     assert sorted(targets) == ["b1", "k1", "n1"]
     assert (targets["b1"].options, targets["b1"].masters) == b1  # never touched
-    assert "api_key=*****" not in run("default", "show") and "*****" in run("default", "show")
+    shown = run("default", "show")
+    assert "rndc_key_secret=*****" in shown and SECRET not in shown
 
 
 def test_nameservers_also_notifies_and_ns_records_one_at_a_time(pool):
     run("default", "set-nameserver", "127.0.0.1:5302", "--name", "ns2.example.net.")
     run("default", "set-nameserver", "127.0.0.1:5301", "--name", "ns1.example.net.")  # renames, keeps 5302
+    run("default", "set-target", "b1", "--timeout", "5", "--nameserver", "127.0.0.1:5302", "--no-check")  # keeps its name
     run("default", "add-also-notify", "192.0.2.9:53")
     run("default", "set-ns-record", "ns2.example.net.", "--priority", "2")
     assert state()[4:] == ([("127.0.0.1", 5301, "ns1.example.net."), ("127.0.0.1", 5302, "ns2.example.net.")],

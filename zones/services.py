@@ -630,8 +630,12 @@ def put_target(pool: Pool, target: dict) -> PoolTarget:
 
 @transaction.atomic
 def put_nameserver(pool: Pool, nameserver: dict) -> PoolNameserver:
-    """Add the nameserver {host, port, name} to the pool, or give it a new public name."""
-    return _save_nameserver(Pool.objects.select_for_update().get(id=pool.id), nameserver, "nameserver")
+    """Add the nameserver {host, port, name} to the pool, or give it a new public name (no name: kept)."""
+    pool = Pool.objects.select_for_update().get(id=pool.id)
+    if "name" not in nameserver:
+        current = pool.nameservers.filter(host=nameserver.get("host"), port=nameserver.get("port", 53)).first()
+        nameserver = {**nameserver, "name": current.name if current else ""}
+    return _save_nameserver(pool, nameserver, "nameserver")
 
 
 @transaction.atomic

@@ -154,7 +154,7 @@ class Command(BaseCommand):
         target = services.put_target(pool, spec)
         if options["nameserver"]:
             host, port = options["nameserver"]
-            services.put_nameserver(pool, {"host": host, "port": port, "name": options["ns_name"] or ""})
+            services.put_nameserver(pool, {"host": host, "port": port, **named(options["ns_name"])})
         if not options["no_check"]:
             self.probe(pool, target)
         return f"pool {pool_name}: target {target_name} ({kind}) {'changed' if existing else 'added'}" + (
@@ -165,7 +165,7 @@ class Command(BaseCommand):
         return f"pool {pool_name}: target {options['name']} removed"
 
     def set_nameserver(self, pool, pool_name, *, address, **options):
-        services.put_nameserver(pool, {"host": address[0], "port": address[1], "name": options["name"] or ""})
+        services.put_nameserver(pool, {"host": address[0], "port": address[1], **named(options["name"])})
         return f"pool {pool_name}: nameserver {address[0]}:{address[1]} set"
 
     def remove_nameserver(self, pool, pool_name, *, address, **options):
@@ -235,6 +235,11 @@ class Command(BaseCommand):
         backend.check()
         if catalog and hasattr(backend, "create_consumer"):
             backend.create_consumer(catalog["zone"])
+
+
+def named(name: str | None) -> dict:
+    """A nameserver's public name only when one was given: otherwise the stored one stays."""
+    return {} if name is None else {"name": name}
 
 
 def read_secret(path: str, where: str, option: str) -> str:
