@@ -547,8 +547,6 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
     """Create or replace a pool with its children. Nested lists given replace what is there;
     notify_source (an IP address), tsig_key (a key's name) and catalog_zone None keep, "" clears;
     allowed_projects (project ids, or "*") None keeps."""
-    from workers.backends import BackendError, backend_types, get_backend  # validation only
-
     if not isinstance(threshold_percentage, int) or not 0 < threshold_percentage <= 100:
         validation.fail("threshold_percentage", "Must be an integer between 1 and 100.")
     if not name:
@@ -577,36 +575,10 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
                 validation.fail(f"ns_records[{i}].priority", "Must be an integer between 0 and 32767.")
             PoolNsRecord.objects.create(pool=pool, hostname=hostname, priority=priority)
     if targets is not None:
-        known = backend_types()
-        keep = []
-        for i, t in enumerate(targets):
-            if t.get("type") not in known:
-                validation.fail(f"targets[{i}].type", f"Unknown backend type {t.get('type')!r}; known: {', '.join(known)}.")
-            target = pool.targets.filter(name=t.get("name")).first() or PoolTarget(pool=pool, name=t.get("name"))
-            if not target.name:
-                validation.fail(f"targets[{i}].name", "This field is required.")
-            options = dict(target.options) if target.pk else {}
-            options.update(validation.json_object(t.get("options") or {}, f"targets[{i}].options"))
-            target.type, target.description, target.options = t["type"], t.get("description", ""), options
-            target.masters = _addresses(t.get("masters") or [], f"targets[{i}].masters")
-            if "tsig_key" in t:
-                target.tsig_key = _tsig_key(t["tsig_key"], f"targets[{i}].tsig_key")
-            try:  # the backend checks its own options: a bad target is a 400 now, not an ERROR later
-                get_backend(target.type, target.name, target_options(target, pool), target.master_addresses())
-            except BackendError as exc:
-                validation.fail(f"targets[{i}].options", str(exc))
-            except (TypeError, ValueError, OverflowError) as exc:  # a backend reading an option of the wrong kind
-                validation.fail(f"targets[{i}].options", f"target {target.name!r}: an option has the wrong kind: {exc}")
-            target.save()
-            keep.append(target.id)
+        keep = [_save_target(pool, t, f"targets[{i}]").id for i, t in enumerate(targets)]
         pool.targets.exclude(id__in=keep).delete()
     if nameservers is not None:
-        keep = []
-        for i, n in enumerate(nameservers):
-            host, port = _host_port(n, f"nameservers[{i}]")
-            name = validation.zone_name(n["name"], f"nameservers[{i}].name") if n.get("name") else ""
-            ns, _ = PoolNameserver.objects.update_or_create(pool=pool, host=host, port=port, defaults={"name": name})
-            keep.append(ns.id)
+        keep = [_save_nameserver(pool, n, f"nameservers[{i}]").id for i, n in enumerate(nameservers)]
         pool.nameservers.exclude(id__in=keep).delete()
     if also_notifies is not None:
         pool.also_notifies.all().delete()
@@ -614,6 +586,98 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
             host, port = _host_port(n, f"also_notifies[{i}]")
             PoolAlsoNotify.objects.create(pool=pool, host=host, port=port)
     return pool
+
+
+def _save_target(pool: Pool, t: dict, field: str) -> PoolTarget:
+    """Create or change the pool's target named t["name"]: the options given are merged into the
+    stored ones (a new type starts from none), then the backend checks them."""
+    from workers.backends import BackendError, backend_types, get_backend  # validation only
+
+    known = backend_types()
+    target = pool.targets.filter(name=t.get("name")).first() or PoolTarget(pool=pool, name=t.get("name"))
+    if not target.name:
+        validation.fail(f"{field}.name", "This field is required.")
+    kind = t.get("type") or target.type
+    if kind not in known:
+        validation.fail(f"{field}.type", f"Unknown backend type {kind!r}; known: {', '.join(known)}.")
+    options = dict(target.options) if target.pk and kind == target.type else {}
+    options.update(validation.json_object(t.get("options") or {}, f"{field}.options"))
+    target.type, target.options = kind, options
+    if "description" in t or not target.pk:
+        target.description = t.get("description") or ""
+    if "masters" in t or not target.pk:
+        target.masters = _addresses(t.get("masters") or [], f"{field}.masters")
+    if "tsig_key" in t:
+        target.tsig_key = _tsig_key(t["tsig_key"], f"{field}.tsig_key")
+    try:  # the backend checks its own options: a bad target is a 400 now, not an ERROR later
+        get_backend(target.type, target.name, target_options(target, pool), target.master_addresses())
+    except BackendError as exc:
+        validation.fail(f"{field}.options", str(exc))
+    except (TypeError, ValueError, OverflowError) as exc:  # a backend reading an option of the wrong kind
+        validation.fail(f"{field}.options", f"target {target.name!r}: an option has the wrong kind: {exc}")
+    target.save()
+    return target
+
+
+def _save_nameserver(pool: Pool, n: dict, field: str) -> PoolNameserver:
+    host, port = _host_port(n, field)
+    name = validation.zone_name(n["name"], f"{field}.name") if n.get("name") else ""
+    return PoolNameserver.objects.update_or_create(pool=pool, host=host, port=port, defaults={"name": name})[0]
+
+
+# One child of a pool at a time (manage.py configure_pool): save_pool replaces whole lists.
+
+@transaction.atomic
+def put_target(pool: Pool, target: dict) -> PoolTarget:
+    """Add the target target["name"] to the pool, or change it (options merged, the rest kept)."""
+    return _save_target(Pool.objects.select_for_update().get(id=pool.id), target, "target")
+
+
+@transaction.atomic
+def put_nameserver(pool: Pool, nameserver: dict) -> PoolNameserver:
+    """Add the nameserver {host, port, name} to the pool, or give it a new public name (no name: kept)."""
+    pool = Pool.objects.select_for_update().get(id=pool.id)
+    if "name" not in nameserver:
+        current = pool.nameservers.filter(host=nameserver.get("host"), port=nameserver.get("port", 53)).first()
+        nameserver = {**nameserver, "name": current.name if current else ""}
+    return _save_nameserver(pool, nameserver, "nameserver")
+
+
+@transaction.atomic
+def put_also_notify(pool: Pool, entry: dict) -> PoolAlsoNotify:
+    host, port = _host_port(entry, "also_notify")
+    return PoolAlsoNotify.objects.get_or_create(pool=pool, host=host, port=port)[0]
+
+
+@transaction.atomic
+def put_ns_record(pool: Pool, record: dict) -> PoolNsRecord:
+    """Add the NS record {hostname, priority} every zone of the pool carries, or change its priority."""
+    hostname = validation.zone_name(record.get("hostname"), "ns_record")
+    priority = record.get("priority", 1)
+    if not isinstance(priority, int) or not 0 < priority < 65536:
+        validation.fail("ns_record.priority", "Must be an integer between 1 and 65535.")
+    return PoolNsRecord.objects.update_or_create(pool=pool, hostname=hostname, defaults={"priority": priority})[0]
+
+
+def remove_target(pool: Pool, name: str) -> None:
+    if not pool.targets.filter(name=name).delete()[0]:
+        validation.fail("target", f"Pool {pool.name} has no target named {name}.")
+
+
+def remove_nameserver(pool: Pool, host: str, port: int) -> None:
+    if not pool.nameservers.filter(host=host, port=port).delete()[0]:
+        validation.fail("nameserver", f"Pool {pool.name} has no nameserver {host}:{port}.")
+
+
+def remove_also_notify(pool: Pool, host: str, port: int) -> None:
+    if not pool.also_notifies.filter(host=host, port=port).delete()[0]:
+        validation.fail("also_notify", f"Pool {pool.name} has no also-notify {host}:{port}.")
+
+
+def remove_ns_record(pool: Pool, hostname: str) -> None:
+    hostname = validation.zone_name(hostname, "ns_record")
+    if not pool.ns_records.filter(hostname=hostname).delete()[0]:
+        validation.fail("ns_record", f"Pool {pool.name} has no NS record {hostname}.")
 
 
 @transaction.atomic

@@ -44,6 +44,9 @@ def get_backend(type: str, name: str, options: dict, masters: list[tuple[str, in
     cls = getattr(import_module(module_name), class_name)
     backend = cls(name, options, masters)  # validates the options, catalog pool or not
     if (options or {}).get("catalog"):
+        if not cls.consumes_catalogs:
+            raise BackendError(f"{type} target {name!r}: this server cannot consume the pool's catalog zone; "
+                               "give it a pool without catalog_zone")
         return catalog.CatalogMemberBackend(name, options, masters)
     return backend
 

@@ -5,12 +5,21 @@ secondary of MiniDNS: the control plane only tells it which zones exist and
 where the primaries are; zone data always comes from MiniDNS by AXFR/IXFR.
 """
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 METHODS = {"CREATE": "create_zone", "UPDATE": "update_zone", "DELETE": "delete_zone"}
 
 
 class BackendError(Exception):
     """A target refused or failed an operation; str() says which server and why (the server's own message)."""
+
+
+class Option(NamedTuple):
+    """One backend option, as `manage.py configure_pool` offers it (--NAME, or --NAME-file for a secret)."""
+
+    type: type
+    help: str
+    secret: bool = False  # read from a file too, never printed
 
 
 class Backend:
@@ -22,6 +31,9 @@ class Backend:
     Every call has a timeout. Failures raise BackendError naming the target
     and the server's message.
     """
+
+    OPTIONS: dict[str, Option] = {}  # the options __init__ reads, for the operator's command line
+    consumes_catalogs = True  # whether the server can consume a pool's catalog zone (RFC 9432)
 
     def __init__(self, name: str, options: dict, masters: list[tuple[str, int]]):
         # name: target name for messages; masters: MiniDNS (host, port) list
@@ -39,6 +51,12 @@ class Backend:
 
     def delete_zone(self, zone_name: str) -> None:
         """Stop serving zone_name and drop its data."""
+        raise NotImplementedError
+
+    def check(self) -> None:
+        """Ask the server's control channel whether it answers (e.g. `rndc status`): before a target
+        is saved, so a wrong address or key is refused now, not found later as zones in ERROR.
+        BackendError naming the target and the option that points at the channel."""
         raise NotImplementedError
 
     def apply(self, changes: list[tuple[str, str]]) -> dict[str, str | None]:

@@ -15,7 +15,7 @@ import re
 import subprocess
 import tempfile
 
-from workers.backends.base import Backend, BackendError
+from workers.backends.base import Backend, BackendError, Option
 
 log = logging.getLogger(__name__)
 
@@ -29,15 +29,31 @@ ZONE_LABEL_RE = re.compile(r"^[a-z0-9_/-]{1,63}$")
 
 class Bind9Backend(Backend):
     default_parallel = 8  # rndc calls are independent; named handles them concurrently
+    OPTIONS = {
+        "rndc_host": Option(str, "address of named's control channel (default 127.0.0.1)"),
+        "rndc_port": Option(int, "port of named's control channel (default 953)"),
+        "rndc_key_name": Option(str, "name of the rndc key in named.conf (default rndc-key)"),
+        "rndc_key_algorithm": Option(str, "algorithm of the rndc key (default hmac-sha256)"),
+        "rndc_key_secret": Option(str, "base64 secret of the rndc key (required)", secret=True),
+        "timeout": Option(float, "seconds per control-channel call (default 10)"),
+        "parallel": Option(int, "rndc calls at once in a batch (default 8)"),
+    }
 
     def __init__(self, name: str, options: dict, masters: list[tuple[str, int]]):
         super().__init__(name, options, masters)
         opts = self.options
         self.rndc_host = str(opts.get("rndc_host") or "127.0.0.1")
-        self.rndc_port = int(opts.get("rndc_port") or 953)
         self.key_name = str(opts.get("rndc_key_name") or "rndc-key")
         self.key_algorithm = str(opts.get("rndc_key_algorithm") or "hmac-sha256").lower()
-        self.timeout = float(opts.get("timeout") or 10)
+        try:
+            self.rndc_port = int(opts.get("rndc_port") or 953)
+            self.timeout = float(opts.get("timeout") or 10)
+        except (TypeError, ValueError):
+            raise BackendError(f"bind9 target {name!r}: options rndc_port and timeout must be numbers") from None
+        if not 0 < self.rndc_port < 65536:
+            raise BackendError(f"bind9 target {name!r}: option rndc_port must be between 1 and 65535")
+        if not 0 < self.timeout <= 3600:
+            raise BackendError(f"bind9 target {name!r}: option timeout must be between 0 and 3600 seconds")
         self._secret = str(opts.get("rndc_key_secret") or "")
         # TSIG for transfers from MiniDNS: named.conf must define this key (named_conf(tsig=...)).
         self.tsig_key_name = str((opts.get("tsig_key") or {}).get("name") or "")
@@ -88,6 +104,14 @@ class Bind9Backend(Backend):
         result = self._rndc("delzone", "-clean", zone)
         if result.returncode != 0 and not _says(result, "delzone", "not found"):
             self._fail("delzone", zone, result)
+
+    def check(self) -> None:
+        result = self._rndc("status")
+        if result.returncode != 0:
+            message = " / ".join(filter(None, (line.strip() for line in (result.stderr or result.stdout).splitlines())))
+            raise BackendError(f"bind9 target {self.name!r}: rndc status on {self.rndc_host}:{self.rndc_port} "
+                               f"(options rndc_host, rndc_port, rndc_key_*) failed: "
+                               f"{message or f'exit status {result.returncode}'}")
 
     # -- helpers ---------------------------------------------------------
     def _zone(self, zone_name: str) -> str:

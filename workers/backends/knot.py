@@ -15,7 +15,7 @@ import re
 import subprocess
 
 from workers.backends import plain_zone_name, target_lock
-from workers.backends.base import Backend, BackendError
+from workers.backends.base import Backend, BackendError, Option
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,12 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")  # template / remote / acl / key 
 class KnotBackend(Backend):
     """Options: ``socket`` (knotd's control socket, required), ``template`` (default "dnsctl"),
     ``timeout`` (seconds per knotc call and to wait for the target's lock, default 10)."""
+
+    OPTIONS = {
+        "socket": Option(str, "absolute path of knotd's control socket, on the worker's host (required)"),
+        "template": Option(str, "the knot.conf template new zones get (default dnsctl)"),
+        "timeout": Option(float, "seconds per control-channel call (default 10)"),
+    }
 
     def __init__(self, name: str, options: dict, masters: list[tuple[str, int]]):
         super().__init__(name, options, masters)
@@ -51,6 +57,16 @@ class KnotBackend(Backend):
 
     def delete_zone(self, zone_name: str) -> None:
         self._one("DELETE", zone_name)
+
+    def check(self) -> None:
+        """knotd answers on the socket, and knows the template new zones get."""
+        status = self._knotc("status")
+        if "Running" not in status.stdout:
+            raise BackendError(f"{self._where()}: knotc status (option socket) failed: {_text(status)}")
+        template = self._knotc("conf-read", f"template[{self.template}]")
+        if template.returncode != 0:
+            raise BackendError(f"{self._where()}: knotd has no template {self.template!r} (option template): "
+                               f"{_text(template)}")
 
     def apply(self, changes: list[tuple[str, str]]) -> dict[str, str | None]:
         """All changes in one configuration transaction, under the target's lock. Knot's own

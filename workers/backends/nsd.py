@@ -12,7 +12,7 @@ import re
 import subprocess
 
 from workers.backends import plain_zone_name
-from workers.backends.base import Backend, BackendError
+from workers.backends.base import Backend, BackendError, Option
 
 log = logging.getLogger(__name__)
 
@@ -23,6 +23,13 @@ CHUNK = 100
 class NsdBackend(Backend):
     """Options: ``config`` (the nsd.conf whose remote-control section nsd-control reads, required),
     ``pattern`` (default "dnsctl"), ``timeout`` (seconds per nsd-control call, default 10)."""
+
+    OPTIONS = {
+        "config": Option(str, "absolute path of the nsd.conf nsd-control reads, on the worker's host (required)"),
+        "pattern": Option(str, "the nsd.conf pattern new zones get (default dnsctl)"),
+        "timeout": Option(float, "seconds per control-channel call (default 10)"),
+    }
+    consumes_catalogs = False  # NSD 4.6; catalogs came in 4.9
 
     def __init__(self, name: str, options: dict, masters: list[tuple[str, int]]):
         super().__init__(name, options, masters)
@@ -56,6 +63,11 @@ class NsdBackend(Backend):
         result = self._control("delzone", zone)
         if not _ok(result) and f"zone {zone} not present" not in result.stdout:
             self._fail("delzone", zone, result)
+
+    def check(self) -> None:
+        result = self._control("status")
+        if result.returncode != 0 or not result.stdout.startswith("version:"):
+            raise BackendError(f"{self._where()}: nsd-control status (option config) failed: {_text(result)}")
 
     def apply(self, changes: list[tuple[str, str]]) -> dict[str, str | None]:
         """addzones / delzones in chunks of CHUNK, in the order the changes come."""

@@ -14,7 +14,7 @@ import urllib.parse
 import urllib.request
 
 from workers.backends import plain_zone_name, target_lock
-from workers.backends.base import Backend, BackendError
+from workers.backends.base import Backend, BackendError, Option
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,13 @@ log = logging.getLogger(__name__)
 class PowerDNSBackend(Backend):
     """Options: ``api_url`` (e.g. http://127.0.0.1:8081, required), ``api_key`` (required),
     ``server_id`` (default "localhost"), ``timeout`` (seconds per request and for the lock, default 10)."""
+
+    OPTIONS = {
+        "api_url": Option(str, "URL of the PowerDNS HTTP API, e.g. http://127.0.0.1:8081 (required)"),
+        "api_key": Option(str, "the API key (pdns.conf api-key; required)", secret=True),
+        "server_id": Option(str, "the API's server id (default localhost)"),
+        "timeout": Option(float, "seconds per control-channel call (default 10)"),
+    }
 
     def __init__(self, name: str, options: dict, masters: list[tuple[str, int]]):
         super().__init__(name, options, masters)
@@ -76,6 +83,17 @@ class PowerDNSBackend(Backend):
             if status not in (204, 404):  # 404: not there
                 self._fail("DELETE", self._zone_path(zone), zone, status, body)
 
+    def check(self) -> None:
+        try:
+            status, body = self._request("GET", "")
+        except BackendError as exc:
+            raise BackendError(f"{exc} (option api_url)") from None
+        if status != 200:
+            option = {401: "api_key", 403: "api_key", 404: "server_id"}.get(status, "api_url")
+            message = " ".join(body.split())[:200].replace(self._api_key, "***")
+            raise BackendError(f"{self._where()}: GET servers/{self.server_id} (option {option}) failed: "
+                               f"HTTP {status} {message}")
+
     def create_consumer(self, catalog_zone: str) -> None:
         """Consume the pool's catalog zone (RFC 9432, kind Consumer): PowerDNS then creates and drops
         the members as Slave zones of the same masters. Set up once per server, not per zone."""
@@ -123,7 +141,7 @@ class PowerDNSBackend(Backend):
         return target_lock(f"pdns:{self.api_url}", self.timeout, self._where())  # per server, whatever the pool
 
     def _request(self, method: str, path: str, body: dict | None = None) -> tuple[int, str]:
-        url = f"{self.api_url}/api/v1/servers/{urllib.parse.quote(self.server_id, safe='')}/{path}"
+        url = f"{self.api_url}/api/v1/servers/{urllib.parse.quote(self.server_id, safe='')}" + (f"/{path}" if path else "")
         request = urllib.request.Request(url, method=method, data=json.dumps(body).encode() if body else None,
                                          headers={"X-API-Key": self._api_key, "Accept": "application/json",
                                                   "Content-Type": "application/json"})

@@ -91,7 +91,8 @@ class Command(BaseCommand):
         else:
             lines += ["  BIND9 is not installed, so the demo pool has no target: zones will go to ERROR.",
                       "  Install it (apt-get install bind9 bind9-utils) and run bin/start again, or add a",
-                      "  target to the pool 'default' in the admin or with PATCH /v2/pools/{id}."]
+                      "  server of any kind: python manage.py target_config --type bind9|knot|pdns|nsd",
+                      "  prints its setup and the configure_pool line that adds it (README)."]
         lines += [f"  try:      curl -s -H 'X-Auth-Token: {token_key}' -H 'Content-Type: application/json' \\",
                   f"              -d '{{\"name\": \"example.test.\", \"email\": \"admin@example.test\"}}' {api}/v2/zones",
                   ""]
