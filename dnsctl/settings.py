@@ -13,11 +13,16 @@ DEBUG = env.bool("DEBUG", default=False)
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
 
 # --- Secret key: signs sessions, CSRF tokens and password-reset links, so there is no default
-# outside DEBUG. SECRET_KEY, or SECRET_KEY_FILE naming a file that holds it (Docker secrets).
+# outside DEBUG. SECRET_KEY, or SECRET_KEY_FILE naming a file that holds it (Docker secrets), or
+# else the key bin/start made and keeps in RUN_DIR (.run/secret-key), so that `manage.py …` in
+# the same checkout signs with the same key.
 try:
     SECRET_KEY = environ.FileAwareEnv().str("SECRET_KEY", default="").strip()
 except OSError as exc:
     raise ImproperlyConfigured(f"SECRET_KEY_FILE cannot be read: {exc}") from exc
+_kept_key = Path(env("RUN_DIR", default=str(BASE_DIR / ".run"))) / "secret-key"
+if not SECRET_KEY and _kept_key.is_file():
+    SECRET_KEY = _kept_key.read_text().strip()
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -331,9 +332,10 @@ def test_admin_and_docs_static_files_are_served_without_debug(settings, tmp_path
 
 # --- no start without a secret key ------------------------------------------------------------
 
-def check(extra_env):
+def check(extra_env, run_dir=None):
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "dnsctl.settings", "DEBUG": "0", "SECRET_KEY": "",
-           "SECRET_KEY_FILE": "", **extra_env}  # empty, not unset: a .env in the worktree fills only what is unset
+           "SECRET_KEY_FILE": "", "RUN_DIR": str(run_dir or tempfile.mkdtemp()),
+           **extra_env}  # empty, not unset: a .env in the worktree fills only what is unset
     return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
                           timeout=60)
 
@@ -351,6 +353,12 @@ def test_a_secret_key_file_is_enough(tmp_path):
     assert check({"SECRET_KEY_FILE": str(key_file)}).returncode == 0
     missing = check({"SECRET_KEY_FILE": str(tmp_path / "missing")})
     assert missing.returncode != 0 and "SECRET_KEY_FILE cannot be read" in missing.stderr
+
+
+def test_the_key_bin_start_keeps_is_used_by_commands_in_the_same_checkout(tmp_path):
+    assert check({}, run_dir=tmp_path).returncode != 0
+    (tmp_path / "secret-key").write_text("k" * 50 + "\n")
+    assert check({}, run_dir=tmp_path).returncode == 0
 
 
 def test_debug_starts_without_a_secret_key():
