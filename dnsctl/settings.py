@@ -236,6 +236,10 @@ DNSCTL = {
     "PURGE_AFTER": env.int("PURGE_AFTER", default=7 * 24 * 3600),
     "PURGE_INTERVAL": env.float("PURGE_INTERVAL", default=3600),
     "PURGE_BATCH_SIZE": env.int("PURGE_BATCH_SIZE", default=1000),
+    # The change journal (IXFR and the audit trail), trimmed by the purge sweep: changes older than
+    # JOURNAL_MAX_AGE s, and each zone's beyond its newest JOURNAL_MAX_CHANGES_PER_ZONE (0 = no limit).
+    "JOURNAL_MAX_AGE": env.int("JOURNAL_MAX_AGE", default=90 * 24 * 3600),
+    "JOURNAL_MAX_CHANGES_PER_ZONE": env.int("JOURNAL_MAX_CHANGES_PER_ZONE", default=1000),
     # Extra hosts (besides loopback and the pools' targets) allowed to AXFR from MiniDNS.
     "MINIDNS_ALLOW_XFR_FROM": env.list("MINIDNS_ALLOW_XFR_FROM", default=[]),
 }

@@ -180,6 +180,9 @@ class DictZones:
     def xfr_hosts(self):
         return []
 
+    def ixfr(self, zone_id, from_serial, to_serial):
+        return None  # no journal: IXFR is answered AXFR-style
+
     def tsig_key(self, name):
         return self.keys.get(name.lower())
 

@@ -51,8 +51,9 @@ def test_every_event_type_shares_one_payload_shape(pool, bus):
     changes = drain(bus)
     exists = events.exists_events(list(Zone.objects.values(*events.ZONE_FIELDS)), 5, INTERVAL)
     assert [e["event_type"] for e in changes + exists] == [events.CREATE, events.UPDATE, events.DELETE, events.EXISTS]
-    for event in changes:
-        assert set(event) == ENVELOPE | {"cursor"} and set(event["payload"]) == PAYLOAD
+    for event in changes:  # outbox events also say who made the change, and which record is its
+        assert set(event) == ENVELOPE | {"cursor"} and set(event["payload"]) == PAYLOAD | {"actor", "change_id"}
+        assert event["payload"]["actor"] == {"user_id": None, "username": "system", "token_id": None, "via": "system"}
     assert set(exists[0]) == ENVELOPE
     assert set(exists[0]["payload"]) == PAYLOAD | {"audit_period_beginning", "audit_period_ending"}
     assert exists[0]["payload"]["audit_period_beginning"] == "1970-01-01T05:00:00+00:00"

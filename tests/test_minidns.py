@@ -325,6 +325,9 @@ class FakeSource:
     def xfr_hosts(self):
         return ["localhost"]
 
+    def ixfr(self, zone_id, from_serial, to_serial):
+        return None  # no journal: IXFR is answered AXFR-style
+
 
 def fake_source(serial=1, extra=()):
     rows = [("example.com.", "SOA", 3600, [f"ns1.example.net. admin.example.com. {serial} 3600 600 86400 60"]),

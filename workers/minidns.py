@@ -3,7 +3,9 @@
 `MiniDNS.handle` turns one query (wire bytes) into the response messages (wire bytes) and
 never touches a socket, so tests call it directly. `serve` is a thin asyncio transport
 around it. Zones come from a `ZoneSource` (the database by default); each zone is rendered
-into dnspython RRsets once per serial and kept in a bounded LRU.
+into dnspython RRsets once per serial and kept in a bounded LRU. IXFR is answered from the
+change journal (zones.journal) with one condensed difference, or AXFR-style when the journal
+does not reach back to the client's serial.
 """
 import asyncio
 import collections
@@ -17,6 +19,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Protocol
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -52,6 +55,10 @@ class ZoneSource(Protocol):
 
     def xfr_hosts(self) -> Iterable[str]:
         """Addresses, networks or host names (besides loopback) that may transfer zones."""
+
+    def ixfr(self, zone_id, from_serial: int, to_serial: int) -> tuple[list, list] | None:
+        """The condensed difference from from_serial to to_serial as (removed, added) rows like
+        records()' (each list starting with its SOA), or None when it is not known (AXFR then)."""
 
 
 class KeySource(Protocol):
@@ -98,6 +105,12 @@ class DatabaseZoneSource:
             return None
         return rows[0][0], [(name, rtype, zone_ttl if ttl is None else ttl, records)
                             for _, zone_ttl, name, rtype, ttl, records in rows]
+
+    def ixfr(self, zone_id, from_serial, to_serial):
+        """From the change journal; catalogs keep none."""
+        from zones import journal
+
+        return None if isinstance(zone_id, tuple) else journal.ixfr(zone_id, from_serial, to_serial)
 
     def xfr_hosts(self):
         from django.conf import settings
@@ -164,9 +177,7 @@ class RenderedZone:
     @classmethod
     def build(cls, zone_name: str, rows) -> "RenderedZone":
         origin = dns.name.from_text(zone_name)
-        rrsets = [dns.rrset.from_text_list(dns.name.from_text(owner), ttl, dns.rdataclass.IN, rtype, records,
-                                           origin=origin, relativize=False)
-                  for owner, rtype, ttl, records in rows]
+        rrsets = _rrsets(origin, rows)
         rrsets.sort(key=lambda r: (not (r.rdtype == dns.rdatatype.SOA and r.name == origin), r.name, r.rdtype))
         if not rrsets or rrsets[0].rdtype != dns.rdatatype.SOA or rrsets[0].name != origin:
             raise ValueError(f"zone {zone_name} has no SOA at its apex")
@@ -174,18 +185,8 @@ class RenderedZone:
 
     @functools.cached_property
     def xfr_pieces(self) -> list[tuple[dns.rrset.RRset, int]]:
-        """(RRset, uncompressed wire size) in transfer order, SOA first and last. The size is an
-        upper bound of what the RRset adds to a message; an RRset too big for one message is split."""
-        pieces = []
-        for rrset in self.rrsets + [self.soa]:
-            size = _wire_size(rrset)
-            if size <= MAX_MESSAGE - 1024:
-                pieces.append((rrset, size))
-            else:
-                for rdata in rrset:
-                    single = dns.rrset.from_rdata(rrset.name, rrset.ttl, rdata)
-                    pieces.append((single, _wire_size(single)))
-        return pieces
+        """The AXFR's pieces (see _pieces): SOA first and last."""
+        return _pieces(self.rrsets + [self.soa])
 
     def answer(self, qname: dns.name.Name, rdtype: int, response: dns.message.Message):
         """Fill `response` like an authoritative server: answer, referral, NODATA or NXDOMAIN."""
@@ -239,6 +240,28 @@ class RenderedZone:
         if star is None:
             return None
         return {t: dns.rrset.from_rdata_list(qname, rrset.ttl, list(rrset)) for t, rrset in star.items()}
+
+
+def _rrsets(origin: dns.name.Name, rows) -> list[dns.rrset.RRset]:
+    """RRsets from rows of (owner, type, ttl, [rdata text])."""
+    return [dns.rrset.from_text_list(dns.name.from_text(owner), ttl, dns.rdataclass.IN, rtype, records,
+                                     origin=origin, relativize=False)
+            for owner, rtype, ttl, records in rows]
+
+
+def _pieces(rrsets: list[dns.rrset.RRset]) -> list[tuple[dns.rrset.RRset, int]]:
+    """(RRset, uncompressed wire size) in transfer order. The size is an upper bound of what the
+    RRset adds to a message; an RRset too big for one message is split."""
+    pieces = []
+    for rrset in rrsets:
+        size = _wire_size(rrset)
+        if size <= MAX_MESSAGE - 1024:
+            pieces.append((rrset, size))
+        else:
+            for rdata in rrset:
+                single = dns.rrset.from_rdata(rrset.name, rrset.ttl, rdata)
+                pieces.append((single, _wire_size(single)))
+    return pieces
 
 
 def _wire_size(rrset: dns.rrset.RRset) -> int:
@@ -317,7 +340,7 @@ class MiniDNS:
             return [_error(query, dns.rcode.REFUSED)]
         zone = self.rendered(found[1], found[2])
         if rdtype in XFR_TYPES:
-            return self._transfer(query, zone, tcp)
+            return self._transfer(query, found[1], zone, tcp)
         response = dns.message.make_response(query)
         zone.answer(qname, rdtype, response)
         return [_fit(response, query, tcp)]
@@ -348,20 +371,56 @@ class MiniDNS:
         return query.had_tsig and query.keyname.to_text(omit_final_dot=True).lower() in required
 
     # -- transfers --
-    def _transfer(self, query, zone: RenderedZone, tcp: bool) -> list[bytes]:
-        """IXFR from a current client (or over UDP, RFC 1995 2): just our SOA; otherwise AXFR-style."""
+    def _transfer(self, query, zone_id, zone: RenderedZone, tcp: bool) -> list[bytes]:
+        """RFC 1995. IXFR from a client at our serial (or newer): just our SOA. From an older serial the
+        journal knows: the condensed difference, over TCP, or over UDP if it fits in one message (else
+        just our SOA: the client retries over TCP). Otherwise AXFR-style (over UDP, just our SOA)."""
         if query.question[0].rdtype == dns.rdatatype.IXFR:
             client = next((rrset[0].serial for rrset in query.authority
                            if rrset.rdtype == dns.rdatatype.SOA and len(rrset)), None)
-            if not tcp or (client is not None and not is_newer(zone.serial, client)):
-                response = dns.message.make_response(query)
-                response.flags |= dns.flags.AA
-                response.answer.append(zone.soa)
-                return [_fit(response, query, tcp)]
-        return self._axfr(query, zone)
+            if client is not None and not is_newer(zone.serial, client):
+                return [self._soa_only(query, zone, tcp)]
+            difference = self._difference(zone_id, client, zone) if client is not None else None
+            if difference is not None and tcp:
+                return self._stream(query, difference)
+            if difference is not None:
+                fits = self._one_message(query, difference)
+                if fits is not None:
+                    return [fits]
+            if not tcp:
+                return [self._soa_only(query, zone, tcp)]
+        return self._stream(query, zone.xfr_pieces)
 
-    def _axfr(self, query, zone: RenderedZone) -> list[bytes]:
-        """The whole zone, SOA first and last, packed greedily into messages of at most 64 KiB."""
+    def _soa_only(self, query, zone: RenderedZone, tcp: bool) -> bytes:
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        response.answer.append(zone.soa)
+        return _fit(response, query, tcp)
+
+    def _difference(self, zone_id, client: int, zone: RenderedZone) -> list[tuple[dns.rrset.RRset, int]] | None:
+        """The IXFR's pieces from the client's serial to the zone's: our SOA, the client's SOA, what went,
+        our SOA, what came, our SOA. None when the journal does not know the way, or when its
+        difference holds more records than the zone (then AXFR-style is the smaller answer)."""
+        found = self.source.ixfr(zone_id, client, zone.serial)
+        if found is None:
+            return None
+        removed, added = (_rrsets(zone.origin, rows) for rows in found)
+        if added[0] != zone.soa or sum(len(r) for r in removed + added) > zone.size:
+            return None
+        return _pieces([zone.soa, *removed, *added, zone.soa])
+
+    def _one_message(self, query, pieces) -> bytes | None:
+        """All pieces in one UDP answer, if it fits in what the client takes; else None."""
+        response = dns.message.make_response(query)
+        response.flags |= dns.flags.AA
+        response.answer.extend(rrset for rrset, _ in pieces)
+        try:
+            return response.to_wire(max_size=_udp_size(query))
+        except dns.exception.TooBig:
+            return None
+
+    def _stream(self, query, pieces) -> list[bytes]:
+        """A transfer's pieces packed greedily into messages of at most 64 KiB."""
         def new_message():
             message = dns.message.make_response(query)
             message.flags |= dns.flags.AA
@@ -369,7 +428,7 @@ class MiniDNS:
 
         room = MAX_MESSAGE - len(new_message().to_wire()) - 468  # header, question, OPT, any padding
         messages, current, used = [], new_message(), 0
-        for rrset, size in zone.xfr_pieces:
+        for rrset, size in pieces:
             if current.answer and used + size > room:
                 messages.append(current)
                 current, used = new_message(), 0
@@ -464,10 +523,13 @@ def _networks(host: str) -> list:
     return [ipaddress.ip_network(info[4][0].split("%")[0]) for info in infos]
 
 
+def _udp_size(query: dns.message.Message) -> int:
+    return 512 if query.edns < 0 else max(512, query.payload)
+
+
 def _fit(response: dns.message.Message, query: dns.message.Message, tcp: bool) -> bytes:
     """Render within what the client can take; over UDP a bigger answer is truncated (TC set)."""
-    udp_size = 512 if query.edns < 0 else max(512, query.payload)
-    return response.to_wire(max_size=MAX_MESSAGE if tcp else udp_size, prefer_truncation=True)
+    return response.to_wire(max_size=MAX_MESSAGE if tcp else _udp_size(query), prefer_truncation=True)
 
 
 def _error(query: dns.message.Message, rcode: int) -> bytes:

@@ -20,7 +20,7 @@ from django.conf import settings
 
 from workers import consensus, dnsclient, periodic
 from workers.backends import get_backend
-from zones import services
+from zones import journal, services
 from zones.models import Zone
 from zones.serials import reached
 
@@ -299,8 +299,10 @@ def target_sync(pool_id, target_id, since):
 
 @shared_task(ignore_result=True)
 def purge(force=False):
-    """Remove soft-deleted zones once they are older than the retention period."""
+    """Remove soft-deleted zones once they are older than the retention period, and trim the change
+    journal by age and by changes per zone."""
     def body(summary):
         summary["purged"] = services.purge_deleted(_conf("PURGE_AFTER"), _conf("PURGE_BATCH_SIZE"))
+        summary["journal_trimmed"] = journal.trim(_conf("JOURNAL_MAX_AGE"), _conf("JOURNAL_MAX_CHANGES_PER_ZONE"))
 
     return _sweep("purge", "PURGE_INTERVAL", force, body)

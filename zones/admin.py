@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 
-from zones import quotas, reserved, services
+from zones import journal, quotas, reserved, services
 from zones.api.serializers import REDACTED, drop_redacted, redact_options
 from zones.models import (
     ApiToken,
@@ -28,6 +28,7 @@ from zones.models import (
     Tld,
     TsigKey,
     Zone,
+    ZoneChange,
 )
 
 
@@ -237,8 +238,9 @@ class ZoneAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Delete the selected zones (from their pools too)", permissions=["delete_zones"])
     def delete_zones(self, request, queryset):
+        actor = journal.Actor(request.user.pk, request.user.get_username(), None, "admin")
         for zone in queryset.filter(deleted_at__isnull=True):
-            services.delete_zone(zone.id)
+            services.delete_zone(zone.id, actor=actor)
         self.message_user(request, "The zones are being deleted.", messages.SUCCESS)
 
 
@@ -372,3 +374,21 @@ class BlacklistAdmin(ReservedAdmin):
     save = staticmethod(reserved.save_blacklist)
     list_display = ["pattern", "description", "updated_at"]
     search_fields = ["pattern", "description"]
+
+
+# --- the change journal (the audit trail) ----------------------------------------------------------
+
+
+@admin.register(ZoneChange)
+class ZoneChangeAdmin(ReadOnlyAdmin):
+    """Every committed change: who (user, token, via the API, the admin or the system), when, the serial
+    and what it removed and added. Written only by zones.services; trimmed by the purge sweep."""
+
+    list_display = ["created_at", "zone_name", "action", "serial_before", "serial", "actor_name", "actor_via",
+                    "project_id"]
+    list_filter = ["action", "actor_via"]
+    search_fields = ["zone_name", "project_id", "actor_name"]
+    date_hierarchy = "created_at"
+    fields = ["id", "created_at", "zone_name", "zone_id", "project_id", "action", "recordset_id", "serial_before",
+              "serial", "actor_name", "actor_user_id", "actor_token_id", "actor_via", "zone_before", "zone_after",
+              "removed", "added", "incremental"]

@@ -451,3 +451,47 @@ class Blacklist(models.Model):
 
     def __str__(self):
         return self.pattern
+
+
+# --- the change journal --------------------------------------------------------------------------
+
+
+class ZoneChange(models.Model):
+    """One committed change of a zone, written by zones.services in the change's own transaction (so
+    it exists exactly when the change committed): who made it, the serial before and after, the zone's
+    fields before -> after and the RRsets it removed and added as [owner, type, ttl, [rdata]] (TTLs as
+    served, the SOA's old and new record included). This one record is the journal MiniDNS answers IXFR
+    from (zones.journal), the audit trail of the API and the admin, and the actor of the outbox event.
+
+    No foreign keys: a purged zone's or a deleted user's history stays until the journal is trimmed."""
+
+    id = models.BigAutoField(primary_key=True)  # taken under the zone's row lock: a zone's changes in order
+    zone_id = models.UUIDField()
+    zone_name = models.CharField(max_length=255)
+    project_id = models.CharField(max_length=255, db_index=True)
+    action = models.CharField(max_length=32)  # zones.journal.ACTIONS, e.g. "recordset.update"
+    recordset_id = models.UUIDField(null=True, blank=True)
+    serial_before = models.BigIntegerField(null=True, blank=True)  # None for a zone's creation
+    serial = models.BigIntegerField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    actor_user_id = models.BigIntegerField(null=True, blank=True)
+    actor_name = models.CharField(max_length=150)  # the username, or "system"
+    actor_token_id = models.UUIDField(null=True, blank=True)  # the API token, if the change came with one
+    actor_via = models.CharField(max_length=16)  # api, admin or system
+    zone_before = models.JSONField(default=dict)
+    zone_after = models.JSONField(default=dict)
+    removed = models.JSONField(default=list)
+    added = models.JSONField(default=list)
+    # False when removed/added do not list everything the change did (a zone TTL change moves every
+    # inherited TTL, which is not read): an IXFR never crosses such a change.
+    incremental = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["zone_id", "serial_before"], name="zonechange_zone_serial"),
+            models.Index(fields=["zone_id", "id"], name="zonechange_zone_id"),
+        ]
+
+    def __str__(self):
+        return f"{self.zone_name} {self.action} {self.serial_before} -> {self.serial}"

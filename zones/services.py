@@ -1,8 +1,10 @@
 """The only code that changes zones, recordsets and pools.
 
 Every change runs in one transaction that locks the zone row, bumps the serial once (only if
-the zone's content really changed), sets status PENDING with the action, and enqueues the
-provisioning work on commit: nothing is sent for a change that did not commit.
+the zone's content really changed), sets status PENDING with the action, records the change once
+(zones.journal: who, what, which serial; with its outbox event), and enqueues the provisioning
+work on commit: nothing is sent for a change that did not commit. Who: every change takes an
+`actor` (zones.journal.Actor); without one it is the system's.
 """
 import ipaddress
 import logging
@@ -18,7 +20,8 @@ from django.db.models import Case, Exists, F, OuterRef, Q, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from . import events, quotas, reserved, validation
+from . import events, journal, quotas, reserved, validation
+from .journal import SYSTEM, Actor, effective_ttl
 from .models import (
     NameserverStatus,
     Pool,
@@ -127,7 +130,8 @@ def _check_zone_name_free(name: str, project_id: str):
 
 
 @transaction.atomic
-def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_id=None, admin=False) -> Zone:
+def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_id=None, admin=False,
+                actor: Actor = SYSTEM) -> Zone:
     """A new zone in the default pool, or in pool_id if the project may use it. admin: the caller is an
     API admin, who may choose any pool and take public suffixes and blacklisted names."""
     name = validation.zone_name(name)
@@ -145,9 +149,10 @@ def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_
             zone.save()
     except IntegrityError:
         raise validation.Duplicate("zone", "name", f"A zone named {name} already exists.") from None
-    events.record_change(zone, events.CREATE)
-    _write_managed_recordsets(zone)
-    _enqueue(zone)
+    change = journal.Change(zone, journal.ZONE_CREATE, actor)
+    change.zone_after = {field: getattr(zone, field) for field in journal.ZONE_FIELDS}
+    _write_managed_recordsets(zone, change)
+    _commit(zone, change, events.CREATE)
     return zone
 
 
@@ -180,40 +185,47 @@ def pools_for(project_id: str | None):
 
 
 @transaction.atomic
-def update_zone(zone_id, **fields) -> Zone:
-    """Change email, ttl or description; only email and ttl change the zone's content."""
+def update_zone(zone_id, *, actor: Actor = SYSTEM, **fields) -> Zone:
+    """Change email, ttl or description; only email and ttl change the zone's content (and are recorded,
+    with a description changed at the same time)."""
     zone = _lock(zone_id)
     if zone.action == Action.DELETE:
         validation.fail("zone", "The zone is being deleted.")
-    changed = False
+    change = journal.Change(zone, journal.ZONE_UPDATE, actor)
     if "email" in fields and fields["email"] is not None:
         email = validation.email(fields["email"])
-        changed |= email != zone.email
+        change.field("email", zone.email, email)
         zone.email = email
     if "ttl" in fields and fields["ttl"] is not None:
         ttl = validation.ttl(fields["ttl"])
-        changed |= ttl != zone.ttl
+        change.field("ttl", zone.ttl, ttl)
         zone.ttl = ttl
     if "description" in fields and fields["description"] is not None:
+        change.field("description", zone.description, fields["description"])
         zone.description = fields["description"]
+    changed = bool({"email", "ttl"} & set(change.zone_after))
     if changed:
         _bump(zone, Action.UPDATE)
     zone.save()
     if changed:
-        events.record_change(zone, events.UPDATE)
-        _write_managed_recordsets(zone)
-        _enqueue(zone)
+        # Every RRset without its own TTL is served with the new one; they are not read here, so this
+        # change cannot be an IXFR step (a secondary behind it gets an AXFR).
+        change.incremental = "ttl" not in change.zone_after
+        _write_managed_recordsets(zone, change)
+        _commit(zone, change, events.UPDATE)
     return zone
 
 
 @transaction.atomic
-def delete_zone(zone_id) -> Zone:
+def delete_zone(zone_id, *, actor: Actor = SYSTEM) -> Zone:
     zone = _lock(zone_id)
     if zone.action != Action.DELETE:
+        change = journal.Change(zone, journal.ZONE_DELETE, actor)
+        change.zone_before = {field: getattr(zone, field) for field in journal.ZONE_FIELDS}
+        change.incremental = False  # MiniDNS stops serving the zone: nothing to transfer
         _bump(zone, Action.DELETE)
         zone.save()
-        events.record_change(zone, events.DELETE)
-        _enqueue(zone)
+        _commit(zone, change, events.DELETE)
     return zone
 
 
@@ -233,6 +245,14 @@ def _bump(zone: Zone, action: str):
     zone.action = Action.CREATE if keep_create else action
 
 
+def _commit(zone: Zone, change: journal.Change, event_type: str):
+    """The end of every change, in its transaction: its one record, its outbox event (with the actor)
+    and its provisioning work (sent on commit)."""
+    row = journal.record(change)
+    events.record_change(zone, event_type, actor=change.actor, change_id=row.id)
+    _enqueue(zone)
+
+
 def _enqueue(zone: Zone):
     """Hand the change to Celery once it commits. If the broker is down the change is still safe
     in the database: recovery sends it when its enqueued_at is older than the propagation time."""
@@ -250,7 +270,7 @@ def _enqueue(zone: Zone):
     transaction.on_commit(send)
 
 
-def _write_managed_recordsets(zone: Zone):
+def _write_managed_recordsets(zone: Zone, change: journal.Change):
     """SOA and apex NS follow the zone and its pool; users never edit them. BIND 9 refuses to load a
     zone without NS records, so a pool without any takes no zone and no change."""
     ns = [validation.zone_name(r.hostname, "ns_records") for r in zone.pool.ns_records.all()]
@@ -259,16 +279,21 @@ def _write_managed_recordsets(zone: Zone):
                                    "served; an admin must give the pool its ns_records first.")
     soa = (f"{ns[0]} {validation.email_to_rname(zone.email)} {zone.serial} "
            f"{zone.refresh} {zone.retry} {zone.expire} {zone.minimum}")
-    _upsert_managed(zone, "SOA", [soa])
-    _upsert_managed(zone, "NS", ns)
+    _upsert_managed(zone, "SOA", [soa], change)
+    _upsert_managed(zone, "NS", ns, change)
 
 
-def _upsert_managed(zone: Zone, rtype: str, records: list[str]):
+def _upsert_managed(zone: Zone, rtype: str, records: list[str], change: journal.Change):
+    """Managed RRsets have no TTL of their own: they are served with the zone's."""
     rs, created = RecordSet.objects.get_or_create(
         zone=zone, name=zone.name, type=rtype,
         defaults={"records": records, "managed": True, "serial": zone.serial, "action": Action.CREATE},
     )
-    if not created and rs.records != records:
+    if created:
+        change.add(zone.name, rtype, zone.ttl, records)
+    elif rs.records != records:
+        change.remove(zone.name, rtype, change.zone_ttl_before, rs.records)
+        change.add(zone.name, rtype, zone.ttl, records)
         rs.records, rs.serial, rs.status, rs.action = records, zone.serial, RecordSet.Status.PENDING, Action.UPDATE
         rs.version += 1
         rs.save()
@@ -278,7 +303,7 @@ def _upsert_managed(zone: Zone, rtype: str, records: list[str]):
 
 
 @transaction.atomic
-def create_recordset(zone_id, *, name, type, records, ttl=None, description="") -> RecordSet:
+def create_recordset(zone_id, *, name, type, records, ttl=None, description="", actor: Actor = SYSTEM) -> RecordSet:
     zone = _lock(zone_id)
     _refuse_if_deleting(zone)
     rtype = validation.recordset_type(type)
@@ -298,22 +323,28 @@ def create_recordset(zone_id, *, name, type, records, ttl=None, description="") 
                  zone_records=zone.record_count + len(rdata))
     zone.recordset_count += 1
     zone.record_count += len(rdata)
+    change = journal.Change(zone, journal.RECORDSET_CREATE, actor)
     _bump(zone, Action.UPDATE)
     zone.save()
-    events.record_change(zone, events.UPDATE)
     rs = RecordSet.objects.create(zone=zone, name=name, type=rtype, ttl=ttl, records=rdata,
                                   description=description or "", serial=zone.serial)
-    _write_managed_recordsets(zone)
-    _enqueue(zone)
+    change.recordset_id = rs.id
+    change.add(name, rtype, effective_ttl(ttl, zone), rdata)
+    _write_managed_recordsets(zone, change)
+    _commit(zone, change, events.UPDATE)
     return rs
 
 
 @transaction.atomic
-def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., description=None) -> RecordSet:
-    """Replace records and/or ttl (ttl=None means 'use the zone TTL'); a no-op saves nothing."""
+def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., description=None,
+                     actor: Actor = SYSTEM) -> RecordSet:
+    """Replace records and/or ttl (ttl=None means 'use the zone TTL'); a no-op saves nothing, and a
+    description alone changes no serial and is not recorded."""
     zone = _lock(zone_id)
     _refuse_if_deleting(zone)
     rs = _user_recordset(zone, recordset_id)
+    change = journal.Change(zone, journal.RECORDSET_UPDATE, actor, recordset_id=rs.id)
+    change.remove(rs.name, rs.type, effective_ttl(rs.ttl, zone), rs.records)
     changed = False
     if records is not None:
         rdata = validation.records(records, rs.type, zone.name, rs.name)
@@ -332,31 +363,32 @@ def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., descriptio
     if changed:
         _bump(zone, Action.UPDATE)
         zone.save()
-        events.record_change(zone, events.UPDATE)
         rs.serial, rs.status, rs.action = zone.serial, RecordSet.Status.PENDING, Action.UPDATE
         rs.version += 1
-        _write_managed_recordsets(zone)
-        _enqueue(zone)
+        change.add(rs.name, rs.type, effective_ttl(rs.ttl, zone), rs.records)
+        _write_managed_recordsets(zone, change)
+        _commit(zone, change, events.UPDATE)
     rs.save()
     return rs
 
 
 @transaction.atomic
-def delete_recordset(zone_id, recordset_id) -> RecordSet:
+def delete_recordset(zone_id, recordset_id, *, actor: Actor = SYSTEM) -> RecordSet:
     zone = _lock(zone_id)
     _refuse_if_deleting(zone)
     rs = _user_recordset(zone, recordset_id)
     zone.recordset_count -= 1
     zone.record_count -= len(rs.records)
+    change = journal.Change(zone, journal.RECORDSET_DELETE, actor, recordset_id=rs.id)
+    change.remove(rs.name, rs.type, effective_ttl(rs.ttl, zone), rs.records)
     _bump(zone, Action.UPDATE)
     zone.save()
-    events.record_change(zone, events.UPDATE)
     rs_id = rs.id
     rs.delete()
     rs.id = rs_id  # Model.delete() clears the pk: callers still show which recordset went
     rs.status, rs.action = RecordSet.Status.PENDING, Action.DELETE
-    _write_managed_recordsets(zone)
-    _enqueue(zone)
+    _write_managed_recordsets(zone, change)
+    _commit(zone, change, events.UPDATE)
     return rs
 
 

@@ -1,7 +1,8 @@
 """PowerDNS Authoritative backend: zones are added and removed through its HTTP API.
 
-A zone becomes kind Slave with MiniDNS as masters, then ``PUT .../axfr-retrieve`` starts the
-transfer at once (otherwise it waits for the next xfr-cycle). Writes to one PowerDNS target are
+A zone becomes kind Slave with MiniDNS as masters and IXFR metadata 1 (PowerDNS asks for
+incremental transfers only then), then ``PUT .../axfr-retrieve`` starts the transfer at once
+(otherwise it waits for the next xfr-cycle). Writes to one PowerDNS target are
 serialised by a cluster-wide lock: its SQLite backend fails concurrent writes ("database is
 locked"). PowerDNS accepts NOTIFY only from the zone's masters' addresses (see pdns_conf()).
 Only the standard library talks HTTP here: the API needs nothing more.
@@ -61,6 +62,7 @@ class PowerDNSBackend(Backend):
             status, body = self._request("POST", "zones", self._zone_body(zone))
             if status not in (201, 409):  # 409 Conflict: already there
                 self._fail("POST", "zones", zone, status, body)
+            self._ask_for_ixfr(zone)
             self._retrieve(zone)
 
     def update_zone(self, zone_name: str) -> None:
@@ -74,6 +76,7 @@ class PowerDNSBackend(Backend):
                     self._fail("POST", "zones", zone, status, body)
             elif status != 204:
                 self._fail("PUT", self._zone_path(zone), zone, status, body)
+            self._ask_for_ixfr(zone)
             self._retrieve(zone)
 
     def delete_zone(self, zone_name: str) -> None:
@@ -129,6 +132,13 @@ class PowerDNSBackend(Backend):
             status, body = self._request("PUT", path, key)
         if status not in (200, 201):
             self._fail("POST", "tsigkeys", self._tsig["name"], status, body)
+
+    def _ask_for_ixfr(self, zone: str) -> None:
+        """PowerDNS transfers a secondary zone incrementally only when its IXFR metadata is 1."""
+        path = self._zone_path(zone) + "/metadata/IXFR"
+        status, body = self._request("PUT", path, {"kind": "IXFR", "metadata": ["1"]})
+        if status != 200:
+            self._fail("PUT", path, zone, status, body)
 
     def _retrieve(self, zone: str) -> None:
         """Transfer now instead of at the next xfr-cycle."""

@@ -13,9 +13,9 @@ from rest_framework import permissions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 
-from zones import accounts
-from zones import validation
-from zones.models import ProjectMembership
+from zones import accounts, validation
+from zones.journal import Actor
+from zones.models import ApiToken, ProjectMembership
 
 SUDO_HEADER = "X-Auth-Sudo-Project-ID"
 ALL_PROJECTS_HEADER = "X-Auth-All-Projects"
@@ -106,6 +106,13 @@ def project_scope(request) -> str | None:
     if all_projects(request):
         return sudo
     return sudo or membership_project(request.user)
+
+
+def actor_of(request) -> Actor:
+    """Who makes a change through the API: the user, and the token the call came with (none for a
+    session of the browsable API)."""
+    token = request.auth if isinstance(request.auth, ApiToken) else None
+    return Actor(request.user.pk, request.user.get_username(), str(token.id) if token else None, "api")
 
 
 def acting_project(request) -> str:

@@ -6,6 +6,7 @@ from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from . import reserved, views
+from .changes import ChangeViewSet, ZoneChangeViewSet
 from .events import EventListView
 from .quotas import LimitsView, OwnQuotaView, QuotaView
 from .tokens import TokenViewSet
@@ -39,6 +40,7 @@ urlpatterns = [
                                                   "delete": "destroy"}), name="zone-detail"),
     path("v2/zones/<str:zone_id>/nameservers", views.NameserversView.as_view(), name="zone-nameservers"),
     path("v2/zones/<str:zone_id>/propagation", views.PropagationView.as_view(), name="zone-propagation"),
+    path("v2/zones/<str:zone_id>/changes", ZoneChangeViewSet.as_view({"get": "list"}), name="zone-change-list"),
     path("v2/zones/<str:zone_id>/recordsets", recordsets.as_view({"get": "list", "post": "create"}),
          name="recordset-list"),
     path("v2/zones/<str:zone_id>/recordsets/<str:recordset_id>",
@@ -50,6 +52,7 @@ urlpatterns = [
     path("v2/pools/<str:pool_id>/targets/<str:target_id>/sync", views.TargetSyncView.as_view(),
          name="target-sync"),
     path("v2/events", EventListView.as_view(), name="event-list"),
+    path("v2/changes", ChangeViewSet.as_view({"get": "list"}), name="change-list"),
     path("v2/quotas", OwnQuotaView.as_view(), name="quota-own"),
     path("v2/quotas/<str:project_id>", QuotaView.as_view(), name="quota-detail"),
     path("v2/limits", LimitsView.as_view(), name="limits"),

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from zones import services
 from zones.models import Pool, RecordSet, Zone
 
-from .auth import API_PERMISSIONS, IsAdmin, IsAdminOrReadOnly, acting_project, is_admin, project_scope
+from .auth import API_PERMISSIONS, IsAdmin, IsAdminOrReadOnly, acting_project, actor_of, is_admin, project_scope
 from .errors import PoolNotFound, RecordSetNotFound, ZoneNotFound
 from .filters import PoolFilter, QueryParamsMixin, RecordSetFilter, ZoneFilter
 from .pagination import paginated
@@ -101,16 +101,16 @@ class ZoneViewSet(ListMixin, viewsets.GenericViewSet):
         data.pop("type", None)
         pool_id = data.pop("attributes", {}).get("pool_id")
         return self.accepted(services.create_zone(project_id=acting_project(request), pool_id=pool_id,
-                                                  admin=is_admin(request), **data))
+                                                  admin=is_admin(request), actor=actor_of(request), **data))
 
     @extend_schema(request=ZoneUpdateSerializer, responses={202: ZoneSerializer})
     def partial_update(self, request, zone_id):
         data = _input(ZoneUpdateSerializer, request)
-        return self.accepted(services.update_zone(self.get_object().id, **data))
+        return self.accepted(services.update_zone(self.get_object().id, actor=actor_of(request), **data))
 
     @extend_schema(request=None, responses={202: ZoneSerializer})
     def destroy(self, request, zone_id):
-        return self.accepted(services.delete_zone(self.get_object().id))
+        return self.accepted(services.delete_zone(self.get_object().id, actor=actor_of(request)))
 
 
 class RecordSetViewSet(ListMixin, viewsets.GenericViewSet):
@@ -142,16 +142,18 @@ class RecordSetViewSet(ListMixin, viewsets.GenericViewSet):
     @extend_schema(request=RecordSetCreateSerializer, responses={202: RecordSetSerializer})
     def create(self, request, zone_id):
         data = _input(RecordSetCreateSerializer, request)
-        return self.accepted(services.create_recordset(self.zone().id, **data))
+        return self.accepted(services.create_recordset(self.zone().id, actor=actor_of(request), **data))
 
     @extend_schema(request=RecordSetUpdateSerializer, responses={202: RecordSetSerializer})
     def update(self, request, zone_id, recordset_id):
         data = _input(RecordSetUpdateSerializer, request)
-        return self.accepted(services.update_recordset(self.zone().id, self.get_object().id, **data))
+        return self.accepted(services.update_recordset(self.zone().id, self.get_object().id,
+                                                       actor=actor_of(request), **data))
 
     @extend_schema(request=None, responses={202: RecordSetSerializer})
     def destroy(self, request, zone_id, recordset_id):
-        return self.accepted(services.delete_recordset(self.zone().id, self.get_object().id))
+        return self.accepted(services.delete_recordset(self.zone().id, self.get_object().id,
+                                                       actor=actor_of(request)))
 
 
 class AllRecordSetsViewSet(ListMixin, viewsets.GenericViewSet):
