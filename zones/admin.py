@@ -8,8 +8,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 
-from zones import quotas, reserved, services
+from zones import overview, quotas, reserved, services
 from zones.api.serializers import REDACTED, drop_redacted, redact_options
 from zones.models import (
     ApiToken,
@@ -372,3 +373,18 @@ class BlacklistAdmin(ReservedAdmin):
     save = staticmethod(reserved.save_blacklist)
     list_display = ["pattern", "description", "updated_at"]
     search_fields = ["pattern", "description"]
+
+
+# --- the operators' overview (admin/overview/, linked from the admin's index) ------------------------
+
+OVERVIEW_WINDOW = 3600  # seconds of server results the success rates count
+admin.site.index_template = "admin/zones/index.html"
+
+
+def overview_view(request):
+    """Per pool: zones by status, the oldest PENDING, zones in ERROR with reasons, each target's and
+    nameserver's recent success rate and lag; the outbox, the exists sweep and the periodic runs."""
+    context = {**admin.site.each_context(request), "title": "Overview", "window_minutes": OVERVIEW_WINDOW // 60,
+               "pools": overview.pools(OVERVIEW_WINDOW), "runs": overview.periodic_runs(),
+               "outbox": overview.outbox(), "exists": overview.exists_progress()}
+    return TemplateResponse(request, "admin/zones/overview.html", context)

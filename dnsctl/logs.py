@@ -1,0 +1,17 @@
+"""Logging filters: routine lines (Celery's per-task and per-tick lines) go to DEBUG."""
+import logging
+
+# Celery's message formats (celery.app.trace, celery.worker.strategy, celery.beat) for each task
+# received, succeeded, retried, and each schedule entry sent.
+ROUTINE = ("Task %(name)s[%(id)s] received", "Task %(name)s[%(id)s] succeeded", "Task %(name)s[%(id)s] retry",
+           "Scheduler: Sending due task")
+
+
+class RoutineAtDebug(logging.Filter):
+    """Turn routine INFO records into DEBUG ones, kept only where the logger is enabled for DEBUG."""
+
+    def filter(self, record):
+        if record.levelno == logging.INFO and isinstance(record.msg, str) and record.msg.startswith(ROUTINE):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+        return True
