@@ -28,11 +28,14 @@ from prometheus_client import multiprocess, values
 from prometheus_client.core import GaugeMetricFamily
 
 log = logging.getLogger(__name__)
-MULTIPROCESS = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+MULTIPROCESS = bool(_DIR) and os.path.isdir(_DIR) and os.access(_DIR, os.W_OK)
 if MULTIPROCESS:
     # One file per process, named by host and pid: containers sharing the directory may reuse pids.
     _host = socket.gethostname().replace("_", "-")
     values.ValueClass = values.MultiProcessValue(lambda: f"{_host}-{os.getpid()}")
+else:  # unset, or a process without the directory (a one-off command): count in memory
+    values.ValueClass = values.MutexValue
 
 SECONDS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
 
