@@ -178,4 +178,6 @@ def cached_check(only: tuple[str, ...] | None = None) -> tuple[bool, dict]:
 @require_safe
 def health_view(request):
     healthy, answer = cached_check()
-    return JsonResponse(answer, status=200 if healthy else 503)
+    response = JsonResponse(answer, status=200 if healthy else 503)
+    response._has_been_logged = True  # not Django's error line per 503: _note logs each change of state once
+    return response

@@ -1,10 +1,11 @@
 """Logging filters: routine lines (Celery's per-task and per-tick lines) go to DEBUG."""
 import logging
 
-# Celery's message formats (celery.app.trace, celery.worker.strategy, celery.beat) for each task
-# received, succeeded, retried, and each schedule entry sent.
+# Celery's message formats (celery.app.trace, celery.worker.strategy, celery.worker.request,
+# celery.beat) for each task received, succeeded, retried, dropped past its expiry (a beat tick that
+# waited behind a burst), and each schedule entry sent.
 ROUTINE = ("Task %(name)s[%(id)s] received", "Task %(name)s[%(id)s] succeeded", "Task %(name)s[%(id)s] retry",
-           "Scheduler: Sending due task")
+           "Discarding revoked task", "Scheduler: Sending due task")
 
 
 class RoutineAtDebug(logging.Filter):

@@ -101,7 +101,8 @@ LOGGING = {
     "filters": {"routine": {"()": "dnsctl.logs.RoutineAtDebug"}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {name: {"filters": ["routine"]} for name in ("celery.app.trace", "celery.worker.strategy", "celery.beat")},
+    "loggers": {name: {"filters": ["routine"]} for name in (
+        "celery.app.trace", "celery.worker.strategy", "celery.worker.request", "celery.beat")},
 }
 
 # --- REST API -------------------------------------------------------------------------------

@@ -178,3 +178,14 @@ def test_a_hanging_database_under_gunicorn_is_503_within_a_second(system, minidn
     finally:
         server.stop()
         hole.close()
+
+
+def test_routine_ticks_are_not_logged_at_info(system):
+    """Beat fires the outbox relay every second: neither beat nor the worker says so at INFO."""
+    worker, beat = system["processes"]["worker"], system["processes"]["beat"]
+    wait_until(lambda: health.heartbeat.newest("beat", 5, health._redis(system["redis"].url)), timeout=10,
+               message="beat ticking")
+    time.sleep(3)  # three relay ticks at least
+    assert "beat: Starting..." in beat.log_text() and " ready." in worker.log_text()  # INFO still logs
+    assert "Sending due task" not in beat.log_text()
+    assert "relay_events[" not in worker.log_text()  # (the banner lists the task, no run of it)
