@@ -116,7 +116,7 @@ PROBES = {f.__name__: f for f in (database, broker, result_backend, workers, bea
 _executors = {name: ThreadPoolExecutor(1, thread_name_prefix=f"health-{name}") for name in PROBES}
 _running: dict = {}  # name -> the probe's latest future (not started again while it runs)
 _last_state: dict[str, str] = {}
-_cache = {"at": -1e9, "key": None, "answer": None}
+_cache = {"at": -1e9, "answer": None}
 _lock = threading.Lock()
 
 
@@ -156,7 +156,7 @@ def check(only: list[str] | None = None) -> tuple[bool, dict]:
     components = {}
     for name, future in futures.items():
         if future.done():
-            components[name] = future.result()
+            components[name] = dict(future.result())
         else:
             components[name] = {"state": "down", "error": f"no answer within {timeout:g}s"}
             _note(name, "down", "no answer in time")
@@ -165,12 +165,11 @@ def check(only: list[str] | None = None) -> tuple[bool, dict]:
     return not down, {"status": "down" if down else "ok", "down": down, "components": components}
 
 
-def cached_check(only: tuple[str, ...] | None = None) -> tuple[bool, dict]:
+def cached_check() -> tuple[bool, dict]:
     """check(), answered from this process's last result for HEALTH_CACHE_SECONDS."""
     with _lock:
-        now = time.monotonic()
-        if _cache["key"] != only or now - _cache["at"] >= _conf("CACHE_SECONDS"):
-            _cache.update(answer=check(list(only) if only else None), at=time.monotonic(), key=only)
+        if time.monotonic() - _cache["at"] >= _conf("CACHE_SECONDS"):
+            _cache.update(answer=check(), at=time.monotonic())
         return _cache["answer"]
 
 

@@ -8,11 +8,16 @@ ROUTINE = ("Task %(name)s[%(id)s] received", "Task %(name)s[%(id)s] succeeded", 
            "Discarding revoked task", "Scheduler: Sending due task")
 
 
-class RoutineAtDebug(logging.Filter):
-    """Turn routine INFO records into DEBUG ones, kept only where the logger is enabled for DEBUG."""
+class Routine(logging.Filter):
+    """Log routine INFO records at `level` (LOG_ROUTINE_LEVEL, DEBUG by default): they are kept only
+    where the logger is enabled for that level."""
+
+    def __init__(self, level: str = "DEBUG"):
+        super().__init__()
+        self.level = logging.getLevelName(level.upper())
 
     def filter(self, record):
         if record.levelno == logging.INFO and isinstance(record.msg, str) and record.msg.startswith(ROUTINE):
-            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-            return logging.getLogger(record.name).isEnabledFor(logging.DEBUG)
+            record.levelno, record.levelname = self.level, logging.getLevelName(self.level)
+            return logging.getLogger(record.name).isEnabledFor(self.level)
         return True

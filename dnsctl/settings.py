@@ -94,11 +94,11 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "static"
 
 # INFO is for what a person acts on: Celery's line for every task received, succeeded or retried
-# and beat's for every tick it sends are routine, and logged at DEBUG (dnsctl/logs.py).
+# and beat's for every tick it sends are routine, logged at LOG_ROUTINE_LEVEL (dnsctl/logs.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"routine": {"()": "dnsctl.logs.RoutineAtDebug"}},
+    "filters": {"routine": {"()": "dnsctl.logs.Routine", "level": env("LOG_ROUTINE_LEVEL", default="DEBUG")}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {name: {"filters": ["routine"]} for name in (

@@ -36,7 +36,7 @@ def system(system_env, minidns_address, tmp_path_factory):
     """A worker and beat on a private Redis, beating every 0.3 s."""
     redis_server = RedisServer().start()
     env = {**system_env, "REDIS_URL": redis_server.url, "COORDINATION_URL": redis_server.url,
-           "HEARTBEAT_INTERVAL": "0.3"}
+           "HEARTBEAT_INTERVAL": "0.3", "LOG_ROUTINE_LEVEL": "DEBUG"}
     beat_dir = str(tmp_path_factory.mktemp("beat"))
     processes = {"worker": celery_worker(env), "beat": celery_beat(env, beat_dir)}
     yield {"redis": redis_server, "env": env, "processes": processes,

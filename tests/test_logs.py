@@ -1,15 +1,15 @@
-"""Routine lines go to DEBUG: dnsctl.logs.RoutineAtDebug on Celery's per-task and per-tick loggers."""
+"""Routine lines go to DEBUG: dnsctl.logs.Routine on Celery's per-task and per-tick loggers."""
 import logging
 
 import pytest
 
-from dnsctl.logs import RoutineAtDebug
+from dnsctl.logs import Routine
 
 
 @pytest.fixture
 def logger():
     logger = logging.getLogger("dnsctl.tests.routine")
-    logger.addFilter(RoutineAtDebug())
+    logger.addFilter(Routine())
     yield logger
     logger.filters.clear()
 
@@ -39,3 +39,12 @@ def test_other_lines_keep_their_level(logger, caplog):
         logger.error("Task %(name)s[%(id)s] raised unexpected: %(exc)s", {"name": "t", "id": "1", "exc": "x"})
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("INFO", "beat: Starting..."), ("ERROR", "Task t[1] raised unexpected: x")]
+
+
+def test_the_level_is_a_setting(caplog):
+    logger = logging.getLogger("dnsctl.tests.routine-info")
+    logger.addFilter(Routine("INFO"))
+    with caplog.at_level(logging.INFO, logger=logger.name):
+        logger.info("Scheduler: Sending due task %s (%s)", "recovery", "workers.tasks.recover")
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("INFO", "Scheduler: Sending due task recovery (workers.tasks.recover)")]

@@ -47,7 +47,7 @@ class Command(BaseCommand):
         token_key = self.demo_token(user, token_file)
 
         procs = {
-            "web": f"gunicorn dnsctl.wsgi -b 127.0.0.1:{api_port} -w 2 --access-logfile -",
+            "web": f"gunicorn -c python:dnsctl.gunicorn dnsctl.wsgi -b 127.0.0.1:{api_port} -w 2 --access-logfile -",
             "worker": "celery -A dnsctl worker -l info -P threads -c 8",
             "beat": f"celery -A dnsctl beat -l info -s {run / 'celerybeat-schedule'}",
             "minidns": f"python manage.py minidns --host 127.0.0.1 --port {minidns_port}",
