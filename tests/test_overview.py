@@ -23,7 +23,8 @@ def pool():
     return services.save_pool(
         None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
         targets=[{"name": name, "type": "bind9", "masters": ["127.0.0.1:5354"],
-                  "options": {"rndc_host": "127.0.0.1", "rndc_key_secret": "c2VjcmV0"}} for name in ("bind-a", "bind-b")],
+                  "options": {"rndc_host": "127.0.0.1", "rndc_key_secret": "c2VjcmV0"}}
+                 for name in ("bind-a", "bind-b")],
         nameservers=[{"host": "127.0.0.1", "port": 5300, "name": "ns1.example.net."},
                      {"host": "127.0.0.1", "port": 5301}])
 
@@ -43,7 +44,8 @@ def zones(pool):
     active = [make_zone(f"ok{i}.example.com.", "ACTIVE") for i in range(3)]
     old = make_zone("old-pending.example.com.", "PENDING", age=600)
     make_zone("new-pending.example.com.", "PENDING", age=5)
-    broken = make_zone("broken.example.com.", "ERROR", reason="CREATE succeeded on 1 of 2 targets: bind-b: rndc refused")
+    broken = make_zone("broken.example.com.", "ERROR",
+                       reason="CREATE succeeded on 1 of 2 targets: bind-b: rndc refused")
     for zone in active:  # bind-a applied everything; bind-b failed one zone; ns2 lags on one
         services.record_target_result(zone.id, a.id, "CREATE", zone.serial, True)
         services.record_target_result(zone.id, b.id, "CREATE", zone.serial, zone != active[0], "rndc: refused")
