@@ -9,3 +9,13 @@ app = Celery("dnsctl")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"])
 app.autodiscover_tasks(["workers"], related_name="event_tasks")
+
+
+def _add_heartbeat():
+    """A worker's consumer writes a heartbeat for /health while it takes tasks (workers/heartbeat.py)."""
+    from workers.heartbeat import WorkerHeartbeat
+
+    app.steps["consumer"].add(WorkerHeartbeat)
+
+
+_add_heartbeat()

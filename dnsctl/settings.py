@@ -98,11 +98,16 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "static"
 
+# INFO is for what a person acts on: Celery's line for every task received, succeeded or retried
+# and beat's for every tick it sends are routine, logged at LOG_ROUTINE_LEVEL (dnsctl/logs.py).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {"routine": {"()": "dnsctl.logs.Routine", "level": env("LOG_ROUTINE_LEVEL", default="DEBUG")}},
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
+    "loggers": {name: {"filters": ["routine"]} for name in (
+        "celery.app.trace", "celery.worker.strategy", "celery.worker.request", "celery.beat")},
 }
 
 # --- REST API -------------------------------------------------------------------------------
@@ -165,6 +170,9 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
     "retry_policy": {"max_retries": None, "interval_start": 0, "interval_step": 1, "interval_max": 5},
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Beat's scheduler also writes a heartbeat for /health (workers/heartbeat.py), at least every 5 s.
+CELERY_BEAT_SCHEDULER = "workers.heartbeat:BeatScheduler"
+CELERY_BEAT_MAX_LOOP_INTERVAL = 5
 
 # --- Coordination (tooz) ----------------------------------------------------------------------
 COORDINATION_URL = env("COORDINATION_URL", default=REDIS_URL)
@@ -193,6 +201,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 if env("SECURE_PROXY_SSL_HEADER", default=""):
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + env("SECURE_PROXY_SSL_HEADER").upper().replace("-", "_"), "https")
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^health$", r"^metrics$"]  # load balancers and Prometheus call them over plain http
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
@@ -292,3 +301,26 @@ CELERY_BEAT_SCHEDULE.update({
     "events-trim": {"task": "workers.event_tasks.trim_events", "schedule": EVENTS["TRIM_INTERVAL"],
                     "options": {"expires": EVENTS["TRIM_INTERVAL"]}},
 })
+
+# --- operations: GET /health and GET /metrics (README "Health", "Metrics")
+HEALTH = {
+    # Components whose failure makes /health answer 503 (every component is reported either way).
+    "REQUIRED": env.list("HEALTH_REQUIRED", default=[
+        "database", "broker", "result_backend", "workers", "beat", "minidns", "coordination"]),
+    "TIMEOUT": env.float("HEALTH_TIMEOUT", default=0.8),  # the longest /health waits for its probes
+    "PROBE_TIMEOUT": env.float("HEALTH_PROBE_TIMEOUT", default=0.5),  # each probe's socket timeout
+    "CACHE_SECONDS": env.float("HEALTH_CACHE_SECONDS", default=1.0),  # one answer per process this long
+    # Workers and beat write a heartbeat every HEARTBEAT_INTERVAL s; older than *_MAX_AGE s is down.
+    "HEARTBEAT_INTERVAL": env.float("HEARTBEAT_INTERVAL", default=2.0),
+    "WORKER_MAX_AGE": env.float("HEALTH_WORKER_MAX_AGE", default=10.0),
+    "BEAT_MAX_AGE": env.float("HEALTH_BEAT_MAX_AGE", default=15.0),
+    # Where the MiniDNS probe sends its SOA query (a MiniDNS bound to 0.0.0.0 is asked on 127.0.0.1).
+    "MINIDNS_HOST": {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(env("MINIDNS_HOST", default="127.0.0.1"),
+                                                          env("MINIDNS_HOST", default="127.0.0.1")),
+    "MINIDNS_PORT": env.int("MINIDNS_PORT", default=5354),
+}
+METRICS = {
+    "TOKEN": env("METRICS_TOKEN", default=""),  # set: /metrics needs "Authorization: Bearer <token>"
+    "DB_CACHE_SECONDS": env.float("METRICS_DB_CACHE_SECONDS", default=5.0),  # database gauges reread at most this often
+    "DB_TIMEOUT": env.float("METRICS_DB_TIMEOUT", default=3.0),  # statement timeout of those reads
+}

@@ -4,7 +4,10 @@ from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
 from django.views.generic import RedirectView
 
+from dnsctl.health import health_view
+from dnsctl.metrics import metrics_view
 from dnsctl.middleware import error
+from zones.admin import overview_view
 
 
 @csrf_exempt
@@ -37,6 +40,9 @@ handler404 = page_not_found
 handler500 = server_error
 
 urlpatterns = [
+    path("health", health_view, name="health"),
+    path("metrics", csrf_exempt(metrics_view), name="metrics"),
+    path("admin/overview/", admin.site.admin_view(overview_view), name="admin-overview"),
     path("admin/", admin.site.urls),
     path("admin", csrf_exempt(RedirectView.as_view(url="/admin/", permanent=True))),  # what APPEND_SLASH did
     path("", include("zones.api.urls")),

@@ -40,6 +40,7 @@ def system_env(django_db_setup, django_db_blocker):
         "TARGET_MAX_RETRIES": "1",
         "TARGET_RETRY_INTERVAL": "0.2",
         "LOG_LEVEL": "INFO",
+        "LOG_ROUTINE_LEVEL": "INFO",  # tests read Celery's per-task and per-tick lines in the processes' logs
     }
 
 

@@ -7,6 +7,7 @@ from celery import shared_task
 from django.conf import settings
 from tooz import coordination as tooz_coordination
 
+from dnsctl import metrics
 from workers import coordination
 from workers.producer import EventBus, relay_outbox
 from zones import events
@@ -20,7 +21,9 @@ def relay_events() -> int:
     is down the events stay in the outbox and the next beat tick tries again."""
     try:
         with coordination.lock("events-relay", blocking=False) as mine:
-            return relay_outbox(EventBus(), settings.EVENTS["RELAY_BATCH_SIZE"]) if mine else 0
+            sent = relay_outbox(EventBus(), settings.EVENTS["RELAY_BATCH_SIZE"]) if mine else 0
+        metrics.EVENTS_PUBLISHED.labels("outbox").inc(sent)
+        return sent
     except (redis.RedisError, tooz_coordination.ToozError) as exc:
         log.warning("events wait in the outbox, the bus is unreachable: %s", exc)
         return 0

@@ -16,6 +16,7 @@ import logging
 import socket
 import struct
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Protocol
 
@@ -30,6 +31,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.tsig
 
+from dnsctl import metrics
 from zones.serials import is_newer
 
 log = logging.getLogger(__name__)
@@ -478,10 +480,12 @@ class MiniDNS:
                     zone = self._cached(zone_id, serial)
                     if zone is not None:
                         return zone
+                started = time.perf_counter()
                 found = self.source.records(zone_id)
                 if found is None:
                     raise LookupError(f"zone {zone_id} has no records")
                 zone = RenderedZone.build(*found)
+                metrics.MINIDNS_RENDER_SECONDS.observe(time.perf_counter() - started)
                 with self._lock:
                     self.renders += 1
                     self._store(zone_id, zone)
@@ -603,7 +607,7 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
     clients: dict[asyncio.Task, asyncio.StreamWriter] = {}
 
     def submit(wire, peer, tcp):
-        return loop.run_in_executor(pool, _in_worker, minidns.handle, wire, peer, tcp)
+        return loop.run_in_executor(pool, _in_worker, metrics.observe_minidns, minidns.handle, wire, peer, tcp)
 
     async def tcp_client(reader, writer):
         """RFC 7766: 2-byte length prefix, several queries per connection, closed when idle."""

@@ -14,6 +14,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, close_old_connections
 
+from dnsctl import metrics
 from workers import coordination
 from workers.partitioner import Partitioner
 from zones import events
@@ -132,6 +133,8 @@ class Producer:
             locked, finished, zones = events.sweep_batch(period, asked, self.interval, self.batch_size,
                                                          self.bus.publish, self.partitioner.member)
             self.zones_read, self.shards_finished = self.zones_read + zones, self.shards_finished + len(finished)
+            metrics.EVENTS_PUBLISHED.labels("exists").inc(zones)
+            metrics.EXISTS_SHARDS.inc(len(finished))
             worked |= bool(locked)
             # Finished shards are off the list, and so are those another producer holds for now (a
             # later sweep tries them again); a partly swept shard stays first.

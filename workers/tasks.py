@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from celery import chord, group, shared_task
 from django.conf import settings
 
+from dnsctl import metrics
 from workers import consensus, dnsclient, periodic
 from workers.backends import get_backend
 from zones import journal, services
@@ -97,7 +98,8 @@ def target_batch(self, pool_id, target_id, refs, mode, errors=None):
     for a target's failure (the chord body decides); the failed zones are retried first."""
     errors = dict(errors or {})
     refs = services.current_refs(refs, mode)
-    target = next((t for t in (services.pool_work(pool_id) or {}).get("targets", []) if t["id"] == target_id), None)
+    pool = services.pool_work(pool_id) or {}
+    target = next((t for t in pool.get("targets", []) if t["id"] == target_id), None)
     name = target["name"] if target else target_id
     if target is None:
         results = {r["name"]: "target removed from the pool" for r in refs}
@@ -112,7 +114,11 @@ def target_batch(self, pool_id, target_id, refs, mode, errors=None):
         errors[ref["id"]] = results.get(ref["name"], "no result from the backend")
     failed = [ref for ref in refs if errors[ref["id"]]]
     max_retries, interval = _retry_policy(mode)
-    if failed and self.request.retries < max_retries:
+    retrying = failed and self.request.retries < max_retries
+    pool_name = pool.get("name", pool_id)
+    metrics.TARGET_ACTIONS.labels(pool_name, name, "ok").inc(len(refs) - len(failed))
+    metrics.TARGET_ACTIONS.labels(pool_name, name, "retry" if retrying else "error").inc(len(failed))
+    if retrying:
         services.record_target_results(target_id, [r for r in refs if r not in failed], errors)
         raise self.retry(args=(pool_id, target_id, failed, mode), kwargs={"errors": errors},
                          countdown=interval, max_retries=max_retries)
@@ -203,6 +209,9 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None):
         _record_polls(nameserver_id, [r for r in refs if r not in behind], seen)
         raise self.retry(args=(nameserver_id, host, port, behind, mode), kwargs={"seen": seen},
                          countdown=_conf("POLL_RETRY_INTERVAL"), max_retries=_conf("POLL_MAX_RETRIES"))
+    no_answer = sum(1 for ref in behind if seen[ref["id"]][2])
+    for outcome, count in (("ok", len(refs) - len(behind)), ("error", no_answer), ("behind", len(behind) - no_answer)):
+        metrics.NAMESERVER_POLLS.labels(f"{host}:{port}", outcome).inc(count)
     for ref in behind:
         observed, _, error = seen[ref["id"]]
         if not error:
@@ -261,9 +270,15 @@ def _sweep(name, interval_setting, force, body):
     """Run body(summary) if this node should run the sweep now (see workers.periodic)."""
     with periodic.once_per_interval(name, _conf(interval_setting), force) as summary:
         if summary is None:
+            metrics.PERIODIC_RUNS.labels(name, "skipped").inc()
             return "skipped: ran this interval or running elsewhere"
         body(summary)
-        return summary
+    metrics.PERIODIC_RUNS.labels(name, "ran").inc()
+    for count, value in summary.items():
+        metrics.PERIODIC_ZONES.labels(name, count).inc(value)
+    # Something a person may act on only when the sweep found work.
+    log.log(logging.INFO if any(summary.values()) else logging.DEBUG, "%s: %s", name, summary or "nothing to do")
+    return summary
 
 
 @shared_task(ignore_result=True)

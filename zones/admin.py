@@ -8,8 +8,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 
-from zones import journal, quotas, reserved, services
+from zones import journal, overview, quotas, reserved, services
 from zones.api.serializers import REDACTED, drop_redacted, redact_options
 from zones.models import (
     ApiToken,
@@ -392,3 +393,18 @@ class ZoneChangeAdmin(ReadOnlyAdmin):
     fields = ["id", "created_at", "zone_name", "zone_id", "project_id", "action", "recordset_id", "serial_before",
               "serial", "actor_name", "actor_user_id", "actor_token_id", "actor_via", "zone_before", "zone_after",
               "removed", "added", "incremental"]
+
+
+# --- the operators' overview (admin/overview/, linked from the admin's index) ------------------------
+
+OVERVIEW_WINDOW = 3600  # seconds of server results the success rates count
+admin.site.index_template = "admin/zones/index.html"
+
+
+def overview_view(request):
+    """Per pool: zones by status, the oldest PENDING, zones in ERROR with reasons, each target's and
+    nameserver's recent success rate and lag; the outbox, the exists sweep and the periodic runs."""
+    context = {**admin.site.each_context(request), "title": "Overview", "window_minutes": OVERVIEW_WINDOW // 60,
+               "pools": overview.pools(OVERVIEW_WINDOW), "runs": overview.periodic_runs(),
+               "outbox": overview.outbox(), "exists": overview.exists_progress()}
+    return TemplateResponse(request, "admin/zones/overview.html", context)

@@ -20,6 +20,8 @@ from django.db.models import Case, Exists, F, OuterRef, Q, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from dnsctl import metrics
+
 from . import events, journal, quotas, reserved, validation
 from .journal import SYSTEM, Actor, effective_ttl
 from .models import (
@@ -419,7 +421,7 @@ def pool_work(pool_id) -> dict | None:
     if pool is None:
         return None
     return {
-        "id": str(pool.id), "threshold": pool.threshold_percentage,
+        "id": str(pool.id), "name": pool.name, "threshold": pool.threshold_percentage,
         "notify_source": pool.notify_source,  # dnsclient.send_notify(..., source=...)
         "catalog_zone": pool.catalog_zone,  # set: the targets' backends only call workers.catalog.members_changed
         "targets": [
@@ -534,8 +536,10 @@ def finish_zone_action(zone_id, action, serial, ok: bool, reason: str = "", tena
     """Record the outcome of the work for `serial`. A newer change wins: an older result is dropped."""
     zone = Zone.objects.select_for_update().filter(id=zone_id, deleted_at__isnull=True).first()
     if zone is None or zone.serial != serial or zone.action != action:
-        log.info("zone %s: result for %s@%s dropped, the zone moved on", zone_id, action, serial)
+        log.debug("zone %s: result for %s@%s dropped, the zone moved on", zone_id, action, serial)
         return False
+    if zone.status == Status.PENDING:  # the change's own outcome (a retry of an ERROR is not timed again)
+        metrics.change_settled(action, ok, zone.updated_at, timezone.now())
     zone.enqueued_at = None
     if not ok:
         zone.status, zone.reason = Status.ERROR, reason[:4000]
