@@ -49,9 +49,12 @@ def assert_error(response_code, body, code, error_type):
 
 @pytest.fixture(scope="module")
 def server(system_env):
-    """gunicorn with two workers of six threads, small body limits and a small write rate."""
+    """gunicorn with two workers of six threads, small body limits and a small write rate. Its
+    changes go to an in-memory broker: no worker of other tests writes to the database while a
+    test's teardown flushes it (that deadlocked)."""
     port = free_port(udp_too=False)
-    env = {**system_env, "API_MAX_BODY_SIZE": str(BODY_LIMIT), "IMPORT_MAX_BODY_SIZE": str(IMPORT_LIMIT),
+    env = {**system_env, "CELERY_BROKER_URL": "memory://",
+           "API_MAX_BODY_SIZE": str(BODY_LIMIT), "IMPORT_MAX_BODY_SIZE": str(IMPORT_LIMIT),
            "API_WRITE_RATE": f"{SERVER_RATE}/day", "GUNICORN_CMD_ARGS": "--threads 6 --access-logformat '%(p)s %(s)s %(r)s'"}
     process = web(env, port)
     try:
