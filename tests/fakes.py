@@ -10,7 +10,7 @@ class FakeBackend(Backend):
     calls: list = []
 
     def __init__(self, name, options, masters):
-        self.name, self.options, self.masters = name, options, masters
+        super().__init__(name, options, masters)
 
     def _call(self, op, zone_name):
         FakeBackend.calls.append((self.name, op, zone_name))

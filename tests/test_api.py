@@ -826,6 +826,12 @@ def test_users_cannot_write_pools(alice, pool):
                    "options": {"rndc_key_secret": SECRET, "x": {"y": ["\u0000"]}}}]}, "targets[0].options"),
     ({"targets": [{"name": "b", "type": "bind9", "masters": ["127.0.0.1:5354"],
                    "options": {"rndc_key_secret": SECRET, "rndc_port": "abc"}}]}, "targets[0].options"),
+    ({"targets": [{"name": "b", "type": "bind9", "masters": ["127.0.0.1:5354"],
+                   "options": {"rndc_key_secret": SECRET, "parallel": "many"}}]}, "targets[0].options"),
+    ({"targets": [{"name": "b", "type": "bind9", "masters": ["127.0.0.1:5354"],
+                   "options": {"rndc_key_secret": SECRET, "timeout": "nan"}}]}, "targets[0].options"),
+    ({"targets": [{"name": "p", "type": "pdns", "masters": ["127.0.0.1:5354"],
+                   "options": {"api_url": "http://[::1", "api_key": "k"}}]}, "targets[0].options"),
     ({"ns_records": [{"hostname": "ns1.example.org.", "priority": 10**9}]}, "ns_records[0].priority"),
 ])
 def test_bad_pools_are_400_and_write_nothing(admin, pool, change, field):

@@ -40,6 +40,25 @@ class Backend:
         self.name = name
         self.options = dict(options or {})
         self.masters = [(str(host), int(port)) for host, port in masters]
+        self.timeout = self.number("timeout", float, 10, 0, 3600)
+        self.parallel = self.number("parallel", int, self.default_parallel, 0, 64)
+
+    def number(self, option: str, kind: type, default, low, high):
+        """A numeric option (default when unset), low < value <= high, or a BackendError naming it:
+        options come from people, and a wrong one must be refused when the target is saved."""
+        value = self.options.get(option)
+        try:
+            value = default if value in (None, "") else kind(value)
+        except (TypeError, ValueError, OverflowError):
+            raise BackendError(f"{self.kind} target {self.name!r}: option {option} must be a number") from None
+        if not low < value <= high:  # NaN fails too
+            raise BackendError(f"{self.kind} target {self.name!r}: option {option} must be above {low} "
+                               f"and at most {high}")
+        return value
+
+    @property
+    def kind(self) -> str:
+        return type(self).__module__.rsplit(".", 1)[-1]
 
     def create_zone(self, zone_name: str) -> None:
         """Make the target a secondary for zone_name ("example.com.", absolute)."""
@@ -75,8 +94,7 @@ class Backend:
             except BackendError as exc:
                 return zone_name, str(exc)
 
-        workers = max(1, int(self.options.get("parallel") or self.default_parallel))
-        with ThreadPoolExecutor(max_workers=workers) as pool:
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
             return dict(pool.map(one, changes))
 
     default_parallel = 1

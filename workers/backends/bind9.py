@@ -45,15 +45,7 @@ class Bind9Backend(Backend):
         self.rndc_host = str(opts.get("rndc_host") or "127.0.0.1")
         self.key_name = str(opts.get("rndc_key_name") or "rndc-key")
         self.key_algorithm = str(opts.get("rndc_key_algorithm") or "hmac-sha256").lower()
-        try:
-            self.rndc_port = int(opts.get("rndc_port") or 953)
-            self.timeout = float(opts.get("timeout") or 10)
-        except (TypeError, ValueError):
-            raise BackendError(f"bind9 target {name!r}: options rndc_port and timeout must be numbers") from None
-        if not 0 < self.rndc_port < 65536:
-            raise BackendError(f"bind9 target {name!r}: option rndc_port must be between 1 and 65535")
-        if not 0 < self.timeout <= 3600:
-            raise BackendError(f"bind9 target {name!r}: option timeout must be between 0 and 3600 seconds")
+        self.rndc_port = self.number("rndc_port", int, 953, 0, 65535)
         self._secret = str(opts.get("rndc_key_secret") or "")
         # TSIG for transfers from MiniDNS: named.conf must define this key (named_conf(tsig=...)).
         self.tsig_key_name = str((opts.get("tsig_key") or {}).get("name") or "")

@@ -36,17 +36,11 @@ class KnotBackend(Backend):
         super().__init__(name, options, masters)
         self.socket = str(self.options.get("socket") or "")
         self.template = str(self.options.get("template") or "dnsctl")
-        try:
-            self.timeout = float(self.options.get("timeout") or 10)
-        except (TypeError, ValueError):
-            raise BackendError(f"knot target {name!r}: timeout must be a number of seconds") from None
         if not self.socket.startswith("/"):
             raise BackendError(f"knot target {name!r}: option socket (absolute path of knotd's control socket) "
                                "is required")
         if not NAME_RE.match(self.template):
             raise BackendError(f"knot target {name!r}: invalid template {self.template!r}")
-        if not 0 < self.timeout <= 3600:
-            raise BackendError(f"knot target {name!r}: timeout must be between 0 and 3600 seconds")
 
     # -- Backend API -----------------------------------------------------
     def create_zone(self, zone_name: str) -> None:

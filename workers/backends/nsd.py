@@ -35,17 +35,11 @@ class NsdBackend(Backend):
         super().__init__(name, options, masters)
         self.config = str(self.options.get("config") or "")
         self.pattern = str(self.options.get("pattern") or "dnsctl")
-        try:
-            self.timeout = float(self.options.get("timeout") or 10)
-        except (TypeError, ValueError):
-            raise BackendError(f"nsd target {name!r}: timeout must be a number of seconds") from None
         if not self.config.startswith("/"):
             raise BackendError(f"nsd target {name!r}: option config (absolute path of the nsd.conf "
                                "nsd-control reads) is required")
         if not PATTERN_RE.match(self.pattern):
             raise BackendError(f"nsd target {name!r}: invalid pattern {self.pattern!r}")
-        if not 0 < self.timeout <= 3600:
-            raise BackendError(f"nsd target {name!r}: timeout must be between 0 and 3600 seconds")
 
     # -- Backend API -----------------------------------------------------
     def create_zone(self, zone_name: str) -> None:

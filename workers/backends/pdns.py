@@ -38,11 +38,11 @@ class PowerDNSBackend(Backend):
         self.server_id = str(self.options.get("server_id") or "localhost")
         self._tsig = self.options.get("tsig_key") or None  # {name, algorithm, secret}: signs transfers
         try:
-            self.timeout = float(self.options.get("timeout") or 10)
-        except (TypeError, ValueError):
-            raise BackendError(f"pdns target {name!r}: timeout must be a number of seconds") from None
-        parts = urllib.parse.urlsplit(self.api_url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+            parts = urllib.parse.urlsplit(self.api_url)
+            usable = parts.scheme in ("http", "https") and parts.hostname
+        except ValueError:  # e.g. an unclosed IPv6 bracket
+            usable = False
+        if not usable:
             raise BackendError(f"pdns target {name!r}: option api_url must be an http(s) URL, "
                                "e.g. http://127.0.0.1:8081")
         if not self._api_key:
@@ -51,8 +51,6 @@ class PowerDNSBackend(Backend):
             raise BackendError(f"pdns target {name!r}: no masters to transfer from")
         if self._tsig and not all(self._tsig.get(k) for k in ("name", "algorithm", "secret")):
             raise BackendError(f"pdns target {name!r}: tsig_key needs a name, an algorithm and a secret")
-        if not 0 < self.timeout <= 3600:
-            raise BackendError(f"pdns target {name!r}: timeout must be between 0 and 3600 seconds")
 
     # -- Backend API -----------------------------------------------------
     def create_zone(self, zone_name: str) -> None:
