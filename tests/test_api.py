@@ -833,6 +833,9 @@ def test_users_cannot_write_pools(alice, pool):
     ({"targets": [{"name": "p", "type": "pdns", "masters": ["127.0.0.1:5354"],
                    "options": {"api_url": "http://[::1", "api_key": "k"}}]}, "targets[0].options"),
     ({"ns_records": [{"hostname": "ns1.example.org.", "priority": 10**9}]}, "ns_records[0].priority"),
+    ({"nameservers": [{"host": "127.0.0.1", "port": 5300, "name": 5}]}, "nameservers[0].name"),
+    ({"nameservers": [{"host": "127.0.0.1", "port": 5300, "name": "not a name!"}]}, "nameservers[0].name"),
+    ({"allowed_projects": ["p1", 7]}, "allowed_projects[1]"),
 ])
 def test_bad_pools_are_400_and_write_nothing(admin, pool, change, field):
     before = Pool.objects.count()

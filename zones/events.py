@@ -47,12 +47,12 @@ def envelope(event_id, event_type: str, timestamp: str, payload: dict) -> dict:
 # --- the outbox (create / update / delete) ---------------------------------------------------------
 
 
-def record_change(zone: Zone, event_type: str, actor=None, change_id: int | None = None) -> OutboxEvent:
+def record_change(zone: Zone, event_type: str, actor, change_id: int) -> OutboxEvent:
     """Write the change's event; call inside the change's transaction, after the zone is saved. It
     carries who made the change (a zones.journal.Actor) and the id of the change's record."""
     assert connection.in_atomic_block, "an outbox event must be written in its change's transaction"
     payload = zone_payload({f: getattr(zone, f) for f in ZONE_FIELDS})
-    payload.update(actor=actor.as_dict() if actor else None, change_id=change_id)
+    payload.update(actor=actor.as_dict(), change_id=change_id)
     return OutboxEvent.objects.create(type=event_type, zone_id=zone.id, payload=payload)
 
 
