@@ -38,25 +38,17 @@ def prepare():
     from django.db import connection
 
     from bench.propagation import _create_database
-    from zones import accounts, reserved, services
+    from tests.fakes import one_of_everything
 
     _create_database(connection.settings_dict)
     call_command("migrate", verbosity=0)
     call_command("flush", interactive=False, verbosity=0)
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    pool = services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
-    zone = services.create_zone(project_id="p1", name="fuzz.example.", email="hostmaster@fuzz.example")
-    recordset = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
-    member, admin = accounts.api_user("alice", "p1"), accounts.api_user("root", "ops", accounts.Role.ADMIN)
-    spare = accounts.issue_token(member)
-    ids = {"zone_id": zone.id, "recordset_id": recordset.id, "pool_id": pool.id, "project_id": "p1",
-           "tld_id": reserved.save_tld(None, name="example").id,
-           "blacklist_id": reserved.save_blacklist(None, pattern=r"^evil\.").id,
-           "token_id": accounts.find_token(spare).id, "target_id": "bind-1"}
+    world = one_of_everything()
     env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": os.environ["TEST_DATABASE_URL"],
            "REDIS_URL": settings.REDIS_URL, "CONN_MAX_AGE": "300", "API_WRITE_RATE": "",
            "CELERY_TASK_ALWAYS_EAGER": "0", "LOG_LEVEL": "WARNING"}
-    return ({k: str(v) for k, v in ids.items()}, accounts.issue_token(member), accounts.issue_token(admin), env)
+    return world["ids"], world["keys"]["member"], world["keys"]["admin"], env
 
 
 def main():

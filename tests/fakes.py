@@ -48,3 +48,23 @@ def run(django_capture_on_commit_callbacks, fn, *args, **kwargs):
     with django_capture_on_commit_callbacks(execute=True):
         result = fn(*args, **kwargs)
     return Zone.objects.get(id=result.id if isinstance(result, Zone) else result.zone_id)
+
+
+def one_of_everything() -> dict:
+    """A pool, a zone with a recordset, a TLD, a blacklist, quotas, and the tokens of a member and an
+    admin: what the API fuzzers (tests/test_api_fuzz.py, bench/fuzz_api.py) aim their requests at.
+    {"keys": {role: key}, "ids": {path parameter: value}}."""
+    from zones import accounts, quotas, reserved
+
+    pool = services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    zone = services.create_zone(project_id="p1", name="fuzz.example.", email="hostmaster@fuzz.example")
+    recordset = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    member, admin = accounts.api_user("alice", "p1"), accounts.api_user("root", "ops", accounts.Role.ADMIN)
+    keys = {"member": accounts.issue_token(member), "admin": accounts.issue_token(admin)}
+    spare = accounts.issue_token(member)  # the one a DELETE /v2/tokens/{id} may revoke
+    quotas.set_quotas("p1", {"zones": 50})
+    ids = {"zone_id": zone.id, "recordset_id": recordset.id, "pool_id": pool.id, "project_id": "p1",
+           "tld_id": reserved.save_tld(None, name="example").id,
+           "blacklist_id": reserved.save_blacklist(None, pattern=r"^evil\.").id,
+           "token_id": accounts.find_token(spare).id, "target_id": "bind-1"}
+    return {"keys": keys, "ids": {k: str(v) for k, v in ids.items()}}

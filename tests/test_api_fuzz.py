@@ -14,7 +14,7 @@ from django.db import close_old_connections, transaction
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from zones import accounts, quotas, reserved, services
+from tests.fakes import one_of_everything
 
 EXAMPLES = 20  # per operation and role; bench/fuzz_api.py runs many more
 
@@ -46,22 +46,7 @@ def in_the_tests_transaction():
 
 @pytest.fixture
 def world(db):
-    """One of everything, and the tokens of a member and an admin."""
-    pool = services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
-    zone = services.create_zone(project_id="p1", name="fuzz.example.", email="hostmaster@fuzz.example")
-    recordset = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
-    member, admin = accounts.api_user("alice", "p1"), accounts.api_user("root", "ops", accounts.Role.ADMIN)
-    keys = {"member": accounts.issue_token(member), "admin": accounts.issue_token(admin)}
-    spare = accounts.issue_token(member)  # the one a DELETE /v2/tokens/{id} may revoke
-    quotas.set_quotas("p1", {"zones": 50})
-    ids = {
-        "zone_id": zone.id, "recordset_id": recordset.id, "pool_id": pool.id, "project_id": "p1",
-        "tld_id": reserved.save_tld(None, name="example").id,
-        "blacklist_id": reserved.save_blacklist(None, pattern=r"^evil\.").id,
-        "token_id": accounts.find_token(spare).id,
-        "target_id": "bind-1",
-    }
-    return {"keys": keys, "ids": {k: str(v) for k, v in ids.items()}}
+    return one_of_everything()
 
 
 def call(case, world, role):
