@@ -13,9 +13,8 @@ from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from . import events
-from .models import ExistsSweep, NameserverStatus, OutboxEvent, PeriodicRun, Pool, TargetStatus, Zone
+from .models import SHARDS, ExistsSweep, NameserverStatus, OutboxEvent, PeriodicRun, Pool, TargetStatus, Zone
 
-SHARDS = 4096  # zones.models.shard_for: three hex digits
 ERRORS_SHOWN = 20
 
 
