@@ -19,7 +19,8 @@ from django.conf import settings
 
 from workers import dnsclient
 from workers.backends.base import Backend
-from zones import services
+from zones.services import pipeline
+from zones.services.catalog import bump_catalog
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +64,8 @@ def members_changed(pool_id) -> bool:
 def catalog_changed(pool_id):
     """Bump the catalog's serial once for every change so far, then NOTIFY the pool's consumers."""
     _redis().delete(_mark(pool_id))
-    bumped = services.bump_catalog(pool_id)
-    pool = services.pool_work(pool_id)
+    bumped = bump_catalog(pool_id)
+    pool = pipeline.pool_work(pool_id)
     if bumped is None or pool is None:
         return
     name, serial = bumped

@@ -21,9 +21,10 @@ from django.conf import settings
 from dnsctl import metrics
 from workers import consensus, dnsclient, periodic
 from workers.backends import get_backend
-from zones import journal, services
+from zones import journal
 from zones.models import Zone
 from zones.serials import reached
+from zones.services import pipeline, selectors, sweeps
 
 log = logging.getLogger(__name__)
 DELETE = Zone.Action.DELETE
@@ -49,7 +50,7 @@ def _concurrently(fn, items):
 
 def push(pool_id, refs: list[dict], mode: str, target_ids: list[str] | None = None) -> str:
     """Start the pipeline for a batch of zones of one pool (a helper, not a task: it builds the chord)."""
-    pool = services.pool_work(pool_id)
+    pool = pipeline.pool_work(pool_id)
     targets = [t for t in (pool or {}).get("targets", []) if target_ids is None or t["id"] in target_ids]
     if not targets:
         _finish_each(refs, mode, False, "The zone's pool has no targets.", NOT_READY)
@@ -67,7 +68,7 @@ def _finish_each(refs, mode, ok, reason="", tenant_reason=""):
     to record never stops the others."""
     for ref in refs:
         try:
-            services.finish(ref, mode, ok, reason, tenant_reason)
+            pipeline.finish(ref, mode, ok, reason, tenant_reason)
         except Exception:  # noqa: BLE001
             log.exception("zone %s (%s): recording the outcome failed", ref["name"], ref["id"])
 
@@ -76,18 +77,18 @@ def _finish_each(refs, mode, ok, reason="", tenant_reason=""):
 def zone_action(zone_id, action, serial):
     """A change committed (zones.services enqueues this on commit): push it, together with every
     other change waiting at this moment, so a burst travels in batches."""
-    if services.change_ref(zone_id, action, serial) is None:
+    if pipeline.change_ref(zone_id, action, serial) is None:
         return "superseded"
-    refs = services.claim_changes(_conf("BATCH_SIZE"))
+    refs = pipeline.claim_changes(_conf("BATCH_SIZE"))
     if not refs:
         return "pushed with an earlier batch"
     summary = {}
-    _push_batches(refs, services.CHANGE, summary)
+    _push_batches(refs, pipeline.CHANGE, summary)
     return summary
 
 
 def _retry_policy(mode):
-    if mode == services.SYNC:
+    if mode == pipeline.SYNC:
         return _conf("PERIODIC_SYNC_MAX_ATTEMPTS") - 1, _conf("PERIODIC_SYNC_RETRY_INTERVAL")
     return _conf("TARGET_MAX_RETRIES"), _conf("TARGET_RETRY_INTERVAL")
 
@@ -97,8 +98,8 @@ def target_batch(self, pool_id, target_id, refs, mode, errors=None):
     """Apply a batch of zones to one target. Returns {zone id: None or the failure}, never raises
     for a target's failure (the chord body decides); the failed zones are retried first."""
     errors = dict(errors or {})
-    refs = services.current_refs(refs, mode)
-    pool = services.pool_work(pool_id) or {}
+    refs = pipeline.current_refs(refs, mode)
+    pool = pipeline.pool_work(pool_id) or {}
     target = next((t for t in pool.get("targets", []) if t["id"] == target_id), None)
     name = target["name"] if target else target_id
     if target is None:
@@ -119,19 +120,19 @@ def target_batch(self, pool_id, target_id, refs, mode, errors=None):
     metrics.TARGET_ACTIONS.labels(pool_name, name, "ok").inc(len(refs) - len(failed))
     metrics.TARGET_ACTIONS.labels(pool_name, name, "retry" if retrying else "error").inc(len(failed))
     if retrying:
-        services.record_target_results(target_id, [r for r in refs if r not in failed], errors)
+        pipeline.record_target_results(target_id, [r for r in refs if r not in failed], errors)
         raise self.retry(args=(pool_id, target_id, failed, mode), kwargs={"errors": errors},
                          countdown=interval, max_retries=max_retries)
-    services.record_target_results(target_id, refs, errors)
+    pipeline.record_target_results(target_id, refs, errors)
     return {"target": target_id, "name": name, "errors": errors}
 
 
 @shared_task(ignore_result=True)
 def targets_done(results, pool_id, refs, mode):
     """Consensus over the targets per zone; then NOTIFY the nameservers and poll them for the serials."""
-    pool = services.pool_work(pool_id)
+    pool = pipeline.pool_work(pool_id)
     passed = []
-    for ref in services.current_refs(refs, mode):
+    for ref in pipeline.current_refs(refs, mode):
         per_target = {r["name"]: r["errors"][ref["id"]] for r in results if ref["id"] in r["errors"]}
         if len(per_target) < len(results):
             continue  # a target saw the zone move on: the newer change decides
@@ -140,7 +141,7 @@ def targets_done(results, pool_id, refs, mode):
             passed.append(ref)
         else:
             _finish_each([ref], mode, False, reason, tenant_reason)
-    if mode == services.TARGET_SYNC:  # replayed deletes are done: nothing to poll for
+    if mode == pipeline.TARGET_SYNC:  # replayed deletes are done: nothing to poll for
         passed = [ref for ref in passed if ref["action"] != DELETE]
     if not passed:
         return "nothing to poll"
@@ -195,7 +196,7 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None):
     zone's serial (for DELETE: no longer serves the zone)."""
     seen = dict(seen or {})
     if self.request.retries:
-        refs = services.current_refs(refs, mode)
+        refs = pipeline.current_refs(refs, mode)
     for zone_id, (observed, error) in _poll(host, port, refs).items():
         seen[zone_id] = [observed, False, error]
     behind = []
@@ -223,7 +224,7 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None):
 
 
 def _record_polls(nameserver_id, refs, seen):
-    services.record_nameserver_results(nameserver_id, [
+    pipeline.record_nameserver_results(nameserver_id, [
         {"zone_id": ref["id"], "expected_serial": ref["serial"], "serial": seen[ref["id"]][0],
          "ok": seen[ref["id"]][1], "message": seen[ref["id"]][2] or ""} for ref in refs])
 
@@ -231,10 +232,10 @@ def _record_polls(nameserver_id, refs, seen):
 @shared_task(ignore_result=True)
 def polls_done(results, pool_id, refs, mode):
     """Consensus over the nameservers per zone: ACTIVE (or DELETED) when enough serve it, else ERROR."""
-    pool = services.pool_work(pool_id)
+    pool = pipeline.pool_work(pool_id)
     names = {f"{ns['host']}:{ns['port']}": ns["name"] for ns in pool["nameservers"]}
     outcomes = {"ok": 0, "error": 0}
-    for ref in services.current_refs(refs, mode):
+    for ref in pipeline.current_refs(refs, mode):
         observed = {r["address"]: tuple(r["seen"][ref["id"]]) for r in results if ref["id"] in r["seen"]}
         if len(observed) < len(results):
             continue  # a poll saw the zone move on
@@ -285,9 +286,9 @@ def _sweep(name, interval_setting, force, body):
 def recover(force=False):
     """Give zones in ERROR, and PENDING zones whose work was lost, their pending action again."""
     def body(summary):
-        refs = services.claim_recovery(_conf("RECOVERY_MAX_ZONES"))
+        refs = sweeps.claim_recovery(_conf("RECOVERY_MAX_ZONES"))
         summary["zones"] = len(refs)
-        _push_batches(refs, services.CHANGE, summary)
+        _push_batches(refs, pipeline.CHANGE, summary)
 
     return _sweep("recovery", "RECOVERY_INTERVAL", force, body)
 
@@ -296,8 +297,8 @@ def recover(force=False):
 def periodic_sync(force=False):
     """Re-push healthy zones to every target (and lagging ones until every nameserver has them)."""
     def body(summary):
-        for batch in services.sync_batches(_conf("BATCH_SIZE"), _conf("PERIODIC_SYNC_SECONDS")):
-            _push_batches(batch, services.SYNC, summary)
+        for batch in sweeps.sync_batches(_conf("BATCH_SIZE"), _conf("PERIODIC_SYNC_SECONDS")):
+            _push_batches(batch, pipeline.SYNC, summary)
 
     return _sweep("sync", "PERIODIC_SYNC_INTERVAL", force, body)
 
@@ -305,10 +306,10 @@ def periodic_sync(force=False):
 @shared_task(ignore_result=True)
 def target_sync(pool_id, target_id, since):
     """Replay everything since `since` onto one target (started by services.start_target_sync)."""
-    target = services.find_target(pool_id, target_id)
-    refs = services.target_sync_plan(target, services.parse_since(since))
+    target = selectors.find_target(pool_id, target_id)
+    refs = sweeps.target_sync_plan(target, sweeps.parse_since(since))
     summary = {"zones": len(refs)}
-    _push_batches(refs, services.TARGET_SYNC, summary, target_ids=[str(target.id)])
+    _push_batches(refs, pipeline.TARGET_SYNC, summary, target_ids=[str(target.id)])
     return summary
 
 
@@ -317,7 +318,7 @@ def purge(force=False):
     """Remove soft-deleted zones once they are older than the retention period, and trim the change
     journal by age and by changes per zone."""
     def body(summary):
-        summary["purged"] = services.purge_deleted(_conf("PURGE_AFTER"), _conf("PURGE_BATCH_SIZE"))
+        summary["purged"] = sweeps.purge_deleted(_conf("PURGE_AFTER"), _conf("PURGE_BATCH_SIZE"))
         summary["journal_trimmed"] = journal.trim(_conf("JOURNAL_MAX_AGE"), _conf("JOURNAL_MAX_CHANGES_PER_ZONE"))
 
     return _sweep("purge", "PURGE_INTERVAL", force, body)
