@@ -19,7 +19,7 @@ from celery import chord, group, shared_task
 from django.conf import settings
 
 from dnsctl import metrics
-from workers import consensus, dnsclient, periodic
+from workers import catalog, consensus, dnsclient, periodic
 from workers.backends import get_backend
 from zones import journal
 from zones.models import Zone
@@ -106,8 +106,14 @@ def target_batch(self, pool_id, target_id, refs, mode, errors=None):
         results = {r["name"]: "target removed from the pool" for r in refs}
     else:
         try:
-            backend = get_backend(target["type"], target["name"], target["options"], target["masters"])
-            results = backend.apply([(r["action"], r["name"]) for r in refs]) if refs else {}
+            changes = [(r["action"], r["name"]) for r in refs]
+            if not changes:
+                results = {}
+            elif pool["catalog_zone"]:  # its servers learn zones from the pool's catalog zone, not from us
+                results = catalog.provision(pool_id, target, changes)
+            else:
+                backend = get_backend(target["type"], target["name"], target["options"], target["masters"])
+                results = backend.apply(changes)
         except Exception as exc:  # noqa: BLE001 - a broken target is this target's result, for every zone
             log.exception("target %s failed unexpectedly", name)
             results = {r["name"]: str(exc) or type(exc).__name__ for r in refs}

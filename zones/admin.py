@@ -10,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 
-from zones import journal, overview, quotas, reserved
+from zones import backends, journal, overview, quotas, reserved
 from zones.api.serializers import REDACTED, drop_redacted, redact_options
 from zones.services import pools, writes
 from zones.models import (
@@ -44,9 +44,7 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _backend_choices():
-    from workers.backends import backend_types  # names only, as in services.save_pool
-
-    return [(t, t) for t in backend_types()]
+    return [(t, t) for t in backends.types()]
 
 
 class PoolTargetForm(forms.ModelForm):

@@ -28,7 +28,7 @@ def pool_work(pool_id) -> dict | None:
     return {
         "id": str(pool.id), "name": pool.name, "threshold": pool.threshold_percentage,
         "notify_source": pool.notify_source,  # dnsclient.send_notify(..., source=...)
-        "catalog_zone": pool.catalog_zone,  # set: the targets' backends only call workers.catalog.members_changed
+        "catalog_zone": pool.catalog_zone,  # set: the pipeline provisions through the catalog, not the targets
         "targets": [
             {"id": str(t.id), "name": t.name, "type": t.type, "options": target_options(t, pool),
              "masters": t.master_addresses()}

@@ -4,7 +4,7 @@ import ipaddress
 
 from django.db import transaction
 
-from zones import reserved, validation
+from zones import backends, reserved, validation
 from zones.models import Pool, PoolAlsoNotify, PoolNameserver, PoolNsRecord, PoolTarget, TsigKey
 
 
@@ -59,9 +59,7 @@ def save_pool(pool: Pool | None, *, name, description="", threshold_percentage=1
 def _save_target(pool: Pool, t: dict, field: str) -> PoolTarget:
     """Create or change the pool's target named t["name"]: the options given are merged into the
     stored ones (a new type starts from none), then the backend checks them."""
-    from workers.backends import BackendError, backend_types, get_backend  # validation only
-
-    known = backend_types()
+    known = backends.types()
     target = pool.targets.filter(name=t.get("name")).first() or PoolTarget(pool=pool, name=t.get("name"))
     if not target.name:
         validation.fail(f"{field}.name", "This field is required.")
@@ -77,10 +75,10 @@ def _save_target(pool: Pool, t: dict, field: str) -> PoolTarget:
         target.masters = _addresses(t.get("masters") or [], f"{field}.masters")
     if "tsig_key" in t:
         target.tsig_key = _tsig_key(t["tsig_key"], f"{field}.tsig_key")
-    try:  # the backend checks its own options: a bad target is a 400 now, not an ERROR later
-        get_backend(target.type, target.name, target_options(target, pool), target.master_addresses())
-    except BackendError as exc:
-        validation.fail(f"{field}.options", str(exc))
+    # The backend checks its own options: a bad target is a 400 now, not an ERROR later.
+    problem = backends.check(target.type, target.name, target_options(target, pool), target.master_addresses())
+    if problem:
+        validation.fail(f"{field}.options", problem)
     target.save()
     return target
 
