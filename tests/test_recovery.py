@@ -50,10 +50,10 @@ def test_recovery_orders_deletes_then_creates_then_updates(eager, monkeypatch, d
     assert Zone.objects.filter(status="ERROR").count() == 3
     monkeypatch.setitem(settings.DNSCTL, "POLL_MAX_RETRIES", 40)  # a propagation time to be in flight for
     refs = sweeps.claim_recovery(limit=10)
-    assert [(r["name"], r["action"]) for r in refs] == [
+    assert [(r.name, r.action) for r in refs] == [
         ("d.example.com.", "DELETE"), ("c.example.com.", "CREATE"), ("u.example.com.", "UPDATE")]
     assert sweeps.claim_recovery(limit=10) == []  # in flight now: not sent twice
-    assert created.name in {r["name"] for r in refs}
+    assert created.name in {r.name for r in refs}
 
 
 @pytest.mark.django_db
@@ -66,7 +66,7 @@ def test_pending_zones_wait_for_the_propagation_time(eager, monkeypatch):
         settings.DNSCTL["POLL_TIMEOUT"] * settings.DNSCTL["POLL_MAX_RETRIES"]
         + settings.DNSCTL["POLL_RETRY_INTERVAL"] * settings.DNSCTL["POLL_MAX_RETRIES"] + settings.DNSCTL["POLL_DELAY"])
     stale(lost)
-    assert [r["name"] for r in sweeps.claim_recovery(limit=10)] == [lost.name]
+    assert [r.name for r in sweeps.claim_recovery(limit=10)] == [lost.name]
     assert fresh.status == "PENDING"
 
 
@@ -112,8 +112,7 @@ def test_one_bad_batch_does_not_stop_a_sweep(eager, monkeypatch, caplog):
 
     monkeypatch.setattr(tasks, "push", flaky_push)
     summary = {}
-    refs = [{"id": str(i), "name": f"z{i}.", "action": "UPDATE", "serial": 1, "pool": p}
-            for i, p in enumerate(["bad", "good"])]
+    refs = [pipeline.ZoneRef(str(i), f"z{i}.", "UPDATE", 1, p) for i, p in enumerate(["bad", "good"])]
     tasks._push_batches(refs, pipeline.CHANGE, summary)
     assert pushed == ["good"] and summary == {"pushed": 1, "failed": 1} and "z0." in caplog.text
 
@@ -183,7 +182,7 @@ def test_target_sync_plan_follows_the_pool_manager_rules(eager, django_capture_o
     Zone.objects.filter(id=z["updated"].id).update(updated_at=timezone.now())
     _age(z["removed"], created_at=before)
     target = selectors.find_target("default", "t2")
-    plan = {r["name"]: (r["action"], r["id"]) for r in sweeps.target_sync_plan(target, since)}
+    plan = {r.name: (r.action, r.id) for r in sweeps.target_sync_plan(target, since)}
     assert plan == {
         "updated.example.com.": ("UPDATE", str(z["updated"].id)),
         "removed.example.com.": ("DELETE", str(z["removed"].id)),

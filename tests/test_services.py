@@ -212,3 +212,15 @@ def test_status_rows_keep_the_newest_result(zone):
     assert NameserverStatus.objects.values_list("serial", "ok").get() == (zone.serial, True)
     pipeline.record_target_result(zone.id, target.id, "UPDATE", zone.serial + 1, False, "refused")
     assert TargetStatus.objects.values_list("serial", "ok", "message").get() == (zone.serial + 1, False, "refused")
+
+
+def test_a_zone_ref_travels_in_celery_messages_as_the_json_it_always_was(zone):
+    import json
+
+    ref = pipeline.change_ref(zone.id, zone.action, zone.serial)
+    message = json.loads(json.dumps([pipeline.refs_to_json([ref]), pipeline.Mode.TARGET_SYNC]))
+    assert message == [[{"id": str(zone.id), "name": zone.name, "action": "CREATE", "serial": zone.serial,
+                         "pool": str(zone.pool_id)}], "target_sync"]
+    assert pipeline.refs_from_json(message[0]) == [ref] and pipeline.Mode(message[1]) is pipeline.Mode.TARGET_SYNC
+    with pytest.raises(AttributeError):
+        ref.serial += 1  # frozen: a stage never changes the work it was given

@@ -13,8 +13,9 @@ from .pools import (  # noqa: F401
     remove_nameserver, remove_ns_record, remove_target, save_pool, target_options,
 )
 from .pipeline import (  # noqa: F401
-    CHANGE, SYNC, TARGET_SYNC, change_ref, claim_changes, current_refs, finish, finish_sync, finish_zone_action,
-    pool_work, record_nameserver_result, record_nameserver_results, record_target_result, record_target_results,
+    CHANGE, SYNC, TARGET_SYNC, Mode, ZoneRef, change_ref, claim_changes, current_refs, finish, finish_sync,
+    finish_zone_action, pool_work, record_nameserver_result, record_nameserver_results, record_target_result,
+    record_target_results, refs_from_json, refs_to_json,
 )
 from .sweeps import (  # noqa: F401
     RECOVERY_ORDER, claim_recovery, end_periodic_run, lagging_zones, max_propagation_seconds, parse_since,

@@ -2,6 +2,8 @@
 values, the changes to push, which of them are still current, each server's result, and each
 zone's outcome. An older result never overwrites a newer change."""
 import logging
+from dataclasses import dataclass
+from enum import StrEnum
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -16,7 +18,48 @@ log = logging.getLogger(__name__)
 Action, Status = Zone.Action, Zone.Status
 
 
-CHANGE, SYNC, TARGET_SYNC = "change", "sync", "target_sync"
+class Mode(StrEnum):
+    """What pushing a batch means for its zones (a str: Celery messages carry its value)."""
+
+    CHANGE = "change"  # the zone's own pending change: its outcome is the zone's status
+    SYNC = "sync"  # re-push a healthy zone without changing it: a failure puts it in ERROR for recovery
+    TARGET_SYNC = "target_sync"  # replay onto one target: zone state is left alone
+
+
+CHANGE, SYNC, TARGET_SYNC = Mode.CHANGE, Mode.SYNC, Mode.TARGET_SYNC
+
+
+@dataclass(frozen=True)
+class ZoneRef:
+    """One zone's work in the pipeline: the action its targets must take at this serial, in this pool.
+    Celery messages carry its JSON form (to_json: the dict refs always had, so messages in flight
+    across an upgrade still read)."""
+
+    id: str
+    name: str
+    action: str
+    serial: int
+    pool: str
+
+    @classmethod
+    def of(cls, zone: dict, action: str | None = None) -> "ZoneRef":
+        """From a Zone values() row (id, name, action, serial, pool_id); action overrides the zone's."""
+        return cls(str(zone["id"]), zone["name"], action or zone["action"], zone["serial"], str(zone["pool_id"]))
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ZoneRef":
+        return cls(str(data["id"]), data["name"], data["action"], int(data["serial"]), str(data["pool"]))
+
+    def to_json(self) -> dict:
+        return {"id": self.id, "name": self.name, "action": self.action, "serial": self.serial, "pool": self.pool}
+
+
+def refs_from_json(items: list[dict]) -> list[ZoneRef]:
+    return [ZoneRef.from_json(item) for item in items]
+
+
+def refs_to_json(refs: list[ZoneRef]) -> list[dict]:
+    return [ref.to_json() for ref in refs]
 
 
 def pool_work(pool_id) -> dict | None:
@@ -40,20 +83,15 @@ def pool_work(pool_id) -> dict | None:
     }
 
 
-def _ref(zone: dict, action: str | None = None) -> dict:
-    return {"id": str(zone["id"]), "name": zone["name"], "action": action or zone["action"],
-            "serial": zone["serial"], "pool": str(zone["pool_id"])}
-
-
-def change_ref(zone_id, action, serial) -> dict | None:
+def change_ref(zone_id, action, serial) -> ZoneRef | None:
     """The ref for a zone's pending change, or None when a newer change superseded it."""
     zone = Zone.objects.filter(id=zone_id, deleted_at__isnull=True, action=action, serial=serial).values(
         "id", "name", "action", "serial", "pool_id").first()
-    return zone and _ref(zone)
+    return zone and ZoneRef.of(zone)
 
 
 @transaction.atomic
-def claim_changes(limit: int) -> list[dict]:
+def claim_changes(limit: int) -> list[ZoneRef]:
     """Changes waiting to be pushed, oldest first, claimed so that no other worker pushes them too.
 
     Every committed change enqueues a zone_action, and the first one to run takes every change
@@ -65,36 +103,37 @@ def claim_changes(limit: int) -> list[dict]:
                .order_by("enqueued_at"))
     rows = list(waiting.values("id", "name", "action", "serial", "pool_id")[:limit])
     Zone.objects.filter(id__in=[z["id"] for z in rows]).update(pushed_serial=F("serial"))
-    return [_ref(z) for z in rows]
+    return [ZoneRef.of(z) for z in rows]
 
 
-def current_refs(refs: list[dict], mode: str) -> list[dict]:
+def current_refs(refs: list[ZoneRef], mode: Mode) -> list[ZoneRef]:
     """The refs still worth pushing, in one query: a newer change or a delete makes a ref stale."""
-    rows = {str(r["id"]): r for r in Zone.objects.filter(id__in=[ref["id"] for ref in refs]).values(
+    rows = {str(r["id"]): r for r in Zone.objects.filter(id__in=[ref.id for ref in refs]).values(
         "id", "serial", "action", "deleted_at")}
 
     def current(ref):
-        row = rows.get(ref["id"])
-        if mode == TARGET_SYNC:  # replay what the zone is now: live zones exist, deleted ones don't
+        row = rows.get(ref.id)
+        if mode == Mode.TARGET_SYNC:  # replay what the zone is now: live zones exist, deleted ones don't
             gone = row is None or row["deleted_at"] is not None or row["action"] == Action.DELETE
-            return gone == (ref["action"] == Action.DELETE)
-        if row is None or row["deleted_at"] is not None or row["serial"] != ref["serial"]:
+            return gone == (ref.action == Action.DELETE)
+        if row is None or row["deleted_at"] is not None or row["serial"] != ref.serial:
             return False
-        return row["action"] == (Action.NONE if mode == SYNC else ref["action"])
+        return row["action"] == (Action.NONE if mode == Mode.SYNC else ref.action)
 
     return [ref for ref in refs if current(ref)]
 
 
-def record_target_results(target_id, refs: list[dict], errors: dict):
+def record_target_results(target_id, refs: list[ZoneRef], errors: dict):
     """Store one target's result for each zone of a batch (errors: zone id -> None or message)."""
     _record_latest(TargetStatus, "target_id", target_id, "serial", [
-        {"zone_id": r["id"], "serial": r["serial"], "action": r["action"], "ok": errors[r["id"]] is None,
-         "message": (errors[r["id"]] or "")[:2000]} for r in refs])
+        {"zone_id": r.id, "serial": r.serial, "action": r.action, "ok": errors[r.id] is None,
+         "message": (errors[r.id] or "")[:2000]} for r in refs])
 
 
 def record_target_result(zone_id, target_id, action, serial, ok, message=""):
-    record_target_results(target_id, [{"id": str(zone_id), "serial": serial, "action": action}],
-                          {str(zone_id): None if ok else message})
+    _record_latest(TargetStatus, "target_id", target_id, "serial", [
+        {"zone_id": str(zone_id), "serial": serial, "action": action, "ok": ok,
+         "message": ("" if ok else message or "")[:2000]}])
 
 
 def record_nameserver_results(nameserver_id, rows: list[dict]):
@@ -124,15 +163,15 @@ def _record_latest(model, server_field: str, server_id, version_field: str, rows
                                   update_fields=[f for f in rows[0] if f != "zone_id"] + ["updated_at"])
 
 
-def finish(ref: dict, mode: str, ok: bool, reason: str = "", tenant_reason: str = "") -> bool:
+def finish(ref: ZoneRef, mode: Mode, ok: bool, reason: str = "", tenant_reason: str = "") -> bool:
     """Record the outcome of pushing one zone in the given mode. `reason` is the operator's (servers,
     addresses, their messages); `tenant_reason` is what the zone's project may read."""
-    if mode == CHANGE:
-        return finish_zone_action(ref["id"], ref["action"], ref["serial"], ok, reason, tenant_reason)
-    if mode == SYNC:
-        return finish_sync(ref["id"], ref["serial"], ok, reason, tenant_reason)
+    if mode == Mode.CHANGE:
+        return finish_zone_action(ref.id, ref.action, ref.serial, ok, reason, tenant_reason)
+    if mode == Mode.SYNC:
+        return finish_sync(ref.id, ref.serial, ok, reason, tenant_reason)
     if not ok:
-        log.warning("target sync of %s (%s) failed: %s", ref["name"], ref["action"], reason)
+        log.warning("target sync of %s (%s) failed: %s", ref.name, ref.action, reason)
     return False
 
 

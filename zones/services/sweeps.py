@@ -15,7 +15,7 @@ from django.utils.dateparse import parse_datetime
 from zones import validation
 from zones.models import NameserverStatus, PeriodicRun, PoolNameserver, PoolTarget, Zone
 
-from .pipeline import _ref
+from .pipeline import ZoneRef
 from .selectors import find_target
 
 Action, Status = Zone.Action, Zone.Status
@@ -48,19 +48,19 @@ def _not_in_flight(now) -> Q:
     return Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - timedelta(seconds=max_propagation_seconds()))
 
 
-def _claim(refs: list[dict], now) -> list[dict]:
+def _claim(refs: list[ZoneRef], now) -> list[ZoneRef]:
     """Mark the zones' work as in flight; a zone claimed meanwhile (a new change) is left out."""
-    claimed = set(Zone.objects.filter(_not_in_flight(now), id__in=[r["id"] for r in refs])
+    claimed = set(Zone.objects.filter(_not_in_flight(now), id__in=[r.id for r in refs])
                   .values_list("id", flat=True))
     Zone.objects.filter(id__in=claimed).update(enqueued_at=now, pushed_serial=F("serial"))
-    return [r for r in refs if uuid.UUID(r["id"]) in claimed]
+    return [r for r in refs if uuid.UUID(r.id) in claimed]
 
 
 RECOVERY_ORDER = Case(When(action=Action.DELETE, then=0), When(action=Action.CREATE, then=1), default=2)
 
 
 @transaction.atomic
-def claim_recovery(limit: int) -> list[dict]:
+def claim_recovery(limit: int) -> list[ZoneRef]:
     """Zones in ERROR, or PENDING with no work in flight, with their pending action: deletes first,
     then creates, then updates, oldest change first. Claimed, so the next sweep leaves them alone
     while this one's work runs."""
@@ -69,9 +69,9 @@ def claim_recovery(limit: int) -> list[dict]:
                                 status__in=[Status.ERROR, Status.PENDING])
             .annotate(order=RECOVERY_ORDER).order_by("order", "updated_at")
             .values("id", "name", "action", "serial", "pool_id")[:limit])
-    refs = [_ref(z, z["action"] if z["action"] != Action.NONE else Action.UPDATE) for z in rows]
+    refs = [ZoneRef.of(z, z["action"] if z["action"] != Action.NONE else Action.UPDATE) for z in rows]
     # A zone left in ERROR with no action pending (an old row) is pushed as an update.
-    Zone.objects.filter(id__in=[r["id"] for r in refs if r["action"] == Action.UPDATE],
+    Zone.objects.filter(id__in=[r.id for r in refs if r.action == Action.UPDATE],
                         action=Action.NONE).update(action=Action.UPDATE)
     return _claim(refs, now)
 
@@ -97,10 +97,10 @@ def sync_batches(batch_size: int, changed_within: int | None = None):
         if not rows:
             return
         last = rows[-1]["id"]
-        yield _claim([_ref(z, Action.UPDATE) for z in rows], timezone.now())
+        yield _claim([ZoneRef.of(z, Action.UPDATE) for z in rows], timezone.now())
 
 
-def target_sync_plan(target: PoolTarget, since) -> list[dict]:
+def target_sync_plan(target: PoolTarget, since) -> list[ZoneRef]:
     """What to replay on one target for everything that changed since `since`, in change order:
     a zone deleted since then that existed before → DELETE; a zone created since → CREATE (it
     replaces an earlier delete of the same name); anything else changed since → UPDATE."""
@@ -113,11 +113,11 @@ def target_sync_plan(target: PoolTarget, since) -> list[dict]:
         gone = zone["deleted_at"] is not None or zone["action"] == Action.DELETE
         if gone:
             if zone["created_at"] < since:
-                plan[zone["name"]] = _ref(zone, Action.DELETE)
+                plan[zone["name"]] = ZoneRef.of(zone, Action.DELETE)
         elif zone["created_at"] >= since:
-            plan[zone["name"]] = _ref(zone, Action.CREATE)
+            plan[zone["name"]] = ZoneRef.of(zone, Action.CREATE)
         else:
-            plan[zone["name"]] = _ref(zone, Action.UPDATE)
+            plan[zone["name"]] = ZoneRef.of(zone, Action.UPDATE)
     return list(plan.values())
 
 
