@@ -72,6 +72,26 @@ class Backend:
         """Stop serving zone_name and drop its data."""
         raise NotImplementedError
 
+    def has_zone(self, zone_name: str) -> bool:
+        """Whether the server has zone_name configured, in its control channel's own words. A delete is
+        confirmed by this, never by a DNS answer: a server SERVFAILs a zone it has but cannot load (one
+        re-created after its primary dropped it), which looks like "gone" to a SOA query.
+        BackendError if the server cannot tell."""
+        raise NotImplementedError
+
+    def confirm_absent(self, zone_names: list[str]) -> dict[str, str | None]:
+        """After deletes: {zone_name: None once the server no longer has it, else why not}, `parallel`
+        at a time. Never raises BackendError: each zone gets its own answer."""
+        def one(zone_name):
+            try:
+                return zone_name, f"{self.kind} target {self.name!r} still has the zone" if self.has_zone(
+                    zone_name) else None
+            except BackendError as exc:
+                return zone_name, str(exc)
+
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            return dict(pool.map(one, zone_names))
+
     def check(self) -> None:
         """Ask the server's control channel whether it answers (e.g. `rndc status`): before a target
         is saved, so a wrong address or key is refused now, not found later as zones in ERROR.

@@ -52,6 +52,16 @@ class KnotBackend(Backend):
     def delete_zone(self, zone_name: str) -> None:
         self._one("DELETE", zone_name)
 
+    def has_zone(self, zone_name: str) -> bool:
+        """zone-status knows configured zones and a catalog's members alike."""
+        zone = plain_zone_name(zone_name, self.name)
+        result = self._knotc("zone-status", zone)
+        if result.returncode == 0:
+            return True
+        if "(no such zone found)" in result.stdout:
+            return False
+        self._fail("zone-status", result)
+
     def check(self) -> None:
         """knotd answers on the socket, and knows the template new zones get."""
         status = self._knotc("status")

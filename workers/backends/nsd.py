@@ -58,6 +58,15 @@ class NsdBackend(Backend):
         if not _ok(result) and f"zone {zone} not present" not in result.stdout:
             self._fail("delzone", zone, result)
 
+    def has_zone(self, zone_name: str) -> bool:
+        zone = plain_zone_name(zone_name, self.name)
+        result = self._control("zonestatus", zone)
+        if result.returncode == 0 and result.stdout.startswith(f"zone:\t{zone}\n"):
+            return True
+        if f"error zone {zone} not configured" in result.stdout:
+            return False
+        self._fail("zonestatus", zone, result)
+
     def check(self) -> None:
         result = self._control("status")
         if result.returncode != 0 or not result.stdout.startswith("version:"):
