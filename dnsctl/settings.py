@@ -218,6 +218,9 @@ DNSCTL = {
     # A target action that fails is retried this many times, this many seconds apart.
     "TARGET_MAX_RETRIES": env.int("TARGET_MAX_RETRIES", default=3),
     "TARGET_RETRY_INTERVAL": env.float("TARGET_RETRY_INTERVAL", default=1.0),
+    # The longest one attempt of a batch on one target may take (its soft time limit), and how long it
+    # waits for an older change of the same zones on that target to finish first.
+    "TARGET_TIMEOUT": env.float("TARGET_TIMEOUT", default=30.0),
     # NOTIFYs and SOA queries a task sends to one nameserver at once (a batch's zones).
     "DNS_CONCURRENCY": env.int("DNS_CONCURRENCY", default=32),
     "NOTIFY_TIMEOUT": env.float("NOTIFY_TIMEOUT", default=1.0),
