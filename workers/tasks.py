@@ -21,6 +21,7 @@ zone. Retries re-schedule the task with what is
 left to do (never sleep in a worker); every stage drops zones a newer change superseded.
 """
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from celery import chord, group, shared_task
@@ -103,7 +104,11 @@ def _retry_policy(mode):
     return _conf("TARGET_MAX_RETRIES"), _conf("TARGET_RETRY_INTERVAL")
 
 
-@shared_task(bind=True)
+TARGET_HARD_LIMIT_GRACE = 30  # s after TARGET_TIMEOUT's soft limit before the hard one kills the attempt
+
+
+@shared_task(bind=True, soft_time_limit=settings.DNSCTL["TARGET_TIMEOUT"],
+             time_limit=settings.DNSCTL["TARGET_TIMEOUT"] + TARGET_HARD_LIMIT_GRACE)
 def target_batch(self, pool_id, target_id, refs, mode, errors=None):
     """Apply a batch of zones to one target. Returns {zone id: None or the failure}, never raises
     for a target's failure (the chord body decides); the failed zones are retried first.
@@ -321,12 +326,12 @@ def _chord(header, body, refs, mode, stage):
 
 @shared_task(ignore_result=True)
 def pipeline_failed(request, exc, traceback, refs, mode, stage):
-    """The chord's errback: Celery calls it in the worker that saw the failure (no message to send)."""
+    """The chord's errback: Celery calls it in the worker that saw the failure (no message to send).
+    Each zone's outcome is recorded on its own (finish drops it for a zone that moved on), so a ref
+    that cannot be read does not keep the others PENDING."""
     reason = f"The {stage} stage failed: {type(exc).__name__}: {exc}"[:2000]
     log.error("%s: %s", ", ".join(ref["name"] for ref in refs), reason)
-    refs, mode = refs_from_json(refs), Mode(mode)
-    _finish_each(pipeline.current_refs(refs, mode), mode, False, reason,
-                 "The change could not be provisioned; it will be retried.")
+    _finish_each(refs_from_json(refs), Mode(mode), False, reason, "The change could not be provisioned; it will be retried.")
 
 
 # --- periodic and on-demand sweeps (fired by beat on every node; run once per interval) ---------
@@ -378,9 +383,13 @@ def recover(force=False):
 
 @shared_task(ignore_result=True)
 def periodic_sync(force=False):
-    """Re-push healthy zones to every target (and lagging ones until every nameserver has them)."""
+    """Re-push lagging zones until every nameserver has them, the zones changed lately, and a slice of
+    the rest (every zone once per PERIODIC_SYNC_FULL_PASS): bounded, however many zones there are."""
     def body(summary):
-        for batch in sweeps.sync_batches(_conf("BATCH_SIZE"), _conf("PERIODIC_SYNC_SECONDS")):
+        interval = _conf("PERIODIC_SYNC_INTERVAL")
+        changed_within = _conf("PERIODIC_SYNC_SECONDS") or 2 * interval
+        shards = sweeps.sync_slice(time.time(), interval, _conf("PERIODIC_SYNC_FULL_PASS"))
+        for batch in sweeps.sync_batches(_conf("BATCH_SIZE"), changed_within, shards):
             _push_batches(batch, Mode.SYNC, summary)
 
     return _sweep("sync", "PERIODIC_SYNC_INTERVAL", force, body)

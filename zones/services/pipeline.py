@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from django.db import OperationalError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.utils import timezone
 
 from dnsctl import metrics
@@ -103,9 +103,16 @@ def claim_changes(limit: int) -> list[ZoneRef]:
     waiting = (Zone.objects.select_for_update(skip_locked=True, no_key=True)
                .filter(status=Status.PENDING, deleted_at__isnull=True).exclude(pushed_serial=F("serial"))
                .order_by("enqueued_at"))
-    rows = list(waiting.values("id", "name", "action", "serial", "pool_id")[:limit])
-    Zone.objects.filter(id__in=[z["id"] for z in rows]).update(pushed_serial=F("serial"))
-    return [ZoneRef.of(z) for z in rows]
+    refs = [ZoneRef.of(z) for z in waiting.values("id", "name", "action", "serial", "pool_id")[:limit]]
+    Zone.objects.filter(id__in=[r.id for r in refs]).update(pushed_serial=pushed_serials(refs))
+    return refs
+
+
+def pushed_serials(refs: list[ZoneRef]):
+    """pushed_serial := the serial each ref carries, not the row's serial at update time: a change that
+    committed in between stays unpushed, so its own zone_action still takes it."""
+    return Case(*[When(id=ref.id, then=Value(ref.serial)) for ref in refs], default=F("pushed_serial"),
+                output_field=BigIntegerField())
 
 
 def current_refs(refs: list[ZoneRef], mode: Mode) -> list[ZoneRef]:
