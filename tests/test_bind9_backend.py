@@ -11,7 +11,8 @@ import dns.rcode
 import pytest
 
 from tests.conftest import needs_named, wait_until
-from tests.conftest_servers import check_bad_options, check_has_zone, primary, soa_rcode, wait_for_serial, zone  # noqa: F401
+from tests.conftest_servers import check_bad_options, check_has_zone  # noqa: F401
+from tests.conftest_servers import primary, soa_rcode, wait_for_serial, zone  # noqa: F401
 from tests.servers import free_port
 from tests.servers.bind9 import Bind9Server
 from workers import backends

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from dnsctl.celery import app as celery_app
 from tests.conftest import needs_named, wait_until
-from tests.fakes import FakeBackend, make_pool, run
+from tests.fakes import make_pool, run
 from workers import tasks
 from zones.models import SHARDS, OutboxEvent, Zone, ZoneChange
 from zones.services import pipeline, sweeps, writes

@@ -5,7 +5,8 @@ import dns.rcode
 import pytest
 
 from tests.conftest_servers import primary, wait_for_serial, zone  # noqa: F401
-from tests.conftest_servers import check_bad_options, check_create, check_delete, check_has_zone, check_notify, new_zones
+from tests.conftest_servers import check_bad_options, check_create, check_delete, check_notify, new_zones
+from tests.conftest_servers import check_has_zone
 from tests.servers.nsd import NsdServer, needs_nsd
 from workers.backends import BackendError
 from workers.backends.nsd import NsdBackend

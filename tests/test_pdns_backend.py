@@ -6,7 +6,8 @@ import dns.rcode
 import pytest
 
 from tests.conftest_servers import primary, wait_for_serial, zone  # noqa: F401
-from tests.conftest_servers import at_once, check_bad_options, check_create, check_delete, check_has_zone, check_notify, new_zones
+from tests.conftest_servers import at_once, check_bad_options, check_create, check_delete, check_notify, new_zones
+from tests.conftest_servers import check_has_zone
 from tests.servers import free_port
 from tests.servers.pdns import PdnsServer, needs_pdns
 from workers.backends import BackendError

@@ -4,8 +4,8 @@ backends, the DNS client helpers, the consensus math and zones.services.
 Every push, one zone's change or a sweep of a thousand zones, takes the same path:
 
 push(pool, refs, mode) ─► chord(target_batch × targets) ─► targets_done ─► notify_batch × nameservers
-                                                                        └► chord(poll_batch × nameservers
-                                                                                 + absence_batch × targets) ─► polls_done
+                                                       └► chord(poll_batch × nameservers
+                                                                + absence_batch × targets) ─► polls_done
 
 Creates and updates are done when enough nameservers serve the serial (SOA polls); deletes when
 every target says it no longer has the zone (absence_batch, the backend's control channel). A
@@ -331,7 +331,8 @@ def pipeline_failed(request, exc, traceback, refs, mode, stage):
     that cannot be read does not keep the others PENDING."""
     reason = f"The {stage} stage failed: {type(exc).__name__}: {exc}"[:2000]
     log.error("%s: %s", ", ".join(ref["name"] for ref in refs), reason)
-    _finish_each(refs_from_json(refs), Mode(mode), False, reason, "The change could not be provisioned; it will be retried.")
+    _finish_each(refs_from_json(refs), Mode(mode), False, reason,
+                 "The change could not be provisioned; it will be retried.")
 
 
 # --- periodic and on-demand sweeps (fired by beat on every node; run once per interval) ---------
