@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from dnsctl.celery import app as celery_app
 from tests.conftest import needs_named, wait_until
-from tests.fakes import make_pool, run
+from tests.fakes import FakeBackend, make_pool, run
 from workers import tasks
 from zones.models import SHARDS, OutboxEvent, Zone, ZoneChange
 from zones.services import pipeline, sweeps, writes
@@ -101,6 +101,25 @@ def test_every_task_has_a_soft_and_a_hard_time_limit():
     for task in ours:  # a task's own limits, or the app's defaults, both set
         assert (task.soft_time_limit or celery_app.conf.task_soft_time_limit) < (
             task.time_limit or celery_app.conf.task_time_limit), task.name
+
+
+def test_a_batch_starts_no_backend_call_after_its_deadline():
+    """Celery cannot cut a task short in a threads worker: the attempt itself stops starting calls."""
+    class Slow(FakeBackend):
+        def create_zone(self, zone_name):
+            time.sleep(0.2)
+            super().create_zone(zone_name)
+
+    FakeBackend.reset()
+    backend = Slow("slow", {"parallel": 1}, [("127.0.0.1", 53)])
+    names = [f"d{i}.example." for i in range(10)]
+    started = time.monotonic()
+    results = backend.apply([("CREATE", n) for n in names], deadline=time.monotonic() + 0.5)
+    assert time.monotonic() - started < 1.2
+    done = [n for n in names if results[n] is None]
+    assert 2 <= len(done) <= 4 and done == names[:len(done)]
+    assert all(results[n].endswith("target 'slow': not attempted, the attempt's time ran out")
+               for n in names[len(done):])
 
 
 # --- recovery's idea of lost work ----------------------------------------------------------------

@@ -116,6 +116,7 @@ def target_batch(self, pool_id, target_id, refs, mode, errors=None):
     The target calls run fenced (pipeline.fenced): the zones are re-read as current while this task
     holds their (target, name) locks, so an older change never lands after a newer delete."""
     errors, mode = dict(errors or {}), Mode(mode)
+    deadline = time.monotonic() + _conf("TARGET_TIMEOUT")  # no backend call starts later (threads workers too)
     refs = refs_from_json(refs)
     pool = pipeline.pool_work(pool_id) or {}
     target = next((t for t in pool.get("targets", []) if t["id"] == target_id), None)
@@ -126,7 +127,7 @@ def target_batch(self, pool_id, target_id, refs, mode, errors=None):
     else:
         try:
             with pipeline.fenced(target_id, refs, mode, wait=_conf("TARGET_TIMEOUT")) as refs:
-                results = _apply(pool_id, pool, target, refs)
+                results = _apply(pool_id, pool, target, refs, deadline)
         except pipeline.Busy as exc:  # an older change of these zones is still on its way to the target
             results = {r.name: f"target {name}: {exc}" for r in refs}
     for ref in refs:
@@ -145,7 +146,7 @@ def target_batch(self, pool_id, target_id, refs, mode, errors=None):
     return {"target": target_id, "name": name, "errors": errors}
 
 
-def _apply(pool_id, pool, target, refs) -> dict:
+def _apply(pool_id, pool, target, refs, deadline) -> dict:
     """The target's calls for refs: {zone name: None or the failure}; a broken target fails every zone."""
     changes = [(r.action, r.name) for r in refs]
     if not changes:
@@ -154,7 +155,7 @@ def _apply(pool_id, pool, target, refs) -> dict:
         if pool["catalog_zone"]:  # its servers learn zones from the pool's catalog zone, not from us
             return catalog.provision(pool_id, target, changes)
         backend = get_backend(target["type"], target["name"], target["options"], target["masters"])
-        return backend.apply(changes)
+        return backend.apply(changes, deadline=deadline)
     except Exception as exc:  # noqa: BLE001 - a broken target is this target's result, for every zone
         log.exception("target %s failed unexpectedly", target["name"])
         return {r.name: str(exc) or type(exc).__name__ for r in refs}

@@ -72,9 +72,10 @@ class KnotBackend(Backend):
             raise BackendError(f"{self._where()}: knotd has no template {self.template!r} (option template): "
                                f"{_text(template)}")
 
-    def apply(self, changes: list[tuple[str, str]]) -> dict[str, str | None]:
+    def apply(self, changes: list[tuple[str, str]], deadline: float | None = None) -> dict[str, str | None]:
         """All changes in one configuration transaction, under the target's lock. Knot's own
-        "already there" and "not there" answers to a line count as success (idempotency)."""
+        "already there" and "not there" answers to a line count as success (idempotency). One
+        transaction is one bounded call: deadline does not cut it."""
         results: dict[str, str | None] = {}
         lines: list[tuple[str, str | None]] = []  # (knotc command, the error that means "already done")
         for action, zone_name in changes:
