@@ -2,16 +2,18 @@
 load through a real Celery worker onto two real BIND9s; then every target's configured zones must be
 what the database says, by each server's own word (rndc showzone), not by a DNS answer."""
 import random
+import threading
 import time
 import uuid
 
 import pytest
-from django.db import transaction
+from django.db import connection, transaction
 
 from tests.conftest import needs_named, wait_until
 from workers.backends import get_backend
 from workers.dnsclient import query_soa_serial
 from zones import services, validation
+from zones.services import pipeline
 from zones.models import Zone
 
 pytestmark = [needs_named, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -108,3 +110,52 @@ def test_interleaved_changes_leave_every_target_as_the_database_says(binds, pool
     assert configured_as_in_database(binds, names) == []
     assert Zone.objects.filter(name__in=names, status="DELETED").exists()  # the run did delete and re-create
     assert Zone.objects.filter(name__in=names).count() > len(names)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_fence_orders_two_tasks_on_one_target_and_re_reads_after_waiting():
+    """What target_batch relies on: while one task holds a (target, zone name), another waits (or is
+    Busy after its wait), sees the change that committed meanwhile, and other targets are free."""
+    services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    zone = services.create_zone(project_id="p", name="fenced.example.com.", email="a@example.com")
+    ref = pipeline.ZoneRef.of({"id": zone.id, "name": zone.name, "action": "CREATE", "serial": zone.serial,
+                               "pool_id": zone.pool_id})
+    held, release = threading.Event(), threading.Event()
+
+    def holder():
+        try:
+            with pipeline.fenced("target-1", [ref], pipeline.Mode.CHANGE, wait=5) as current:
+                assert current == [ref]
+                held.set()
+                release.wait(10)
+        finally:
+            connection.close()
+
+    def waiter(seen):
+        try:
+            with pipeline.fenced("target-1", [ref], pipeline.Mode.CHANGE, wait=10) as current:
+                seen.append((time.monotonic(), current))
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=holder)
+    first.start()
+    assert held.wait(10)
+    with pytest.raises(pipeline.Busy, match="still runs after 0.2 s"):
+        with pipeline.fenced("target-1", [ref.__class__(ref.id, ref.name.upper(), ref.action, ref.serial,
+                                                        ref.pool)], pipeline.Mode.CHANGE, wait=0.2):
+            pass
+    with pipeline.fenced("target-2", [ref], pipeline.Mode.CHANGE, wait=0.2) as current:
+        assert current == [ref]  # another target: not held
+    seen = []
+    second = threading.Thread(target=waiter, args=(seen,))
+    second.start()
+    time.sleep(0.3)
+    assert seen == []  # waiting for the holder
+    services.delete_zone(zone.id)  # a newer change commits while it waits
+    released = time.monotonic()
+    release.set()
+    first.join(10)
+    second.join(10)
+    [(when, current)] = seen
+    assert when >= released and current == []  # it re-read after the wait: the create is stale now
