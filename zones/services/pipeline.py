@@ -143,11 +143,11 @@ def fenced(target_id, refs: list[ZoneRef], mode: Mode, wait: float):
 
     Without it a task could find its create current, a delete commit and reach the target first,
     and the create land after it: the zone DELETED here, still configured there. Locks are
-    PostgreSQL transaction advisory locks (one query for the batch, taken in key order so batches
-    never deadlock, released at commit or when the holder's connection dies), so they hold across
-    worker loss and Redis restarts. By name, not id: a zone re-created under a deleted one's name
-    waits for the old delete too. Busy after `wait` seconds. SQLite (a single-process dev setup)
-    has no such locks and takes none."""
+    PostgreSQL transaction advisory locks: one query for the batch, taken in key order so batches
+    never deadlock, released at commit or when the holder's connection dies (a lost worker leaves
+    none behind), and nothing in Redis to lose. By name, not id: a zone re-created under a deleted
+    one's name waits for the old delete too. Busy after `wait` seconds. SQLite (a single-process
+    dev setup) has no such locks and takes none."""
     keys = sorted({_fence_key(target_id, ref.name) for ref in refs})
     with transaction.atomic():
         if keys and connection.vendor == "postgresql":
