@@ -171,6 +171,12 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
     "retry_policy": {"max_retries": None, "interval_start": 0, "interval_step": 1, "interval_max": 5},
 }
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Every task's time limits: at the soft one the task gets SoftTimeLimitExceeded (the pipeline's tasks
+# record it as a failure and retry), at the hard one its process is killed (the chord's error path then
+# records ERROR). target_batch has its own, from TARGET_TIMEOUT. Celery enforces them in prefork and
+# solo workers only; a threads worker (-P threads) relies on every call's own timeout.
+CELERY_TASK_SOFT_TIME_LIMIT = env.float("TASK_SOFT_TIME_LIMIT", default=120)
+CELERY_TASK_TIME_LIMIT = env.float("TASK_TIME_LIMIT", default=180)
 # Beat's scheduler also writes a heartbeat for /health (workers/heartbeat.py), at least every 5 s.
 CELERY_BEAT_SCHEDULER = "workers.heartbeat:BeatScheduler"
 CELERY_BEAT_MAX_LOOP_INTERVAL = 5
@@ -218,6 +224,9 @@ DNSCTL = {
     # A target action that fails is retried this many times, this many seconds apart.
     "TARGET_MAX_RETRIES": env.int("TARGET_MAX_RETRIES", default=3),
     "TARGET_RETRY_INTERVAL": env.float("TARGET_RETRY_INTERVAL", default=1.0),
+    # The longest one attempt of a batch on one target may take (its soft time limit; the hard one is
+    # 30 s later), and how long it waits for an older change of the same zones on that target to finish.
+    "TARGET_TIMEOUT": env.float("TARGET_TIMEOUT", default=30.0),
     # NOTIFYs and SOA queries a task sends to one nameserver at once (a batch's zones).
     "DNS_CONCURRENCY": env.int("DNS_CONCURRENCY", default=32),
     "NOTIFY_TIMEOUT": env.float("NOTIFY_TIMEOUT", default=1.0),
@@ -234,11 +243,13 @@ DNSCTL = {
     # than the maximum propagation time get their action again, at most RECOVERY_MAX_ZONES a run.
     "RECOVERY_INTERVAL": env.float("RECOVERY_INTERVAL", default=120),
     "RECOVERY_MAX_ZONES": env.int("RECOVERY_MAX_ZONES", default=5000),
-    # Periodic sync: every PERIODIC_SYNC_INTERVAL s (0 = off) re-push ACTIVE zones (only those
-    # changed in the last PERIODIC_SYNC_SECONDS s, if set) and every lagging one; a zone that
-    # fails PERIODIC_SYNC_MAX_ATTEMPTS tries, PERIODIC_SYNC_RETRY_INTERVAL s apart, goes to ERROR.
+    # Periodic sync: every PERIODIC_SYNC_INTERVAL s (0 = off) re-push every lagging zone, the ACTIVE
+    # zones changed in the last PERIODIC_SYNC_SECONDS s (default: two intervals), and a slice of the
+    # rest, so that every ACTIVE zone is re-pushed once per PERIODIC_SYNC_FULL_PASS s (0 = never); a
+    # zone that fails PERIODIC_SYNC_MAX_ATTEMPTS tries, PERIODIC_SYNC_RETRY_INTERVAL s apart, goes to ERROR.
     "PERIODIC_SYNC_INTERVAL": env.float("PERIODIC_SYNC_INTERVAL", default=1800),
     "PERIODIC_SYNC_SECONDS": env.int("PERIODIC_SYNC_SECONDS", default=None),
+    "PERIODIC_SYNC_FULL_PASS": env.int("PERIODIC_SYNC_FULL_PASS", default=24 * 3600),
     "PERIODIC_SYNC_MAX_ATTEMPTS": env.int("PERIODIC_SYNC_MAX_ATTEMPTS", default=3),
     "PERIODIC_SYNC_RETRY_INTERVAL": env.float("PERIODIC_SYNC_RETRY_INTERVAL", default=30),
     # Purge: soft-deleted zones (kept so target sync can replay their deletes) are removed after

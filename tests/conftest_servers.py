@@ -136,6 +136,25 @@ def check_delete(server, backend, zone, configured):
     assert wait_for_serial(server, zone, 1) == 1
 
 
+def check_has_zone(server, backend, zone):
+    """has_zone is the server's own word: true for a zone it has but cannot serve (its primary does not
+    have it: a SOA query gets SERVFAIL, i.e. None), false once deleted; confirm_absent says so per zone."""
+    orphan = new_zone_name("orphan")  # not on the primary: configured, never loaded
+    assert not backend.has_zone(zone)
+    backend.create_zone(zone)
+    backend.create_zone(orphan)
+    assert wait_for_serial(server, zone, 1) == 1
+    assert backend.has_zone(zone) and backend.has_zone(orphan.upper())
+    assert query_soa_serial(orphan, server.host, server.port, timeout=1.0) is None  # what the old check believed
+    assert backend.confirm_absent([zone, orphan]) == {
+        zone: f"{backend.kind} target {backend.name!r} still has the zone",
+        orphan: f"{backend.kind} target {backend.name!r} still has the zone"}
+    backend.delete_zone(zone)
+    backend.delete_zone(orphan)
+    assert not backend.has_zone(zone) and not backend.has_zone(orphan)
+    assert backend.confirm_absent([zone, orphan]) == {zone: None, orphan: None}
+
+
 def check_notify(server, primary, backend, zone, source=None, turned_away=None, timeout=5.0):
     """A NOTIFY from source makes the server fetch the primary's new serial. turned_away =
     (address, rcode): a NOTIFY from that address gets that rcode first (the server's ACL)."""

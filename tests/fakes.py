@@ -27,6 +27,11 @@ class FakeBackend(Backend):
     def delete_zone(self, zone_name):
         self._call("delete", zone_name).discard(zone_name)
 
+    def has_zone(self, zone_name):
+        if self.name in FakeBackend.failing:
+            raise BackendError(f"target {self.name}: connection refused")
+        return zone_name in FakeBackend.zones.get(self.name, set())
+
     @classmethod
     def reset(cls):
         cls.zones, cls.failing, cls.calls = {}, set(), []

@@ -11,7 +11,8 @@ import dns.rcode
 import pytest
 
 from tests.conftest import needs_named, wait_until
-from tests.conftest_servers import check_bad_options, primary, soa_rcode, wait_for_serial, zone  # noqa: F401
+from tests.conftest_servers import check_bad_options, check_has_zone  # noqa: F401
+from tests.conftest_servers import primary, soa_rcode, wait_for_serial, zone  # noqa: F401
 from tests.servers import free_port
 from tests.servers.bind9 import Bind9Server
 from workers import backends
@@ -98,6 +99,16 @@ def test_delete_then_recreate(bind, backend, zone):
     backend.delete_zone(zone)
     backend.create_zone(zone)
     assert wait_for_serial(bind, zone, 1) == 1
+
+
+def test_has_zone_asks_rndc_not_dns(bind, backend, zone):
+    check_has_zone(bind, backend, zone)
+
+
+def test_has_zone_cannot_tell_with_a_wrong_key(bind, primary, zone):
+    options = {**bind.backend_options, "rndc_key_secret": "d3JvbmcgICBzZWNyZXQgd3JvbmcgICBzZWNyZXQgISE="}
+    with pytest.raises(BackendError, match=r"bind9 target 'bind-wrong-key' .*rndc showzone"):
+        Bind9Backend("bind-wrong-key", options, [primary.address]).has_zone(zone)
 
 
 def test_zone_names_are_normalised(bind, backend, zone):

@@ -7,6 +7,7 @@ import pytest
 
 from tests.conftest_servers import primary, wait_for_serial, zone  # noqa: F401
 from tests.conftest_servers import at_once, check_bad_options, check_create, check_delete, check_notify, new_zones
+from tests.conftest_servers import check_has_zone
 from tests.servers.knot import KnotServer, needs_knot
 from workers.backends import BackendError
 from workers.backends.knot import KnotBackend
@@ -42,6 +43,10 @@ def test_notify_brings_new_serial(knot, primary, backend, zone):
 
 def test_delete_refuses_and_repeats_are_noops(knot, backend, zone):
     check_delete(knot, backend, zone, lambda name: f"= {name}" in configured(knot))
+
+
+def test_has_zone_asks_knotd_not_dns(knot, backend, zone):
+    check_has_zone(knot, backend, zone)
 
 
 def test_update_of_missing_zone_creates_it(knot, backend, zone):
@@ -99,6 +104,9 @@ def test_wrong_socket_names_target_and_knotc_message(tmp_path, primary, zone):
     with pytest.raises(BackendError, match=r"knot target 'knot-down' \(.*none.sock\): knotc conf-begin failed: "
                                            r"error: failed to connect to socket .*none.sock' \(not exists\)$"):
         backend.create_zone(zone)
+    with pytest.raises(BackendError, match=r"knot target 'knot-down' .*knotc zone-status failed: .*not exists"):
+        backend.has_zone(zone)  # cannot tell is not "absent"
+    assert backend.confirm_absent([zone])[zone].startswith("knot target 'knot-down'")
     assert time.monotonic() - started < 10
 
 

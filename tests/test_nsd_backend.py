@@ -6,6 +6,7 @@ import pytest
 
 from tests.conftest_servers import primary, wait_for_serial, zone  # noqa: F401
 from tests.conftest_servers import check_bad_options, check_create, check_delete, check_notify, new_zones
+from tests.conftest_servers import check_has_zone
 from tests.servers.nsd import NsdServer, needs_nsd
 from workers.backends import BackendError
 from workers.backends.nsd import NsdBackend
@@ -41,6 +42,10 @@ def test_delete_refuses_and_repeats_are_noops(nsd, backend, zone):
     check_delete(nsd, backend, zone, lambda name: listed(nsd, name))
 
 
+def test_has_zone_asks_nsd_control_not_dns(nsd, backend, zone):
+    check_has_zone(nsd, backend, zone)
+
+
 def test_apply_many_zones_in_chunks(nsd, primary, backend, monkeypatch):
     names = new_zones(primary, 250, serial=3, prefix="bulk")
     backend.create_zone(names[0])  # already there: still success
@@ -74,6 +79,8 @@ def test_wrong_config_names_target_and_message(tmp_path, primary, zone):
         backend.create_zone(zone)
     results = backend.apply([("DELETE", zone)])
     assert "nsd-down" in results[zone] and "could not read config file" in results[zone]
+    with pytest.raises(BackendError, match=r"nsd target 'nsd-down' .*nsd-control zonestatus .* failed"):
+        backend.has_zone(zone)  # cannot tell is not "absent"
     assert time.monotonic() - started < 10
 
 

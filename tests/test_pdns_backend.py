@@ -7,6 +7,7 @@ import pytest
 
 from tests.conftest_servers import primary, wait_for_serial, zone  # noqa: F401
 from tests.conftest_servers import at_once, check_bad_options, check_create, check_delete, check_notify, new_zones
+from tests.conftest_servers import check_has_zone
 from tests.servers import free_port
 from tests.servers.pdns import PdnsServer, needs_pdns
 from workers.backends import BackendError
@@ -38,6 +39,10 @@ def test_notify_from_the_primary_address_brings_new_serial(pdns, primary, backen
 
 def test_delete_refuses_and_repeats_are_noops(pdns, backend, zone):
     check_delete(pdns, backend, zone, lambda name: pdns.api(f"zones/{name}") != 404)
+
+
+def test_has_zone_asks_the_api_not_dns(pdns, backend, zone):
+    check_has_zone(pdns, backend, zone)
 
 
 def test_update_fixes_masters_and_creates_missing(pdns, primary, zone):
@@ -78,6 +83,8 @@ def test_nothing_listening_names_target(primary, zone):
     started = time.monotonic()
     with pytest.raises(BackendError, match=r"pdns target 'pdns-down' .*Connection refused"):
         backend.delete_zone(zone)
+    with pytest.raises(BackendError, match=r"pdns target 'pdns-down' .*Connection refused"):
+        backend.has_zone(zone)  # cannot tell is not "absent"
     assert time.monotonic() - started < 10
 
 

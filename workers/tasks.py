@@ -4,7 +4,14 @@ backends, the DNS client helpers, the consensus math and zones.services.
 Every push, one zone's change or a sweep of a thousand zones, takes the same path:
 
 push(pool, refs, mode) ─► chord(target_batch × targets) ─► targets_done ─► notify_batch × nameservers
-                                                                        └► chord(poll_batch × nameservers) ─► polls_done
+                                                       └► chord(poll_batch × nameservers
+                                                                + absence_batch × targets) ─► polls_done
+
+Creates and updates are done when enough nameservers serve the serial (SOA polls); deletes when
+every target says it no longer has the zone (absence_batch, the backend's control channel). A
+target's calls run fenced (pipeline.fenced), so an older change never lands after a newer delete.
+Each chord has an error path (pipeline_failed): a stage that raises ends its zones in ERROR with
+the reason.
 
 A batch's zones travel together, so a sweep, or a burst of API changes (zone_action takes every
 change waiting when it runs), costs a few tasks per batch, not per zone. A ref is one zone's
@@ -14,6 +21,7 @@ zone. Retries re-schedule the task with what is
 left to do (never sleep in a worker); every stage drops zones a newer change superseded.
 """
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from celery import chord, group, shared_task
@@ -59,7 +67,7 @@ def push(pool_id, refs: list[ZoneRef], mode: Mode, target_ids: list[str] | None 
         return "no targets"
     message = refs_to_json(refs)
     header = [target_batch.s(pool_id, t["id"], message, mode).set(priority=PUSH) for t in targets]
-    chord(header)(targets_done.s(pool_id, message, mode).set(priority=FINISH))
+    _chord(header, targets_done.s(pool_id, message, mode), refs, mode, "targets")
     return f"{len(refs)} zones on {len(targets)} targets"
 
 
@@ -96,30 +104,32 @@ def _retry_policy(mode):
     return _conf("TARGET_MAX_RETRIES"), _conf("TARGET_RETRY_INTERVAL")
 
 
-@shared_task(bind=True)
+TARGET_HARD_LIMIT_GRACE = 30  # s after TARGET_TIMEOUT's soft limit before the hard one kills the attempt
+
+
+@shared_task(bind=True, soft_time_limit=settings.DNSCTL["TARGET_TIMEOUT"],
+             time_limit=settings.DNSCTL["TARGET_TIMEOUT"] + TARGET_HARD_LIMIT_GRACE)
 def target_batch(self, pool_id, target_id, refs, mode, errors=None):
     """Apply a batch of zones to one target. Returns {zone id: None or the failure}, never raises
-    for a target's failure (the chord body decides); the failed zones are retried first."""
+    for a target's failure (the chord body decides); the failed zones are retried first.
+
+    The target calls run fenced (pipeline.fenced): the zones are re-read as current while this task
+    holds their (target, name) locks, so an older change never lands after a newer delete."""
     errors, mode = dict(errors or {}), Mode(mode)
-    refs = pipeline.current_refs(refs_from_json(refs), mode)
+    deadline = time.monotonic() + _conf("TARGET_TIMEOUT")  # no backend call starts later (threads workers too)
+    refs = refs_from_json(refs)
     pool = pipeline.pool_work(pool_id) or {}
     target = next((t for t in pool.get("targets", []) if t["id"] == target_id), None)
     name = target["name"] if target else target_id
     if target is None:
+        refs = pipeline.current_refs(refs, mode)
         results = {r.name: "target removed from the pool" for r in refs}
     else:
         try:
-            changes = [(r.action, r.name) for r in refs]
-            if not changes:
-                results = {}
-            elif pool["catalog_zone"]:  # its servers learn zones from the pool's catalog zone, not from us
-                results = catalog.provision(pool_id, target, changes)
-            else:
-                backend = get_backend(target["type"], target["name"], target["options"], target["masters"])
-                results = backend.apply(changes)
-        except Exception as exc:  # noqa: BLE001 - a broken target is this target's result, for every zone
-            log.exception("target %s failed unexpectedly", name)
-            results = {r.name: str(exc) or type(exc).__name__ for r in refs}
+            with pipeline.fenced(target_id, refs, mode, wait=_conf("TARGET_TIMEOUT")) as refs:
+                results = _apply(pool_id, pool, target, refs, deadline)
+        except pipeline.Busy as exc:  # an older change of these zones is still on its way to the target
+            results = {r.name: f"target {name}: {exc}" for r in refs}
     for ref in refs:
         errors[ref.id] = results.get(ref.name, "no result from the backend")
     failed = [ref for ref in refs if errors[ref.id]]
@@ -134,6 +144,21 @@ def target_batch(self, pool_id, target_id, refs, mode, errors=None):
                          countdown=interval, max_retries=max_retries)
     pipeline.record_target_results(target_id, refs, errors)
     return {"target": target_id, "name": name, "errors": errors}
+
+
+def _apply(pool_id, pool, target, refs, deadline) -> dict:
+    """The target's calls for refs: {zone name: None or the failure}; a broken target fails every zone."""
+    changes = [(r.action, r.name) for r in refs]
+    if not changes:
+        return {}
+    try:
+        if pool["catalog_zone"]:  # its servers learn zones from the pool's catalog zone, not from us
+            return catalog.provision(pool_id, target, changes)
+        backend = get_backend(target["type"], target["name"], target["options"], target["masters"])
+        return backend.apply(changes, deadline=deadline)
+    except Exception as exc:  # noqa: BLE001 - a broken target is this target's result, for every zone
+        log.exception("target %s failed unexpectedly", target["name"])
+        return {r.name: str(exc) or type(exc).__name__ for r in refs}
 
 
 @shared_task(ignore_result=True)
@@ -153,23 +178,26 @@ def targets_done(results, pool_id, refs, mode):
             _finish_each([ref], mode, False, reason, tenant_reason)
     if mode == Mode.TARGET_SYNC:  # replayed deletes are done: nothing to poll for
         passed = [ref for ref in passed if ref.action != DELETE]
-    if not passed:
+    deletes = [ref for ref in passed if ref.action == DELETE]
+    changed = [ref for ref in passed if ref.action != DELETE]
+    if changed and not pool["nameservers"]:
+        _finish_each(changed, mode, False, "The zone's pool has no nameservers to poll.", NOT_READY)
+        changed = []
+    if not changed and not deletes:
         return "nothing to poll"
-    if not pool["nameservers"]:
-        _finish_each(passed, mode, False, "The zone's pool has no nameservers to poll.", NOT_READY)
-        return "no nameservers"
-    changed = [(ref.name, ref.serial) for ref in passed if ref.action != DELETE]
     if changed:
         peers = pool["nameservers"] + pool["also_notifies"]
-        group(notify_batch.si(p["host"], p["port"], changed, pool["notify_source"])
-              for p in peers).apply_async(priority=FINISH)
-    polls = [
-        poll_batch.s(ns["id"], ns["host"], ns["port"], refs_to_json(passed), mode).set(countdown=_conf("POLL_DELAY"),
-                                                                         priority=FINISH)
-        for ns in pool["nameservers"]
-    ]
-    chord(polls)(polls_done.s(pool_id, refs_to_json(passed), mode).set(priority=FINISH))
-    return f"polling {len(passed)} zones"
+        group(notify_batch.si(p["host"], p["port"], [(ref.name, ref.serial) for ref in changed],
+                              pool["notify_source"]) for p in peers).apply_async(priority=FINISH)
+    delay = {"countdown": _conf("POLL_DELAY"), "priority": FINISH}
+    polls = [poll_batch.s(ns["id"], ns["host"], ns["port"], refs_to_json(changed), mode).set(**delay)
+             for ns in pool["nameservers"] if changed]
+    # A delete is done when every target says it no longer has the zone (a SOA query cannot tell a
+    # zone that is gone from one that is configured but failing: both look unserved).
+    polls += [absence_batch.s(pool_id, t["id"], refs_to_json(deletes), mode).set(**delay)
+              for t in pool["targets"] if deletes]
+    _chord(polls, polls_done.s(pool_id, refs_to_json(changed + deletes), mode), changed + deletes, mode, "polls")
+    return f"polling {len(changed)} zones, confirming {len(deletes)} deletes"
 
 
 @shared_task(ignore_result=True)
@@ -203,7 +231,7 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None):
     """Poll one nameserver for a batch of zones; re-schedule (never sleep) for the ones still behind.
 
     Returns {"seen": {zone id: [serial, done, message]}}; done means the nameserver serves the
-    zone's serial (for DELETE: no longer serves the zone)."""
+    zone's serial."""
     seen, refs, mode = dict(seen or {}), refs_from_json(refs), Mode(mode)
     if self.request.retries:
         refs = pipeline.current_refs(refs, mode)
@@ -212,8 +240,7 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None):
     behind = []
     for ref in refs:
         observed, _, error = seen[ref.id]
-        done = (observed is None and not error) if ref.action == DELETE else reached(observed, ref.serial)
-        seen[ref.id][1] = done
+        seen[ref.id][1] = done = reached(observed, ref.serial)
         if not done:
             behind.append(ref)
     if behind and self.request.retries < _conf("POLL_MAX_RETRIES"):
@@ -226,11 +253,36 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None):
     for ref in behind:
         observed, _, error = seen[ref.id]
         if not error:
-            seen[ref.id][2] = (f"still serves the zone (serial {observed})" if ref.action == DELETE else
-                                  f"still serves serial {observed}" if observed is not None else
-                                  "does not serve the zone")
+            seen[ref.id][2] = f"still serves serial {observed}" if observed is not None else "does not serve the zone"
     _record_polls(nameserver_id, refs, seen)
     return {"nameserver": nameserver_id, "address": f"{host}:{port}", "seen": seen}
+
+
+@shared_task(bind=True)
+def absence_batch(self, pool_id, target_id, refs, mode, errors=None):
+    """Ask one target, by its control channel, whether it still has each deleted zone; re-schedule
+    (never sleep) for the ones it still has (a catalog pool's servers drop members when they read the
+    catalog). Returns target_batch's shape: {zone id: None once gone, else why not}."""
+    errors, refs, mode = dict(errors or {}), refs_from_json(refs), Mode(mode)
+    if self.request.retries:
+        refs = pipeline.current_refs(refs, mode)
+    target = next((t for t in (pipeline.pool_work(pool_id) or {}).get("targets", []) if t["id"] == target_id), None)
+    if target is None:
+        answers = {r.name: None for r in refs}  # a target that left the pool keeps nothing of ours to serve
+    else:
+        try:
+            backend = get_backend(target["type"], target["name"], target["options"], target["masters"])
+            answers = backend.confirm_absent([r.name for r in refs])
+        except Exception as exc:  # noqa: BLE001 - cannot tell is not gone
+            answers = {r.name: str(exc) or type(exc).__name__ for r in refs}
+    for ref in refs:
+        errors[ref.id] = answers.get(ref.name, "no answer from the backend")
+    present = [ref for ref in refs if errors[ref.id]]
+    if present and self.request.retries < _conf("POLL_MAX_RETRIES"):
+        raise self.retry(args=(pool_id, target_id, refs_to_json(present), mode), kwargs={"errors": errors},
+                         countdown=_conf("POLL_RETRY_INTERVAL"), max_retries=_conf("POLL_MAX_RETRIES"))
+    pipeline.record_target_results(target_id, refs, errors)
+    return {"target": target_id, "name": target["name"] if target else target_id, "errors": errors}
 
 
 def _record_polls(nameserver_id, refs, seen):
@@ -241,20 +293,47 @@ def _record_polls(nameserver_id, refs, seen):
 
 @shared_task(ignore_result=True)
 def polls_done(results, pool_id, refs, mode):
-    """Consensus over the nameservers per zone: ACTIVE (or DELETED) when enough serve it, else ERROR."""
+    """Consensus per zone: ACTIVE when enough nameservers serve its serial, DELETED when every target
+    no longer has it; else ERROR."""
     mode = Mode(mode)
     pool = pipeline.pool_work(pool_id)
     names = {f"{ns['host']}:{ns['port']}": ns["name"] for ns in pool["nameservers"]}
+    polls = [r for r in results if "seen" in r]
+    absences = [r for r in results if "errors" in r]
     outcomes = {"ok": 0, "error": 0}
     for ref in pipeline.current_refs(refs_from_json(refs), mode):
-        observed = {r["address"]: tuple(r["seen"][ref.id]) for r in results if ref.id in r["seen"]}
-        if len(observed) < len(results):
-            continue  # a poll saw the zone move on
-        ok, reason, tenant_reason = consensus.nameservers_verdict(ref.action, ref.serial, pool["threshold"],
-                                                                  observed, names)
+        if ref.action == DELETE:
+            per_target = {r["name"]: r["errors"][ref.id] for r in absences if ref.id in r["errors"]}
+            if len(per_target) < len(absences):
+                continue  # a target saw the zone move on
+            ok, reason, tenant_reason = consensus.targets_verdict(ref.action, pool["threshold"], per_target)
+        else:
+            observed = {r["address"]: tuple(r["seen"][ref.id]) for r in polls if ref.id in r["seen"]}
+            if len(observed) < len(polls):
+                continue  # a poll saw the zone move on
+            ok, reason, tenant_reason = consensus.nameservers_verdict(ref.action, ref.serial, pool["threshold"],
+                                                                      observed, names)
         _finish_each([ref], mode, ok, reason, tenant_reason)
         outcomes["ok" if ok else "error"] += 1
     return outcomes
+
+
+def _chord(header, body, refs, mode, stage):
+    """Run header then body, with an error path: a header or body that raises (database or Redis
+    error, time limit) puts the zones that are still current in ERROR with the reason at once, instead
+    of leaving them PENDING until recovery notices."""
+    chord(header)(body.set(priority=FINISH).on_error(pipeline_failed.s(refs_to_json(refs), mode, stage)))
+
+
+@shared_task(ignore_result=True)
+def pipeline_failed(request, exc, traceback, refs, mode, stage):
+    """The chord's errback: Celery calls it in the worker that saw the failure (no message to send).
+    Each zone's outcome is recorded on its own (finish drops it for a zone that moved on), so a ref
+    that cannot be read does not keep the others PENDING."""
+    reason = f"The {stage} stage failed: {type(exc).__name__}: {exc}"[:2000]
+    log.error("%s: %s", ", ".join(ref["name"] for ref in refs), reason)
+    _finish_each(refs_from_json(refs), Mode(mode), False, reason,
+                 "The change could not be provisioned; it will be retried.")
 
 
 # --- periodic and on-demand sweeps (fired by beat on every node; run once per interval) ---------
@@ -306,9 +385,13 @@ def recover(force=False):
 
 @shared_task(ignore_result=True)
 def periodic_sync(force=False):
-    """Re-push healthy zones to every target (and lagging ones until every nameserver has them)."""
+    """Re-push lagging zones until every nameserver has them, the zones changed lately, and a slice of
+    the rest (every zone once per PERIODIC_SYNC_FULL_PASS): bounded, however many zones there are."""
     def body(summary):
-        for batch in sweeps.sync_batches(_conf("BATCH_SIZE"), _conf("PERIODIC_SYNC_SECONDS")):
+        interval = _conf("PERIODIC_SYNC_INTERVAL")
+        changed_within = _conf("PERIODIC_SYNC_SECONDS") or 2 * interval
+        shards = sweeps.sync_slice(time.time(), interval, _conf("PERIODIC_SYNC_FULL_PASS"))
+        for batch in sweeps.sync_batches(_conf("BATCH_SIZE"), changed_within, shards):
             _push_batches(batch, Mode.SYNC, summary)
 
     return _sweep("sync", "PERIODIC_SYNC_INTERVAL", force, body)

@@ -4,6 +4,7 @@ A backend drives one kind of DNS server (BIND9, Knot, ...) that runs as a
 secondary of MiniDNS: the control plane only tells it which zones exist and
 where the primaries are; zone data always comes from MiniDNS by AXFR/IXFR.
 """
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
@@ -72,22 +73,45 @@ class Backend:
         """Stop serving zone_name and drop its data."""
         raise NotImplementedError
 
+    def has_zone(self, zone_name: str) -> bool:
+        """Whether the server has zone_name configured, in its control channel's own words. A delete is
+        confirmed by this, never by a DNS answer: a server SERVFAILs a zone it has but cannot load (one
+        re-created after its primary dropped it), which looks like "gone" to a SOA query.
+        BackendError if the server cannot tell."""
+        raise NotImplementedError
+
+    def confirm_absent(self, zone_names: list[str]) -> dict[str, str | None]:
+        """After deletes: {zone_name: None once the server no longer has it, else why not}, `parallel`
+        at a time. Never raises BackendError: each zone gets its own answer."""
+        def one(zone_name):
+            try:
+                return zone_name, f"{self.kind} target {self.name!r} still has the zone" if self.has_zone(
+                    zone_name) else None
+            except BackendError as exc:
+                return zone_name, str(exc)
+
+        with ThreadPoolExecutor(max_workers=self.parallel) as pool:
+            return dict(pool.map(one, zone_names))
+
     def check(self) -> None:
         """Ask the server's control channel whether it answers (e.g. `rndc status`): before a target
         is saved, so a wrong address or key is refused now, not found later as zones in ERROR.
         BackendError naming the target and the option that points at the channel."""
         raise NotImplementedError
 
-    def apply(self, changes: list[tuple[str, str]]) -> dict[str, str | None]:
+    def apply(self, changes: list[tuple[str, str]], deadline: float | None = None) -> dict[str, str | None]:
         """Apply many changes to this one target: [(action, zone_name)] -> {zone_name: error or None}.
 
         Bulk work (recovery, sync, target sync) comes here. The default makes the single-zone calls,
         `parallel` at a time (option `parallel`, default 1); a backend whose server takes many zones
         in one go (a Knot configuration transaction) overrides it. Never raises BackendError: each
-        zone gets its own result.
+        zone gets its own result. No call starts after `deadline` (time.monotonic()): the zones left
+        get an error, so an attempt ends within deadline + timeout even where Celery cannot cut it.
         """
         def one(change):
             action, zone_name = change
+            if deadline is not None and time.monotonic() > deadline:
+                return zone_name, f"{self.kind} target {self.name!r}: not attempted, the attempt's time ran out"
             try:
                 getattr(self, METHODS[action])(zone_name)
                 return zone_name, None

@@ -97,6 +97,15 @@ class Bind9Backend(Backend):
         if result.returncode != 0 and not _says(result, "delzone", "not found"):
             self._fail("delzone", zone, result)
 
+    def has_zone(self, zone_name: str) -> bool:
+        zone = self._zone(zone_name)
+        result = self._rndc("showzone", zone)
+        if result.returncode == 0:
+            return True
+        if _says(result, "showzone", "not found"):
+            return False
+        self._fail("showzone", zone, result)
+
     def check(self) -> None:
         result = self._rndc("status")
         if result.returncode != 0:

@@ -52,6 +52,16 @@ class KnotBackend(Backend):
     def delete_zone(self, zone_name: str) -> None:
         self._one("DELETE", zone_name)
 
+    def has_zone(self, zone_name: str) -> bool:
+        """zone-status knows configured zones and a catalog's members alike."""
+        zone = plain_zone_name(zone_name, self.name)
+        result = self._knotc("zone-status", zone)
+        if result.returncode == 0:
+            return True
+        if "(no such zone found)" in result.stdout:
+            return False
+        self._fail("zone-status", result)
+
     def check(self) -> None:
         """knotd answers on the socket, and knows the template new zones get."""
         status = self._knotc("status")
@@ -62,9 +72,10 @@ class KnotBackend(Backend):
             raise BackendError(f"{self._where()}: knotd has no template {self.template!r} (option template): "
                                f"{_text(template)}")
 
-    def apply(self, changes: list[tuple[str, str]]) -> dict[str, str | None]:
+    def apply(self, changes: list[tuple[str, str]], deadline: float | None = None) -> dict[str, str | None]:
         """All changes in one configuration transaction, under the target's lock. Knot's own
-        "already there" and "not there" answers to a line count as success (idempotency)."""
+        "already there" and "not there" answers to a line count as success (idempotency). One
+        transaction is one bounded call: deadline does not cut it."""
         results: dict[str, str | None] = {}
         lines: list[tuple[str, str | None]] = []  # (knotc command, the error that means "already done")
         for action, zone_name in changes:

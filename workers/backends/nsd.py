@@ -10,6 +10,7 @@ import itertools
 import logging
 import re
 import subprocess
+import time
 
 from workers.backends import plain_zone_name
 from workers.backends.base import Backend, BackendError, Option
@@ -58,13 +59,22 @@ class NsdBackend(Backend):
         if not _ok(result) and f"zone {zone} not present" not in result.stdout:
             self._fail("delzone", zone, result)
 
+    def has_zone(self, zone_name: str) -> bool:
+        zone = plain_zone_name(zone_name, self.name)
+        result = self._control("zonestatus", zone)
+        if result.returncode == 0 and result.stdout.startswith(f"zone:\t{zone}\n"):
+            return True
+        if f"error zone {zone} not configured" in result.stdout:
+            return False
+        self._fail("zonestatus", zone, result)
+
     def check(self) -> None:
         result = self._control("status")
         if result.returncode != 0 or not result.stdout.startswith("version:"):
             raise BackendError(f"{self._where()}: nsd-control status (option config) failed: {_text(result)}")
 
-    def apply(self, changes: list[tuple[str, str]]) -> dict[str, str | None]:
-        """addzones / delzones in chunks of CHUNK, in the order the changes come."""
+    def apply(self, changes: list[tuple[str, str]], deadline: float | None = None) -> dict[str, str | None]:
+        """addzones / delzones in chunks of CHUNK, in the order the changes come; none after deadline."""
         results: dict[str, str | None] = {}
         runs = itertools.groupby(changes, key=lambda change: change[0] == "DELETE")
         for deleting, run in runs:
@@ -79,6 +89,8 @@ class NsdBackend(Backend):
                 chunk = names[start:start + CHUNK]
                 lines = chunk if deleting else [f"{zone} {self.pattern}" for zone in chunk]
                 try:
+                    if deadline is not None and time.monotonic() > deadline:
+                        raise BackendError(f"{self._where()}: not attempted, the attempt's time ran out")
                     outcome = self._bulk("delzones" if deleting else "addzones", chunk, lines)
                 except BackendError as exc:
                     outcome = {zone: str(exc) for zone in chunk}

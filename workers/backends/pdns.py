@@ -84,6 +84,13 @@ class PowerDNSBackend(Backend):
             if status not in (204, 404):  # 404: not there
                 self._fail("DELETE", self._zone_path(zone), zone, status, body)
 
+    def has_zone(self, zone_name: str) -> bool:
+        zone = self._zone(zone_name)
+        status, body = self._request("GET", self._zone_path(zone) + "?rrsets=false")
+        if status not in (200, 404):
+            self._fail("GET", self._zone_path(zone), zone, status, body)
+        return status == 200
+
     def check(self) -> None:
         try:
             status, body = self._request("GET", "")

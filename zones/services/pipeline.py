@@ -1,12 +1,14 @@
 """What the provisioning pipeline (workers.tasks) reads and records: a pool's work as plain
 values, the changes to push, which of them are still current, each server's result, and each
 zone's outcome. An older result never overwrites a newer change."""
+import hashlib
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import OperationalError, connection, transaction
+from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.utils import timezone
 
 from dnsctl import metrics
@@ -101,9 +103,16 @@ def claim_changes(limit: int) -> list[ZoneRef]:
     waiting = (Zone.objects.select_for_update(skip_locked=True, no_key=True)
                .filter(status=Status.PENDING, deleted_at__isnull=True).exclude(pushed_serial=F("serial"))
                .order_by("enqueued_at"))
-    rows = list(waiting.values("id", "name", "action", "serial", "pool_id")[:limit])
-    Zone.objects.filter(id__in=[z["id"] for z in rows]).update(pushed_serial=F("serial"))
-    return [ZoneRef.of(z) for z in rows]
+    refs = [ZoneRef.of(z) for z in waiting.values("id", "name", "action", "serial", "pool_id")[:limit]]
+    Zone.objects.filter(id__in=[r.id for r in refs]).update(pushed_serial=pushed_serials(refs))
+    return refs
+
+
+def pushed_serials(refs: list[ZoneRef]):
+    """pushed_serial := the serial each ref carries, not the row's serial at update time: a change that
+    committed in between stays unpushed, so its own zone_action still takes it."""
+    return Case(*[When(id=ref.id, then=Value(ref.serial)) for ref in refs], default=F("pushed_serial"),
+                output_field=BigIntegerField())
 
 
 def current_refs(refs: list[ZoneRef], mode: Mode) -> list[ZoneRef]:
@@ -121,6 +130,45 @@ def current_refs(refs: list[ZoneRef], mode: Mode) -> list[ZoneRef]:
         return row["action"] == (Action.NONE if mode == Mode.SYNC else ref.action)
 
     return [ref for ref in refs if current(ref)]
+
+
+class Busy(Exception):
+    """Another task still applies a change of these zones to this target (fenced() waited long enough)."""
+
+
+@contextmanager
+def fenced(target_id, refs: list[ZoneRef], mode: Mode, wait: float):
+    """Apply refs to one target in order: yields the refs still current once this task holds the
+    (target, zone name) locks, and keeps them until the caller's target calls are done.
+
+    Without it a task could find its create current, a delete commit and reach the target first,
+    and the create land after it: the zone DELETED here, still configured there. Locks are
+    PostgreSQL transaction advisory locks: one query for the batch, taken in key order so batches
+    never deadlock, released at commit or when the holder's connection dies (a lost worker leaves
+    none behind), and nothing in Redis to lose. By name, not id: a zone re-created under a deleted
+    one's name waits for the old delete too. Busy after `wait` seconds. SQLite (a single-process
+    dev setup) has no such locks and takes none."""
+    keys = sorted({_fence_key(target_id, ref.name) for ref in refs})
+    with transaction.atomic():
+        if keys and connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL lock_timeout = %s", [f"{max(1, int(wait * 1000))}ms"])
+                try:
+                    with transaction.atomic():  # a savepoint: a timeout leaves the outer transaction usable
+                        cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM "
+                                       "(SELECT unnest(%s::bigint[]) AS k ORDER BY 1) AS ordered", [keys])
+                except OperationalError as exc:
+                    if getattr(exc.__cause__, "pgcode", None) != "55P03":  # lock_not_available
+                        raise
+                    raise Busy(f"another change of these zones on this target still runs after {wait:g} s") from None
+                cursor.execute("SET LOCAL lock_timeout = 0")
+        yield current_refs(refs, mode)
+
+
+def _fence_key(target_id, zone_name: str) -> int:
+    """A signed 64-bit advisory lock key for (target, zone name); a collision only serialises two zones."""
+    digest = hashlib.blake2b(f"dnsctl-fence:{target_id}:{zone_name.lower()}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def record_target_results(target_id, refs: list[ZoneRef], errors: dict):

@@ -1,6 +1,7 @@
 """What the periodic and on-demand sweeps claim: recovery of lost or failed changes, periodic
 sync of healthy zones, a target's replay since a time, and the purge of deleted zones; each
 periodic run is claimed once per interval."""
+import math
 import uuid
 from datetime import datetime, timedelta
 from datetime import timezone as dt_timezone
@@ -13,19 +14,23 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from zones import validation
-from zones.models import NameserverStatus, PeriodicRun, PoolNameserver, PoolTarget, Zone
+from zones.models import SHARDS, NameserverStatus, PeriodicRun, PoolNameserver, PoolTarget, Zone
 
-from .pipeline import ZoneRef
+from .pipeline import ZoneRef, pushed_serials
 from .selectors import find_target
 
 Action, Status = Zone.Action, Zone.Status
 
 
 def max_propagation_seconds() -> float:
-    """How long a change's work may take before it counts as lost: the whole SOA polling budget."""
+    """How long a change's work may take before it counts as lost: every attempt on the targets (each
+    up to TARGET_TIMEOUT, target_batch's soft time limit) with the waits between them, then the whole
+    polling budget. Shorter, and recovery would give a slow target a second pipeline every interval."""
     c = settings.DNSCTL
-    return (c["POLL_TIMEOUT"] * c["POLL_MAX_RETRIES"] + c["POLL_RETRY_INTERVAL"] * c["POLL_MAX_RETRIES"]
-            + c["POLL_DELAY"])
+    retries = c["TARGET_MAX_RETRIES"]
+    targets = (retries + 1) * c["TARGET_TIMEOUT"] + retries * c["TARGET_RETRY_INTERVAL"]
+    polls = (c["POLL_TIMEOUT"] + c["POLL_RETRY_INTERVAL"]) * c["POLL_MAX_RETRIES"] + c["POLL_DELAY"]
+    return targets + polls
 
 
 def start_periodic_run(name: str, interval: float) -> bool:
@@ -52,8 +57,9 @@ def _claim(refs: list[ZoneRef], now) -> list[ZoneRef]:
     """Mark the zones' work as in flight; a zone claimed meanwhile (a new change) is left out."""
     claimed = set(Zone.objects.filter(_not_in_flight(now), id__in=[r.id for r in refs])
                   .values_list("id", flat=True))
-    Zone.objects.filter(id__in=claimed).update(enqueued_at=now, pushed_serial=F("serial"))
-    return [r for r in refs if uuid.UUID(r.id) in claimed]
+    refs = [r for r in refs if uuid.UUID(r.id) in claimed]
+    Zone.objects.filter(id__in=claimed).update(enqueued_at=now, pushed_serial=pushed_serials(refs))
+    return refs
 
 
 RECOVERY_ORDER = Case(When(action=Action.DELETE, then=0), When(action=Action.CREATE, then=1), default=2)
@@ -83,13 +89,18 @@ def lagging_zones():
     return Zone.objects.filter(Exists(missing), status=Status.ACTIVE, deleted_at__isnull=True)
 
 
-def sync_batches(batch_size: int, changed_within: int | None = None):
-    """Yield claimed batches of healthy zones to re-push: ACTIVE ones (only those changed in the last
-    changed_within seconds, if given) and every lagging one. Keyset-paged, never the whole table."""
+def sync_batches(batch_size: int, changed_within: int | None = None, shards: range | None = None):
+    """Yield claimed batches of healthy zones to re-push: every lagging one, the ACTIVE ones changed in
+    the last changed_within seconds, and the ACTIVE ones in `shards` (a slice of the full pass); with
+    neither given, every ACTIVE zone. Keyset-paged, never the whole table."""
     healthy = Zone.objects.filter(status=Status.ACTIVE, action=Action.NONE, deleted_at__isnull=True)
-    if changed_within:
-        healthy = healthy.filter(Q(updated_at__gte=timezone.now() - timedelta(seconds=changed_within))
-                                 | Q(id__in=lagging_zones().values("id")))
+    if changed_within or shards is not None:
+        wanted = Q(id__in=lagging_zones().values("id"))
+        if changed_within:
+            wanted |= Q(updated_at__gte=timezone.now() - timedelta(seconds=changed_within))
+        if shards is not None:
+            wanted |= Q(shard__gte=shards.start, shard__lt=shards.stop)
+        healthy = healthy.filter(wanted)
     last = None
     while True:
         page = healthy.filter(id__gt=last) if last else healthy
@@ -98,6 +109,17 @@ def sync_batches(batch_size: int, changed_within: int | None = None):
             return
         last = rows[-1]["id"]
         yield _claim([ZoneRef.of(z, Action.UPDATE) for z in rows], timezone.now())
+
+
+def sync_slice(now: float, interval: float, full_pass: float) -> range | None:
+    """The shards this run of periodic sync re-pushes so that every zone gets one re-push per full_pass
+    seconds: the 4,096 shards cut into full_pass / interval slices, taken in turn by the clock (so a
+    missed run skips a slice, it does not shift the others). None when full_pass is 0 (no full pass)."""
+    if not full_pass or not interval:
+        return None
+    slices = max(1, math.ceil(full_pass / interval))
+    index = int(now // interval) % slices
+    return range(SHARDS * index // slices, SHARDS * (index + 1) // slices)
 
 
 def target_sync_plan(target: PoolTarget, since) -> list[ZoneRef]:

@@ -241,9 +241,10 @@ def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., descriptio
         grown = len(rdata) - len(rs.records)
         if grown > 0:  # a recordset may always shrink, even in a project over its (lowered) quota
             quotas.check(zone.project_id, recordset_records=len(rdata), zone_records=zone.record_count + grown)
-        changed |= rdata != rs.records
-        zone.record_count += grown
-        rs.records = rdata
+        if sorted(rdata) != sorted(rs.records):  # an RRset has no order: the same records reordered are no change
+            changed = True
+            zone.record_count += grown
+            rs.records = rdata
     if ttl is not ...:
         ttl = validation.ttl(ttl)
         changed |= ttl != rs.ttl
