@@ -9,6 +9,7 @@ app = Celery("dnsctl")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["workers"])
 app.autodiscover_tasks(["workers"], related_name="event_tasks")
+app.autodiscover_tasks(["workers"], related_name="zone_tasks")
 
 
 def _add_heartbeat():

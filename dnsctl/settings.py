@@ -263,6 +263,8 @@ DNSCTL = {
     "JOURNAL_MAX_CHANGES_PER_ZONE": env.int("JOURNAL_MAX_CHANGES_PER_ZONE", default=1000),
     # Extra hosts (besides loopback and the pools' targets) allowed to AXFR from MiniDNS.
     "MINIDNS_ALLOW_XFR_FROM": env.list("MINIDNS_ALLOW_XFR_FROM", default=[]),
+    # Zone-file imports waiting for a worker, per project: each holds up to IMPORT_MAX_BODY_SIZE bytes.
+    "IMPORT_MAX_PENDING": env.int("IMPORT_MAX_PENDING", default=10),
 }
 
 # --- Quotas: each project's defaults (Designate's resources; -1 = unlimited). Admins change one

@@ -59,7 +59,8 @@ def one_of_everything() -> dict:
     """A pool, a zone with a recordset, a TLD, a blacklist, quotas, and the tokens of a member and an
     admin: what the API fuzzers (tests/test_api_fuzz.py, bench/fuzz_api.py) aim their requests at.
     {"keys": {role: key}, "ids": {path parameter: value}}."""
-    from zones import accounts, quotas, reserved
+    from zones import accounts, imports, quotas, reserved
+    from zones.journal import SYSTEM
 
     pool = pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
     zone = writes.create_zone(project_id="p1", name="fuzz.example.", email="hostmaster@fuzz.example")
@@ -71,5 +72,9 @@ def one_of_everything() -> dict:
     ids = {"zone_id": zone.id, "recordset_id": recordset.id, "pool_id": pool.id, "project_id": "p1",
            "tld_id": reserved.save_tld(None, name="example").id,
            "blacklist_id": reserved.save_blacklist(None, pattern=r"^evil\.").id,
-           "token_id": accounts.find_token(spare).id, "target_id": "bind-1"}
+           "token_id": accounts.find_token(spare).id, "target_id": "bind-1",
+           "import_id": imports.submit_import(project_id="p1", zonefile="x.example. 300 SOA a. b.x.example. 1 2 3 4 5",
+                                              actor=SYSTEM).id,
+           "export_id": imports.submit_export(zone).id}
+    imports.run_export(ids["export_id"])
     return {"keys": keys, "ids": {k: str(v) for k, v in ids.items()}}

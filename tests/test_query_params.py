@@ -71,7 +71,8 @@ def test_the_route_walk_sees_every_endpoint():
     names = {route.name for route, _, _ in api_routes()}
     assert {"root", "v2", "zone-list", "zone-detail", "zone-nameservers", "zone-propagation", "recordset-list",
             "recordset-detail", "all-recordset-list", "pool-list", "pool-detail", "target-sync",
-            "event-list"} <= names
+            "event-list", "zone-import-list", "zone-import-detail", "zone-export-list", "zone-export-detail",
+            "zone-export-file", "zone-export-create"} <= names
 
 
 @pytest.mark.parametrize("route, view, methods", api_routes(), ids=lambda v: getattr(v, "name", None) or "")
@@ -141,6 +142,8 @@ def list_paths(zone_id):
         f"/v2/zones/{zone_id}/recordsets": ["name", "type", "status", "ttl", "description", "data", "zone_id"],
         "/v2/recordsets": ["name", "type", "status", "ttl", "description", "data", "zone_id"],
         "/v2/pools": ["name"],
+        "/v2/zones/tasks/imports": ["status", "zone_id", "message"],
+        "/v2/zones/tasks/exports": ["status", "zone_id"],
     }
 
 

@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 
 from tests.test_query_params import api_routes
-from zones import accounts, quotas, reserved
+from zones import accounts, imports, quotas, reserved
+from zones.journal import SYSTEM
 from zones.services import pools, writes
 from zones.models import (
     ApiToken,
@@ -20,6 +21,8 @@ from zones.models import (
     RecordSet,
     Tld,
     Zone,
+    ZoneExport,
+    ZoneImport,
 )
 
 pytestmark = pytest.mark.django_db
@@ -41,6 +44,7 @@ BODIES = {
     ("blacklist-list", "post"): {"pattern": "^x"},
     ("token-list", "post"): {"description": "x"},
 }
+ALICE_FILE = "alice2.example. 300 IN SOA ns.alice.example. h.alice.example. 1 2 3 4 5\n"
 
 
 @pytest.fixture
@@ -61,7 +65,10 @@ def alice_world(db):
     ids = {"zone_id": zone.id, "recordset_id": recordset.id, "pool_id": pool.id, "project_id": "p1",
            "target_id": pool.targets.get().id, "token_id": accounts.find_token(alice_key).id,
            "tld_id": reserved.save_tld(None, name="example").id,
-           "blacklist_id": reserved.save_blacklist(None, pattern=r"^casino\.").id}
+           "blacklist_id": reserved.save_blacklist(None, pattern=r"^casino\.").id,
+           "import_id": imports.submit_import(project_id="p1", zonefile=ALICE_FILE, actor=SYSTEM).id,
+           "export_id": imports.submit_export(zone).id}
+    imports.run_export(ids["export_id"])
     secrets = [str(v) for v in ids.values()] + ["alice.example", "www", "192.0.2.1", "198.51.100", "bind-secret"]
     return {"ids": {k: str(v) for k, v in ids.items()}, "secrets": secrets}
 
@@ -75,7 +82,8 @@ def client_for(username, project):
 def snapshot():
     """Every row an API call could change."""
     return {model.__name__: sorted(map(repr, model.objects.values())) for model in
-            (Zone, RecordSet, Pool, PoolTarget, PoolNameserver, OutboxEvent, Quota, ApiToken, Tld, Blacklist)}
+            (Zone, RecordSet, Pool, PoolTarget, PoolNameserver, OutboxEvent, Quota, ApiToken, Tld, Blacklist,
+             ZoneImport, ZoneExport)}
 
 
 def intruders():
@@ -104,7 +112,8 @@ def test_other_projects_reach_nothing_of_alices(alice_world, route, methods):
     assert snapshot() == before
 
 
-@pytest.mark.parametrize("path", ["/v2/zones", "/v2/recordsets", "/v2/pools", "/v2/tokens"])
+@pytest.mark.parametrize("path", ["/v2/zones", "/v2/recordsets", "/v2/pools", "/v2/tokens",
+                                  "/v2/zones/tasks/imports", "/v2/zones/tasks/exports"])
 def test_lists_show_other_projects_nothing(alice_world, path):
     for name, client in intruders().items():
         # alice's project-mate sees the project's zones and pools, by design, but not her tokens.

@@ -498,3 +498,60 @@ class ZoneChange(models.Model):
 
     def __str__(self):
         return f"{self.zone_name} {self.action} {self.serial_before} -> {self.serial}"
+
+
+# --- zone import and export tasks (Designate's /v2/zones/tasks/...) --------------------------------
+
+
+class ZoneTask(models.Model):
+    """What an import and an export share: Designate's task fields. A task belongs to its project
+    (tenants see their own, admins every project's with X-Auth-All-Projects); its work runs in Celery."""
+
+    class Status(models.TextChoices):
+        PENDING = "PENDING"
+        COMPLETE = "COMPLETE"
+        ERROR = "ERROR"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    project_id = models.CharField(max_length=255, db_index=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    message = models.TextField(blank=True, default="")
+    zone_id = models.UUIDField(null=True, blank=True)  # no foreign key: the task outlives its zone
+    version = models.PositiveIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["created_at", "id"]
+
+
+class ZoneImport(ZoneTask):
+    """A zone file to import as a new zone (zones.imports). The file waits here, not in the broker,
+    and is dropped once the import has finished."""
+
+    zonefile = models.TextField(blank=True, default="")
+    pool_id = models.CharField(max_length=64, blank=True, default="")  # the attributes' pool_id, if any
+    admin = models.BooleanField(default=False)  # sent by an API admin (may take reserved names, any pool)
+    actor = models.JSONField(default=dict)  # zones.journal.Actor of the caller, for the zone's change
+
+    class Meta(ZoneTask.Meta):
+        pass
+
+    def __str__(self):
+        return f"import {self.id} {self.status}"
+
+
+class ZoneExport(ZoneTask):
+    """A zone written out as a zone file (zones.imports.export) when the export ran: the file is kept
+    with the serial it shows until the export is deleted."""
+
+    zone_name = models.CharField(max_length=255, blank=True, default="")
+    serial = models.BigIntegerField(null=True, blank=True)
+    zonefile = models.TextField(blank=True, default="")
+
+    class Meta(ZoneTask.Meta):
+        pass
+
+    def __str__(self):
+        return f"export {self.id} {self.status}"

@@ -10,6 +10,7 @@ from .changes import ChangeViewSet, ZoneChangeViewSet
 from .events import EventListView
 from .quotas import LimitsView, OwnQuotaView, QuotaView
 from .tokens import TokenViewSet
+from .zone_tasks import ZoneExportFileView, ZoneExportViewSet, ZoneImportViewSet
 
 app_name = "api"
 
@@ -18,6 +19,7 @@ recordsets = views.RecordSetViewSet
 pools = views.PoolViewSet
 tlds = reserved.TldViewSet
 blacklists = reserved.BlacklistViewSet
+zone_imports, zone_exports = ZoneImportViewSet, ZoneExportViewSet
 
 
 @csrf_exempt  # like every DRF view; DRF itself enforces CSRF for session-authenticated calls
@@ -35,6 +37,15 @@ urlpatterns = [
     re_path(r"^v2/?$", views.VersionView.as_view(), name="v2"),
     path("v2/schema", SpectacularAPIView.as_view(), name="schema"),
     path("v2/docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    # Before zone-detail, which would take "tasks" for a zone id.
+    path("v2/zones/tasks/imports", zone_imports.as_view({"get": "list", "post": "create"}), name="zone-import-list"),
+    path("v2/zones/tasks/imports/<str:import_id>", zone_imports.as_view({"get": "retrieve", "delete": "destroy"}),
+         name="zone-import-detail"),
+    path("v2/zones/tasks/exports", zone_exports.as_view({"get": "list"}), name="zone-export-list"),
+    path("v2/zones/tasks/exports/<str:export_id>", zone_exports.as_view({"get": "retrieve", "delete": "destroy"}),
+         name="zone-export-detail"),
+    path("v2/zones/tasks/exports/<str:export_id>/export", ZoneExportFileView.as_view(), name="zone-export-file"),
+    path("v2/zones/<str:zone_id>/tasks/export", zone_exports.as_view({"post": "create"}), name="zone-export-create"),
     path("v2/zones", zones.as_view({"get": "list", "post": "create"}), name="zone-list"),
     path("v2/zones/<str:zone_id>", zones.as_view({"get": "retrieve", "patch": "partial_update",
                                                   "delete": "destroy"}), name="zone-detail"),
