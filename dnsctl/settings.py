@@ -251,6 +251,9 @@ DNSCTL = {
     "JOURNAL_MAX_CHANGES_PER_ZONE": env.int("JOURNAL_MAX_CHANGES_PER_ZONE", default=1000),
     # Extra hosts (besides loopback and the pools' targets) allowed to AXFR from MiniDNS.
     "MINIDNS_ALLOW_XFR_FROM": env.list("MINIDNS_ALLOW_XFR_FROM", default=[]),
+    # Bytes of rendered zones MiniDNS keeps (estimated: wire form and index; a 100,000-record zone is
+    # about 60 MB); the least recently used go first, the last one used always stays.
+    "MINIDNS_CACHE_BYTES": env.int("MINIDNS_CACHE_BYTES", default=512 * 2**20),
 }
 
 # --- Quotas: each project's defaults (Designate's resources; -1 = unlimited). Admins change one

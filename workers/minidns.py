@@ -16,6 +16,7 @@ import functools
 import io
 import ipaddress
 import logging
+import queue
 import socket
 import struct
 import threading
@@ -742,6 +743,7 @@ class MiniDNS:
         self._failed: dict[object, tuple[int, float]] = {}  # zone -> (serial, retry after)
         self._logged: collections.OrderedDict = collections.OrderedDict()  # (zone, serial) whose failure was logged
         self._lock = threading.Lock()
+        self._ahead: queue.SimpleQueue | None = None
         self._allow: list | None = None
 
     # -- entry point --
@@ -1050,6 +1052,29 @@ class MiniDNS:
         if base is not None and base.records >= self.BIG:  # queries answer from `base` meanwhile: render ahead
             threading.Thread(target=self._render_ahead, args=(zone,), name="zone-render", daemon=True).start()
         return zone
+
+    def changed(self, name: str):
+        """A zone called `name` committed a change (the source's listener says so): if it is cached,
+        bring it to its new serial now, in the background, so the secondaries' transfers find it ready."""
+        with self._lock:
+            if not any(zone.origin_text == name for zone in self._cache.values()):
+                return
+            if self._ahead is None:
+                self._ahead = queue.SimpleQueue()
+                threading.Thread(target=self._keep_ahead, name="zone-render", daemon=True).start()
+        self._ahead.put(name)
+
+    def _keep_ahead(self):
+        while True:
+            name = self._ahead.get()
+            try:
+                found = self._zone_for(dns.name.from_text(name))
+                if found is not None and found[0] == dns.name.from_text(name):
+                    self.zone(found[1], found[2])
+            except Exception:  # noqa: BLE001 - a query renders it later (and logs once if it fails)
+                log.debug("MiniDNS: could not render %s ahead", name, exc_info=True)
+            finally:
+                getattr(self.source, "thread_done", lambda: None)()
 
     def _render_ahead(self, zone: RenderedZone):
         try:

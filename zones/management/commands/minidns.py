@@ -4,9 +4,10 @@ import logging
 import os
 import signal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from workers.minidns import MiniDNS, serve
+from workers.minidns import DatabaseZoneSource, MiniDNS, serve
 
 log = logging.getLogger("workers.minidns")
 
@@ -32,5 +33,11 @@ class Command(BaseCommand):
         def ready(bound_host, bound_port):
             log.info("MiniDNS listening on %s:%s (udp+tcp)", bound_host, bound_port)
 
-        await serve(host, port, MiniDNS(), ready=ready, stop=stop, workers=workers)
+        source = DatabaseZoneSource(listen=True)  # zone lookups cached, kept current by PostgreSQL's notices
+        minidns = MiniDNS(source, keys=source, cache_bytes=settings.DNSCTL["MINIDNS_CACHE_BYTES"])
+        source.watch(minidns.changed)
+        try:
+            await serve(host, port, minidns, ready=ready, stop=stop, workers=workers)
+        finally:
+            source.close()
         log.info("MiniDNS stopped")
