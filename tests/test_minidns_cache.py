@@ -32,7 +32,7 @@ class GatedSource:
         return {name: (name, self.zones[name][0]) for name in names if name in self.zones}
 
     def soa(self, zone_id):
-        return zone_id, self.zones[zone_id][1][0], None
+        return zone_id, self.zones[zone_id][1][0]
 
     def records(self, zone_id):
         self.reads += 1

@@ -61,8 +61,8 @@ class ZoneSource(Protocol):
         """(zone name, [(owner, type, ttl, [rdata text])]) read as one consistent snapshot; the rows
         may be an iterator (read as they come), best with the apex SOA first."""
 
-    def soa(self, zone_id) -> tuple[str, tuple[str, str, int, list[str]], object] | None:
-        """(zone name, the apex SOA row, anything): what a SOA answer needs, without reading the zone."""
+    def soa(self, zone_id) -> tuple[str, tuple[str, str, int, list[str]]] | None:
+        """(zone name, the apex SOA row): what a SOA answer needs, without reading the zone."""
 
     def changes(self, zone_id, from_serial: int, to_serial: int) -> list[tuple[list, list]] | None:
         """The (removed, added) rows of each change from from_serial to to_serial, in order (whole
@@ -199,42 +199,73 @@ class DatabaseZoneSource:
                     conn.close()
             self._stop.wait(1.0)
 
-    def records(self, zone_id, page: int = 5000):
-        """The SOA first, then the rest a page at a time as the render asks (each page its own query, in
-        whatever thread asks: no transaction, no cursor held between pages). Every row carries the
-        zone's serial, and a single statement sees one snapshot, so pages at the SOA's serial make one
-        consistent zone; a commit in between raises ZoneMoved (the render starts again at the new one)."""
+    def records(self, zone_id):
+        """The SOA first, then the rest as the database sends it, all in one REPEATABLE READ snapshot (so
+        the SOA serial always matches the records, and the zone TTL, it is served with), read by a
+        thread of its own so that any thread may consume the rows while later ones are still coming.
+        A caller inside a transaction (tests, shells) reads in it, at once, to see its own writes."""
+        from django.db import connection
+
         if isinstance(zone_id, tuple):
             return self._catalog(zone_id[1])
-        soa = self.soa(zone_id)
-        return soa and (soa[0], self._pages(zone_id, soa, page))
+        if connection.in_atomic_block:
+            soa = self.soa(zone_id)
+            return soa and (soa[0], [soa[1], *self._rest(zone_id, soa[0])])
+        batches = queue.SimpleQueue()
+        threading.Thread(target=self._read_zone, args=(zone_id, batches), name="zone-read", daemon=True).start()
+        first = batches.get()
+        if isinstance(first, Exception):
+            raise first
+        return first and (first[0], self._drain(first[1], batches))
 
     @staticmethod
-    def _pages(zone_id, soa, page):
+    def _rest(zone_id, name):
         from django.db.models.functions import Coalesce
 
         from zones.models import RecordSet
 
-        name, row, serial = soa
-        yield row
-        every, after = RecordSet.objects.filter(zone_id=zone_id).order_by("name", "type"), None
-        while True:
-            rows = every
-            if after is not None:  # keyset paging along the (zone, name, type) index
-                rows = rows.filter(name__gte=after[0]).exclude(name=after[0], type__lte=after[1])
-            batch = list(rows.values_list("name", "type", Coalesce("ttl", "zone__ttl"), "records",
-                                          "zone__serial")[:page])
-            for owner, rtype, ttl, records, now in batch:
-                if now != serial:
-                    raise ZoneMoved(f"zone {name} moved from serial {serial} to {now} while it was read")
-                if rtype != "SOA" or owner != name:
-                    yield owner, rtype, ttl, records
-            if len(batch) < page:
+        return (RecordSet.objects.filter(zone_id=zone_id).exclude(type="SOA", name=name).order_by()
+                .values_list("name", "type", Coalesce("ttl", "zone__ttl"), "records"))
+
+    def _read_zone(self, zone_id, batches, size: int = 2000):
+        """The reading thread: the SOA, then batches of rows, then None (or the exception)."""
+        from django.db import connection
+
+        try:
+            connection.set_autocommit(False)
+            if connection.vendor == "postgresql":
+                connection.cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            soa = self.soa(zone_id)
+            batches.put(soa and soa[:2])
+            if soa is None:
                 return
-            after = batch[-1][:2]
+            batch = []
+            for row in self._rest(zone_id, soa[0]).iterator(chunk_size=size):
+                batch.append(row)
+                if len(batch) == size:
+                    batches.put(batch)
+                    batch = []
+            batches.put(batch)
+            batches.put(None)
+        except Exception as exc:  # noqa: BLE001 - the render fails with it (and logs it once)
+            batches.put(exc)
+        finally:
+            try:
+                connection.rollback()
+                connection.set_autocommit(True)
+            finally:
+                connection.close()
+
+    @staticmethod
+    def _drain(soa_row, batches):
+        yield soa_row
+        while (batch := batches.get()) is not None:
+            if isinstance(batch, Exception):
+                raise batch
+            yield from batch
 
     def soa(self, zone_id):
-        """(zone name, the apex SOA row, the zone's serial): one indexed read."""
+        """(zone name, the apex SOA row): one indexed read."""
         from django.db.models import F
         from django.db.models.functions import Coalesce
 
@@ -242,10 +273,10 @@ class DatabaseZoneSource:
 
         if isinstance(zone_id, tuple):
             found = self._catalog(zone_id[1])
-            return found and (found[0], found[1][0], None)
+            return found and (found[0], found[1][0])
         row = (RecordSet.objects.filter(zone_id=zone_id, type="SOA", name=F("zone__name")).order_by()
-               .values_list("zone__name", Coalesce("ttl", "zone__ttl"), "records", "zone__serial").first())
-        return row and (row[0], (row[0], "SOA", row[1], row[2]), row[3])
+               .values_list("zone__name", Coalesce("ttl", "zone__ttl"), "records").first())
+        return row and (row[0], (row[0], "SOA", row[1], row[2]))
 
     def thread_done(self):
         """A render thread of MiniDNS's own ends: its connection goes with it."""
@@ -319,10 +350,6 @@ _EMPTY: dict = {}
 
 class RenderFailed(Exception):
     """The zone could not be rendered at this serial (already logged, once)."""
-
-
-class ZoneMoved(Exception):
-    """A commit changed the zone while it was being read: render it again at its new serial."""
 
 
 class _OriginOnly(dict):
@@ -866,10 +893,26 @@ class MiniDNS:
         if found is None:
             return None
         removed, added = (_rrsets(origin, rows) for rows in found)
-        rendered = self._cache.get(zone_id)
-        if added[0] != soa or (rendered is not None and sum(len(r) for r in removed + added) > rendered.records):
+        if added[0] != soa:
+            return None
+        size = self._size(zone_id, soa[0].serial)
+        if size is not None and sum(len(r) for r in removed + added) > size:
             return None
         return _pieces([soa, *removed, *added, soa])
+
+    def _size(self, zone_id, serial) -> int | None:
+        """Records in the zone at `serial` if that is known without reading the zone: rendered, or made
+        from a rendered serial and the journal (a few ms); else None."""
+        with self._lock:
+            rendered = self._cache.get(zone_id)
+        if rendered is None:
+            return None
+        if rendered.serial != serial:
+            try:
+                rendered = self.zone(zone_id, serial)
+            except RenderFailed:
+                return None
+        return rendered.records if rendered.complete else None
 
     def _one_message(self, query, pieces) -> bytes | None:
         """All pieces in one UDP answer, if it fits in what the client takes; else None."""
@@ -1008,7 +1051,7 @@ class MiniDNS:
                 return found
             try:
                 return self._start(zone_id, serial)
-            except (RenderFailed, ZoneMoved):
+            except RenderFailed:
                 raise
             except Exception as exc:
                 self._render_failed(zone_id, serial, exc)
@@ -1093,8 +1136,6 @@ class MiniDNS:
         if error is None:
             metrics.MINIDNS_RENDER_SECONDS.observe(time.perf_counter() - zone.started)
             self._store(zone_id, zone)
-        elif isinstance(error, ZoneMoved):
-            log.debug("MiniDNS: %s", error)
         else:
             self._render_failed(zone_id, zone.wanted, error)
 
