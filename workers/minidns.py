@@ -763,6 +763,7 @@ class MiniDNS:
         self.cache_bytes = cache_bytes
         self.renders = self.full_renders = 0
         self._cache: collections.OrderedDict[object, RenderedZone] = collections.OrderedDict()
+        self._origins: dict[str, object] = {}  # cached zones by name (for `changed`)
         self._weight = 0
         self._building: dict[object, RenderedZone] = {}  # full renders under way, streaming in
         self._starting: dict[object, threading.Lock] = {}  # one thread at a time starts a zone's render
@@ -1100,7 +1101,7 @@ class MiniDNS:
         """A zone called `name` committed a change (the source's listener says so): if it is cached,
         bring it to its new serial now, in the background, so the secondaries' transfers find it ready."""
         with self._lock:
-            if not any(zone.origin_text == name for zone in self._cache.values()):
+            if name not in self._origins:
                 return
             if self._ahead is None:
                 self._ahead = queue.SimpleQueue()
@@ -1164,10 +1165,13 @@ class MiniDNS:
                 if is_newer(old.serial, zone.serial):  # a slower render of an older snapshot lost the race
                     zone = old
             self._cache[zone_id] = zone
+            self._origins[zone.origin_text] = zone_id
             self._weight += zone.weight
             while self._weight > self.cache_bytes and len(self._cache) > 1:
-                _, evicted = self._cache.popitem(last=False)
+                evicted_id, evicted = self._cache.popitem(last=False)
                 self._weight -= evicted.weight
+                if self._origins.get(evicted.origin_text) == evicted_id:
+                    del self._origins[evicted.origin_text]
 
 
 def _networks(host: str) -> list:
