@@ -30,7 +30,6 @@ import statistics
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -128,7 +127,7 @@ def axfr(host, port, zone, expected: int) -> tuple[float, float, int]:
 
 def records_of(host, port, zone) -> tuple[int, set]:
     """(records in an AXFR, SOA first and last included; the zone's records as text, SOA excluded)."""
-    messages = list(dns.query.xfr(host, zone, port=port, lifetime=120))
+    messages = list(dns.query.xfr(host, zone, port=port, lifetime=120, relativize=False))
     count = sum(len(rrset) for message in messages for rrset in message.answer)
     copy = dns.zone.from_xfr(messages, relativize=False)
     texts = {f"{name} {rds.ttl} {rds.to_text(name)}" for name, node in copy.nodes.items() for rds in node
@@ -158,42 +157,64 @@ def ixfr_size(host, port, zone, serial) -> tuple[int, int]:
 
 
 class SoaProbe:
-    """Asks MiniDNS for the SOA of each zone every `interval` s (UDP), keeping the slowest answer per phase."""
+    """A process of its own (so this one's work never delays it) that asks each (host, port, zone) for its
+    SOA every `interval` s over UDP and keeps (when, seconds or None); `phase(name)` marks a phase, and
+    `report()` gives each phase's slowest answer and 99th percentile per server."""
 
-    def __init__(self, host, port, zones, interval=0.005):
-        self.host, self.port, self.zones, self.interval = host, port, zones, interval
-        self.phase, self.slowest, self.lost, self.asked = "idle", {}, {}, {}
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
+    def __init__(self, targets, interval=0.005):
+        import multiprocessing
 
-    def _run(self):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.settimeout(1.0)
-            while not self._stop.is_set():
-                for zone in self.zones:
-                    query = dns.message.make_query(zone, "SOA")
-                    started = time.perf_counter()
-                    sock.sendto(query.to_wire(), (self.host, self.port))
-                    phase = self.phase
-                    self.asked[phase] = self.asked.get(phase, 0) + 1
-                    try:
-                        while dns.message.from_wire(sock.recv(4096)).id != query.id:
-                            pass
-                    except (socket.timeout, dns.exception.DNSException):
-                        self.lost[phase] = self.lost.get(phase, 0) + 1
-                        continue
-                    elapsed = time.perf_counter() - started
-                    if elapsed > self.slowest.get(phase, 0):
-                        self.slowest[phase] = elapsed
-                time.sleep(self.interval)
+        context = multiprocessing.get_context("spawn")
+        self.marks, self.stop, (self.results, theirs) = [], context.Event(), context.Pipe(duplex=False)
+        self.process = context.Process(target=_probe, args=(targets, interval, self.stop, theirs), daemon=True)
+
+    def phase(self, name):
+        self.marks.append((time.time(), name))
 
     def __enter__(self):
-        self.thread.start()
+        self.process.start()
         return self
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self.thread.join(5)
+        self.phase(None)
+        self.stop.set()
+        self.samples = self.results.recv()
+        self.process.join(10)
+
+    def report(self, phase):
+        spans = [(start, self.marks[i + 1][0]) for i, (start, name) in enumerate(self.marks[:-1]) if name == phase]
+        found = {}
+        for label, at, seconds in self.samples:
+            if any(start <= at < end for start, end in spans):
+                found.setdefault(label, []).append(seconds)
+        lines = []
+        for label, values in found.items():
+            answered = sorted(v for v in values if v is not None)
+            lost = len(values) - len(answered)
+            p99 = answered[int(0.99 * (len(answered) - 1))] if answered else float("nan")
+            slowest = max(answered, default=float("nan"))
+            lines.append(f"{label}: slowest {1000 * slowest:.1f} ms, p99 {1000 * p99:.1f} ms, {len(values)} asked"
+                         + (f", {lost} unanswered within 1 s" if lost else ""))
+        return lines
+
+
+def _probe(targets, interval, stop, results):
+    samples = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(1.0)
+        while not stop.is_set():
+            for label, host, port, zone in targets:
+                query = dns.message.make_query(zone, "SOA")
+                started, at = time.perf_counter(), time.time()
+                sock.sendto(query.to_wire(), (host, port))
+                try:
+                    while dns.message.from_wire(sock.recv(4096)).id != query.id:
+                        pass
+                    samples.append((label, at, time.perf_counter() - started))
+                except (socket.timeout, dns.exception.DNSException):
+                    samples.append((label, at, None))
+            time.sleep(interval)
+    results.send(samples)
 
 
 def rss_mb(pid) -> float:
@@ -295,19 +316,23 @@ def run(records: int, runs: int, spy: str | None):
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         rows = generate(ZONE, records - 2)  # + the SOA and NS dnsctl adds
-        with SoaProbe(host, port, [ZONE, SMALL]) as probe:
+        targets = [("MiniDNS, the big zone", host, port, ZONE), ("MiniDNS, a small zone", host, port, SMALL),
+                   ("BIND9 (the target, for comparison)", target.host, target.port, SMALL)]
+        with SoaProbe(targets) as probe:
             t0 = time.perf_counter()
             zone_id = load_zone(ZONE, rows)
             loaded = time.perf_counter() - t0
-            probe.phase = "first render + transfer"
+            probe.phase("first render + transfer")
             active = wait_active(zone_id)
+            probe.phase("idle")
             print(f"{records} records loaded in {loaded:.1f}s (bulk ORM write), ACTIVE on BIND9 {active:.1f}s later")
 
             count, ours = records_of(host, port, ZONE)
             primary = Bind9Server().start()
             started.append(primary)
             zone_file = Path(primary.dir) / "big.zone"
-            dns.zone.from_xfr(dns.query.xfr(host, ZONE, port=port, lifetime=120), relativize=False).to_file(
+            dns.zone.from_xfr(dns.query.xfr(host, ZONE, port=port, lifetime=120, relativize=False),
+                              relativize=False).to_file(
                 str(zone_file), relativize=False)
             added = primary.rndc("addzone", ZONE, f'{{ type primary; file "{zone_file}"; allow-transfer {{ any; }}; '
                                                   f'allow-update {{ any; }}; }};')
@@ -318,13 +343,13 @@ def run(records: int, runs: int, spy: str | None):
 
             render = in_process_render(zone_id)
 
-            probe.phase = "warm transfers"
+            probe.phase("warm transfers")
             warm = {"MiniDNS": [], "BIND9": []}
             for _ in range(runs):
                 warm["MiniDNS"].append(axfr(host, port, ZONE, count))
                 warm["BIND9"].append(axfr(primary.host, primary.port, ZONE, count))
 
-            probe.phase = "changes"
+            probe.phase("changes")
             after = {"MiniDNS": [], "BIND9": []}
             to_active, ixfr = [], None
             for i in range(runs):
@@ -343,7 +368,7 @@ def run(records: int, runs: int, spy: str | None):
                 if ixfr is None:
                     ixfr = ixfr_size(host, port, ZONE, before)
                 assert RecordSet.objects.filter(id=rs.id).exists()
-            probe.phase = "idle"
+            probe.phase("idle")
         rss_after = rss_mb(mini.proc.pid)
 
         print(f"\nAXFR of {count - 1} records, median of {runs} (seconds; first message in ms):")
@@ -359,8 +384,9 @@ def run(records: int, runs: int, spy: str | None):
         print(f"IXFR for a one-record change: {ixfr[0]:,} bytes, {ixfr[1]} records")
         print(f"change -> ACTIVE (BIND9 target): median {median(to_active):.3f}s, max {max(to_active):.3f}s")
         for phase in ("first render + transfer", "warm transfers", "changes"):
-            print(f"slowest SOA answer from MiniDNS during {phase}: {1000 * probe.slowest.get(phase, 0):.1f} ms "
-                  f"({probe.asked.get(phase, 0)} asked, {probe.lost.get(phase, 0)} unanswered within 1 s)")
+            print(f"SOA answers (every 5 ms) during {phase}:")
+            for line in probe.report(phase):
+                print(f"  {line}")
         print(f"MiniDNS resident memory: {rss_before:.0f} MB before the zone, {rss_after:.0f} MB with it cached")
     finally:
         if spy_proc is not None:

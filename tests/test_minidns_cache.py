@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import wait_until
 from tests.test_minidns import LOCAL, add_records, ask, one, soa_serial, transfer
-from workers.minidns import DatabaseZoneSource, MiniDNS
+from workers.minidns import DatabaseZoneSource, MiniDNS, RenderedZone
 from zones import services
 from zones.models import Zone
 
@@ -237,3 +237,19 @@ def test_queries_of_a_big_zone_answer_from_its_last_serial_while_the_next_render
     assert source.waiting.wait(10) and not source.gate.is_set()
     source.gate.set()
     wait_until(lambda: one(minidns, f"new.{name}", "A").answer, timeout=10, message="serial 2 rendered")
+
+
+@pytest.mark.parametrize("rtype, text", [
+    ("CNAME", "www.example.com."), ("CNAME", "example.com."), ("NS", "ns1.example.net."), ("PTR", "a.b.example.com."),
+    ("MX", "10 mx.example.com."), ("MX", "0 ."), ("SRV", "10 60 5060 sip.example.com."), ("TXT", '"hello world"'),
+    ("TXT", '""'), ("TXT", '"a" "b"'), ("TXT", '"with \\" quote"'), ("CAA", '0 issue "letsencrypt.org"')])
+def test_records_written_directly_are_what_dnspython_writes(rtype, text):
+    import io
+
+    import dns.rdata
+
+    zone = RenderedZone("example.com.")
+    expected = io.BytesIO()
+    dns.rdata.from_text("IN", rtype, text, origin=zone.origin, relativize=False).to_wire(
+        expected, zone._compress, zone.origin)
+    assert zone._rdata(dns.rdatatype.from_text(rtype), text) == expected.getvalue()

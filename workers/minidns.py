@@ -488,25 +488,14 @@ class RenderedZone:
 
     def _wire(self, owner: str, rdtype: int, ttl: int, records) -> list[tuple[bytes, int]]:
         """The RRset's records in wire form, as pieces of at most CHUNK_BYTES."""
-        if owner == self.origin_text:
-            head = _TO_ORIGIN
-        elif owner.endswith("." + self.origin_text) and owner.isascii() and "\\" not in owner:
-            head = b"".join(bytes((len(label),)) + label
-                            for label in owner[:-len(self.origin_text) - 1].encode().split(b".")) + _TO_ORIGIN
+        if owner.isascii() and "\\" not in owner and owner.endswith("."):
+            head = self._name(owner, compress=True)
         else:
             head = dns.name.from_text(owner).to_wire()
         head += struct.pack("!HHI", rdtype, dns.rdataclass.IN, ttl)
         pieces, part, used = [], [], 0
         for text in records:
-            if rdtype == dns.rdatatype.A:
-                rdata = socket.inet_pton(socket.AF_INET, text)
-            elif rdtype == dns.rdatatype.AAAA:
-                rdata = socket.inet_pton(socket.AF_INET6, text)
-            else:
-                buffer = io.BytesIO()
-                dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=self.origin, relativize=False).to_wire(
-                    buffer, self._compress, self.origin)
-                rdata = buffer.getvalue()
+            rdata = self._rdata(rdtype, text)
             rr = head + struct.pack("!H", len(rdata)) + rdata
             if len(rr) > CHUNK_BYTES:
                 raise ValueError(f"a {dns.rdatatype.to_text(rdtype)} record of {owner} is too big for a message")
@@ -517,6 +506,45 @@ class RenderedZone:
             used += len(rr)
         pieces.append((b"".join(part), len(part)))
         return pieces
+
+    def _rdata(self, rdtype: int, text: str) -> bytes:
+        """One record's wire form. The common types are written directly (a render spends its time here);
+        anything unusual (escapes, quotes inside text, other types) goes through dnspython."""
+        plain = "\\" not in text and text.isascii()
+        if rdtype == dns.rdatatype.A:
+            return socket.inet_pton(socket.AF_INET, text)
+        if rdtype == dns.rdatatype.AAAA:
+            return socket.inet_pton(socket.AF_INET6, text)
+        if plain and rdtype in (dns.rdatatype.CNAME, dns.rdatatype.NS, dns.rdatatype.PTR) and text.endswith("."):
+            return self._name(text, compress=True)
+        if plain and rdtype == dns.rdatatype.MX:
+            preference, _, exchange = text.partition(" ")
+            if preference.isdigit() and exchange.endswith(".") and " " not in exchange:
+                return struct.pack("!H", int(preference)) + self._name(exchange, compress=True)
+        if plain and rdtype == dns.rdatatype.SRV:
+            fields = text.split(" ")
+            if len(fields) == 4 and all(f.isdigit() for f in fields[:3]) and fields[3].endswith("."):
+                return struct.pack("!HHH", *map(int, fields[:3])) + self._name(fields[3], compress=False)
+        if plain and rdtype == dns.rdatatype.TXT and text.count('"') == 2 and text[0] == text[-1] == '"':
+            string = text[1:-1].encode()
+            if len(string) < 256:
+                return bytes((len(string),)) + string
+        buffer = io.BytesIO()
+        dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=self.origin, relativize=False).to_wire(
+            buffer, self._compress, self.origin)
+        return buffer.getvalue()
+
+    def _name(self, text: str, compress: bool) -> bytes:
+        """An absolute, plain ASCII name's wire form; compressed against the origin where allowed."""
+        if compress and text == self.origin_text:
+            return _TO_ORIGIN
+        if compress and text.endswith("." + self.origin_text):
+            relative, tail = text[:-len(self.origin_text) - 1], _TO_ORIGIN
+        else:
+            relative, tail = text[:-1], b"\x00"
+        if not relative:
+            return tail
+        return b"".join(bytes((len(label),)) + label for label in relative.encode().split(b".")) + tail
 
     def _name_added(self, owner):
         names, name = self.names, owner
