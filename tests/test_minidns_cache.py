@@ -212,9 +212,17 @@ def test_zone_lookups_are_cached_and_dropped_when_postgresql_says_the_zone_chang
                 assert soa_serial(one(minidns, "example.com.", "SOA")) == serial
                 assert one(minidns, "other.example.", "SOA").rcode() == dns.rcode.REFUSED
         assert len(queries) <= 1  # other.example. read once, then known to be absent
+        soa_query = dns.message.make_query("example.com.", "SOA").to_wire()
+        (quick,) = minidns.answer_from_memory(soa_query, LOCAL, False)  # what the transport answers on its loop
+        assert soa_serial(dns.message.from_wire(quick)) == serial
+        assert minidns.answer_from_memory(dns.message.make_query("www.example.com.", "A").to_wire(), LOCAL,
+                                          False) is None  # not an SOA: a worker thread answers
 
         services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])  # commits: a notice
         new = Zone.objects.get(id=zone.id).serial
+        wait_until(lambda: minidns.answer_from_memory(soa_query, LOCAL, False) is None
+                   or soa_serial(dns.message.from_wire(minidns.answer_from_memory(soa_query, LOCAL, False)[0])) == new,
+                   timeout=5, message="the old serial forgotten")
         wait_until(lambda: soa_serial(one(minidns, "example.com.", "SOA")) == new, timeout=5,
                    message="the new serial")
         services.create_zone(project_id="p1", name="other.example.", email="admin@example.com")

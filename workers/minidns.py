@@ -130,6 +130,16 @@ class DatabaseZoneSource:
             return {name: (("catalog", pool_id), serial) for name, pool_id, serial, catalog in rows if catalog}
         return {name: (zone_id, serial) for name, zone_id, serial, _ in rows}
 
+    def find_cached(self, names):
+        """find() from the cache alone, or None when a name is not cached (or nobody listens)."""
+        with self._lock:
+            if not self._live or any(name not in self._names for name in names):
+                return None
+            rows = [(name, *row) for name in names for row in self._names[name]]
+        if any(catalog for *_, catalog in rows):
+            return {name: (("catalog", pool_id), serial) for name, pool_id, serial, catalog in rows if catalog}
+        return {name: (zone_id, serial) for name, zone_id, serial, _ in rows}
+
     def _read(self, names) -> dict[str, list]:
         """name -> [(id, serial, is a catalog)] for each of `names` (empty: none)."""
         from django.db.models import Value
@@ -830,6 +840,36 @@ class MiniDNS:
             except Exception:  # noqa: BLE001 - even the error answer failed: the bare header will do
                 return _header_only(wire, dns.rcode.SERVFAIL)
 
+    def answer_from_memory(self, wire: bytes, peer, tcp: bool) -> list[bytes] | None:
+        """The answer to a plain SOA query when everything it needs is in memory (the zone's name and
+        serial kept current by the source, its SOA by serial), without any I/O or render, so the
+        transport may answer it on its event loop; None otherwise (then `handle` in a worker thread)."""
+        find_cached = getattr(self.source, "find_cached", None)
+        if find_cached is None or len(wire) < 12 or wire[11] or wire[10]:  # no additional records: no TSIG
+            return None
+        try:
+            query = dns.message.from_wire(wire)
+        except Exception:  # noqa: BLE001 - handle() answers what cannot be parsed
+            return None
+        question = query.question[0] if len(query.question) == 1 else None
+        if (query.flags & dns.flags.QR or query.opcode() != dns.opcode.QUERY or question is None
+                or question.rdtype != dns.rdatatype.SOA or question.rdclass != dns.rdataclass.IN):
+            return None
+        names, name = [], question.name
+        while len(name) > 1:
+            names.append(name.to_text().lower())
+            name = name.parent()
+        found = find_cached(names) if names else {}
+        if found is None:
+            return None
+        zone = next(((dns.name.from_text(text), *found[text]) for text in names if text in found), None)
+        if zone is None:
+            return [_error(query, dns.rcode.REFUSED)]
+        if zone[0] != question.name:
+            return None  # SOA below the apex: a NODATA, from the rendered zone
+        soa = self._soa_in_memory(zone[1], zone[2])
+        return None if soa is None else [self._soa_only(query, soa, tcp)]
+
     def _respond(self, query, peer, tcp) -> Iterable[bytes]:
         if query.opcode() != dns.opcode.QUERY:
             return [_error(query, dns.rcode.NOTIMP)]  # NOTIFY and UPDATE are not for a primary
@@ -1033,13 +1073,9 @@ class MiniDNS:
     def soa(self, zone_id, serial: int, origin: dns.name.Name) -> dns.rrset.RRset:
         """The zone's SOA at `serial` (or newer) without waiting for any render: from a rendered zone,
         one under way that has read it, or the SOAs kept by serial; else one indexed read."""
-        with self._lock:
-            for zone in (self._cache.get(zone_id), self._building.get(zone_id)):
-                if zone is not None and zone.soa is not None and not is_newer(serial, zone.serial):
-                    return zone.soa
-            soa = self._soas.get(zone_id)
-            if soa is not None and not is_newer(serial, soa[0].serial):
-                return soa
+        soa = self._soa_in_memory(zone_id, serial)
+        if soa is not None:
+            return soa
         found = self.source.soa(zone_id)
         if found is None:
             raise LookupError(f"zone {zone_id} has no SOA")
@@ -1049,6 +1085,14 @@ class MiniDNS:
                 self._soas.clear()
             self._soas[zone_id] = soa
         return soa
+
+    def _soa_in_memory(self, zone_id, serial: int) -> dns.rrset.RRset | None:
+        with self._lock:
+            for zone in (self._cache.get(zone_id), self._building.get(zone_id)):
+                if zone is not None and zone.soa is not None and not is_newer(serial, zone.serial):
+                    return zone.soa
+            soa = self._soas.get(zone_id)
+            return soa if soa is not None and not is_newer(serial, soa[0].serial) else None
 
     def _for_query(self, zone_id, serial: int) -> RenderedZone:
         """A complete zone to answer a query from: at `serial` (or newer), rendered now if need be; for a
@@ -1257,14 +1301,19 @@ def _in_worker(fn, *args):
 class _UDP(asyncio.DatagramProtocol):
     """A datagram in, its answer out; answering runs in the pool, so the loop keeps receiving."""
 
-    def __init__(self, submit, max_pending: int = 1024):
-        self.submit, self.max_pending, self.pending = submit, max_pending, 0
+    def __init__(self, submit, max_pending: int = 1024, quick=None):
+        self.submit, self.max_pending, self.pending, self.quick = submit, max_pending, 0, quick
         self.transport = None
 
     def connection_made(self, transport):
         self.transport = transport
 
     def datagram_received(self, data, addr):
+        answers = self.quick(data, addr[:2], False) if self.quick is not None else None
+        if answers is not None:  # an SOA answered from memory, on the loop: no thread hand-offs
+            for wire in answers:
+                self.transport.sendto(wire, addr)
+            return
         if self.pending >= self.max_pending:
             return  # overloaded: drop, the client retries
         self.pending += 1
@@ -1296,6 +1345,10 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
 
     def submit(wire, peer, tcp):
         return loop.run_in_executor(pool, _in_worker, metrics.observe_minidns, minidns.handle, wire, peer, tcp)
+
+    def quick(wire, peer, tcp):
+        answers = minidns.answer_from_memory(wire, peer, tcp)
+        return None if answers is None else metrics.observe_minidns(lambda *_: answers, wire, peer, tcp)
 
     async def pulled(answers):
         """A lazy answer (a transfer streaming its zone) is pulled in the pool, a message at a time."""
@@ -1345,7 +1398,8 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
             tcp_server = await asyncio.start_server(tcp_client, host, port, backlog=backlog)
             bound = tcp_server.sockets[0].getsockname()[1]
             try:
-                udp_transport, _ = await loop.create_datagram_endpoint(lambda: _UDP(submit), local_addr=(host, bound))
+                udp_transport, _ = await loop.create_datagram_endpoint(lambda: _UDP(submit, quick=quick),
+                                                                       local_addr=(host, bound))
                 break
             except OSError:
                 tcp_server.close()
