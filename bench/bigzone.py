@@ -224,11 +224,12 @@ def rss_mb(pid) -> float:
     return float("nan")
 
 
-def wait_active(zone_id, serial=None, timeout=300) -> float:
-    """Seconds until the zone is ACTIVE (at `serial` or newer); raises on ERROR or timeout."""
+def wait_active(zone_id, serial=None, timeout=300, started=None) -> float:
+    """Seconds (since `started`, a perf_counter, or now) until the zone is ACTIVE (at `serial` or newer);
+    raises on ERROR or timeout."""
     from zones.models import Zone
 
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     while time.perf_counter() - started < timeout:
         zone = Zone.objects.filter(id=zone_id).values("status", "serial", "reason").first() or {}
         if zone.get("status") == "ACTIVE" and (serial is None or zone["serial"] >= serial):
@@ -354,6 +355,7 @@ def run(records: int, runs: int, spy: str | None):
             to_active, ixfr = [], None
             for i in range(runs):
                 before = Zone.objects.get(id=zone_id).serial
+                changed = time.perf_counter()
                 rs = services.create_recordset(zone_id, name=f"change{i}", type="A", records=[f"192.0.2.{i + 1}"])
                 serial = Zone.objects.get(id=zone_id).serial
                 soa = dns.message.make_query(ZONE, "SOA")
@@ -364,7 +366,7 @@ def run(records: int, runs: int, spy: str | None):
                 update.add(f"change{i}", 300, "A", f"192.0.2.{i + 1}")
                 assert dns.query.tcp(update, primary.host, port=primary.port, timeout=10).rcode() == dns.rcode.NOERROR
                 after["BIND9"].append(axfr(primary.host, primary.port, ZONE, count + i + 1))
-                to_active.append(wait_active(zone_id, serial))
+                to_active.append(wait_active(zone_id, serial, started=changed))
                 if ixfr is None:
                     ixfr = ixfr_size(host, port, ZONE, before)
                 assert RecordSet.objects.filter(id=rs.id).exists()

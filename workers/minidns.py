@@ -353,8 +353,8 @@ CHUNK_BYTES = 63_000  # RR bytes in one AXFR message body: room is left for head
 RRSET_OVERHEAD = 500  # estimated bytes of memory per RRset besides its wire form (the cache's weight)
 _TO_ORIGIN = b"\xc0\x0c"  # a pointer to offset 12: the question's name, which every transfer asks for
 _OPT = b"\x00\x00\x29\x20\x00\x00\x00\x00\x00\x00\x00"  # EDNS0, payload 8192, as dns.message.make_response
-_TYPES = {name: dns.rdatatype.from_text(name) for name in ("A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV",
-                                                            "TXT", "CAA", "DS", "SSHFP", "NAPTR")}
+_TYPES = {name: int(dns.rdatatype.from_text(name)) for name in (  # plain ints: an enum key would make the GC
+    "A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "CAA", "DS", "SSHFP", "NAPTR")}  # track the dict
 _EMPTY: dict = {}
 
 
@@ -370,9 +370,20 @@ class _OriginOnly(dict):
         pass
 
 
+def _count(piece) -> int:
+    """Records in a piece: an RRset's wire form (or part of it) behind a 2-byte count. Pieces are plain
+    bytes, and a zone's dicts hold nothing else, so the garbage collector never walks a rendered zone."""
+    return (piece[0] << 8) | piece[1]
+
+
+def _pieces_of(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
+
+
 class _Chunk:
-    """RRsets ((owner, type) -> their wire pieces) that make one AXFR message body (or a few, for an
-    RRset too big for one); immutable once sealed, shared by every zone snapshot that does not touch it."""
+    """RRsets (owner -> type -> their piece, or pieces for an RRset too big for one message) that make
+    one AXFR message body (or a few); immutable once sealed, shared by every zone snapshot that does not
+    touch it."""
 
     __slots__ = ("entries", "size", "bodies")
 
@@ -381,13 +392,14 @@ class _Chunk:
 
     def seal(self) -> "_Chunk":
         bodies, parts, used, count = [], [], 0, 0
-        for pieces in self.entries.values():
-            for wire, n in pieces:
-                if parts and used + len(wire) > CHUNK_BYTES:
-                    bodies.append((b"".join(parts), count))
-                    parts, used, count = [], 0, 0
-                parts.append(wire)
-                used, count = used + len(wire), count + n
+        for node in self.entries.values():
+            for value in node.values():
+                for piece in _pieces_of(value):
+                    if parts and used + len(piece) - 2 > CHUNK_BYTES:
+                        bodies.append((b"".join(parts), count))
+                        parts, used, count = [], 0, 0
+                    parts.append(memoryview(piece)[2:])
+                    used, count = used + len(piece) - 2, count + _count(piece)
         if parts:
             bodies.append((b"".join(parts), count))
         self.bodies = bodies
@@ -413,7 +425,7 @@ class RenderedZone:
         self.soa: dns.rrset.RRset | None = None
         self.serial = wanted
         self.soa_wire = b""
-        self.nodes: dict[str, dict[int, tuple[bytes, int]]] = {}  # owner text -> type -> (wire, records)
+        self.nodes: dict[str, dict[int, bytes]] = {}  # owner text -> type -> the RRset as a piece
         self.names: dict[str, int] = {}  # owners and their ancestors -> owners at or below: NODATA, not NXDOMAIN
         self.chunks: list[_Chunk] = []
         self.records = 0
@@ -468,36 +480,39 @@ class RenderedZone:
 
     def _add(self, owner: str, rtype: str, ttl: int, records: list[str]):
         owner = owner.lower()
-        rdtype = _TYPES.get(rtype) or dns.rdatatype.from_text(rtype)
+        rdtype = _TYPES.get(rtype) or int(dns.rdatatype.from_text(rtype))
         pieces = self._wire(owner, rdtype, ttl, records)
         if self._put_node(owner, rdtype, pieces):
             return
-        size = sum(len(wire) for wire, _ in pieces)
+        size = sum(len(piece) - 2 for piece in pieces)
         if self._open.entries and self._open.size + size > CHUNK_BYTES:
             self.chunks.append(self._open.seal())
             self._open = _Chunk()
-        self._open.entries[(owner, rdtype)] = pieces
+        node = self._open.entries.get(owner)
+        if node is None:
+            self._open.entries[owner] = node = {}
+        node[rdtype] = pieces[0] if len(pieces) == 1 else tuple(pieces)
         self._open.size += size
 
     def _put_node(self, owner, rdtype, pieces) -> bool:
         """Index an RRset for queries; True for the apex SOA (which transfers send first and last)."""
-        wire = pieces[0][0] if len(pieces) == 1 else b"".join(wire for wire, _ in pieces)
-        count = sum(n for _, n in pieces)
+        entry = pieces[0] if len(pieces) == 1 else (
+            struct.pack("!H", sum(map(_count, pieces))) + b"".join(piece[2:] for piece in pieces))
         node = self.nodes.get(owner)
         if node is None:
             self._name_added(owner)
             self.nodes[owner] = node = {}
-        node[rdtype] = (wire, count)
-        self.records += count
-        self.weight += 2 * len(wire) + RRSET_OVERHEAD
+        node[rdtype] = entry
+        self.records += _count(entry)
+        self.weight += 2 * len(entry) + RRSET_OVERHEAD
         if rdtype == dns.rdatatype.SOA and owner == self.origin_text:
-            self.soa = self._rrset(wire, count)
-            self.serial, self.soa_wire = self.soa[0].serial, wire
+            self.soa = self._rrset(entry)
+            self.serial, self.soa_wire = self.soa[0].serial, entry[2:]
             return True
         return False
 
-    def _wire(self, owner: str, rdtype: int, ttl: int, records) -> list[tuple[bytes, int]]:
-        """The RRset's records in wire form, as pieces of at most CHUNK_BYTES."""
+    def _wire(self, owner: str, rdtype: int, ttl: int, records) -> list[bytes]:
+        """The RRset's records in wire form, as pieces of at most CHUNK_BYTES (see _count)."""
         if owner.isascii() and "\\" not in owner and owner.endswith("."):
             head = self._name(owner, compress=True)
         else:
@@ -510,11 +525,11 @@ class RenderedZone:
             if len(rr) > CHUNK_BYTES:
                 raise ValueError(f"a {dns.rdatatype.to_text(rdtype)} record of {owner} is too big for a message")
             if part and used + len(rr) > CHUNK_BYTES:
-                pieces.append((b"".join(part), len(part)))
+                pieces.append(struct.pack("!H", len(part)) + b"".join(part))
                 part, used = [], 0
             part.append(rr)
             used += len(rr)
-        pieces.append((b"".join(part), len(part)))
+        pieces.append(struct.pack("!H", len(part)) + b"".join(part))
         return pieces
 
     def _rdata(self, rdtype: int, text: str) -> bytes:
@@ -588,9 +603,9 @@ class RenderedZone:
         copied: set[int] = set()
         for removed, added in changes:
             for owner, rtype, _, _ in removed:
-                new._drop(owner.lower(), _TYPES.get(rtype) or dns.rdatatype.from_text(rtype), copied)
+                new._drop(owner.lower(), _TYPES.get(rtype) or int(dns.rdatatype.from_text(rtype)), copied)
             for owner, rtype, ttl, records in added:
-                new._place(owner.lower(), _TYPES.get(rtype) or dns.rdatatype.from_text(rtype), ttl, records, copied)
+                new._place(owner.lower(), _TYPES.get(rtype) or int(dns.rdatatype.from_text(rtype)), ttl, records, copied)
         if new.serial != wanted:
             raise ValueError(f"the journal ends at serial {new.serial}, not {wanted}")
         new.chunks = [chunk.seal() if i in copied else chunk for i, chunk in enumerate(new.chunks) if chunk.entries]
@@ -604,20 +619,24 @@ class RenderedZone:
         node = self.nodes.get(owner, _EMPTY)
         if rdtype not in node:
             raise ValueError(f"the journal removes {owner} {dns.rdatatype.to_text(rdtype)}, which is not there")
-        wire, count = node[rdtype]
+        entry = node[rdtype]
         node = {t: v for t, v in node.items() if t != rdtype}
         if node:
             self.nodes[owner] = node
         else:
             del self.nodes[owner]
             self._name_removed(owner)
-        self.records -= count
-        self.weight -= 2 * len(wire) + RRSET_OVERHEAD
-        key = (owner, rdtype)
+        self.records -= _count(entry)
+        self.weight -= 2 * len(entry) + RRSET_OVERHEAD
         for i, chunk in enumerate(self.chunks):
-            if key in chunk.entries:
+            if rdtype in chunk.entries.get(owner, _EMPTY):
                 chunk = self._writable(i, copied)
-                chunk.size -= sum(len(w) for w, _ in chunk.entries.pop(key))
+                rest = {t: v for t, v in chunk.entries[owner].items() if t != rdtype}
+                chunk.size -= sum(len(piece) - 2 for piece in _pieces_of(chunk.entries[owner][rdtype]))
+                if rest:
+                    chunk.entries[owner] = rest
+                else:
+                    del chunk.entries[owner]
                 return
 
     def _place(self, owner, rdtype, ttl, records, copied):
@@ -627,18 +646,19 @@ class RenderedZone:
         if owner in self.nodes:
             self.nodes[owner] = dict(self.nodes[owner])  # the old zone keeps its own
             if rdtype == dns.rdatatype.SOA and owner == self.origin_text:
-                wire, count = self.nodes[owner].pop(rdtype)
-                self.records -= count
-                self.weight -= 2 * len(wire) + RRSET_OVERHEAD
+                entry = self.nodes[owner].pop(rdtype)
+                self.records -= _count(entry)
+                self.weight -= 2 * len(entry) + RRSET_OVERHEAD
         if self._put_node(owner, rdtype, pieces):
             return
-        size = sum(len(wire) for wire, _ in pieces)
+        size = sum(len(piece) - 2 for piece in pieces)
         last = len(self.chunks) - 1
         if last < 0 or self.chunks[last].size + size > CHUNK_BYTES:
             self.chunks.append(_Chunk())
             last += 1
         chunk = self._writable(last, copied)
-        chunk.entries[(owner, rdtype)] = pieces
+        value = pieces[0] if len(pieces) == 1 else tuple(pieces)
+        chunk.entries[owner] = {**chunk.entries.get(owner, _EMPTY), rdtype: value}
         chunk.size += size
 
     def _writable(self, i, copied) -> _Chunk:
@@ -648,13 +668,14 @@ class RenderedZone:
         return self.chunks[i]
 
     # -- reading --
-    def _rrset(self, wire: bytes, count: int) -> dns.rrset.RRset:
+    def _rrset(self, entry: bytes) -> dns.rrset.RRset:
         """An RRset back from its wire form (in a message whose question is the origin)."""
-        message = struct.pack("!HHHHHH", 0, 0, 1, count, 0, 0) + self.origin_wire + b"\x00\x06\x00\x01" + wire
+        header = struct.pack("!HHHHHH", 0, 0, 1, _count(entry), 0, 0)
+        message = header + self.origin_wire + b"\x00\x06\x00\x01" + entry[2:]
         return dns.message.from_wire(message).answer[0]
 
     def rrsets(self, owner: str) -> dict[int, dns.rrset.RRset]:
-        return {t: self._rrset(*entry) for t, entry in self.nodes.get(owner, _EMPTY).items()}
+        return {t: self._rrset(entry) for t, entry in self.nodes.get(owner, _EMPTY).items()}
 
     def answer(self, qname: dns.name.Name, rdtype: int, response: dns.message.Message):
         """Fill `response` like an authoritative server: answer, referral, NODATA or NXDOMAIN."""
@@ -668,7 +689,7 @@ class RenderedZone:
             if ns is not None and not (name == qname and rdtype == dns.rdatatype.DS):
                 cut = ns
         if cut is not None:  # below a zone cut the child is authoritative: refer, without AA
-            cut = self._rrset(*cut)
+            cut = self._rrset(cut)
             response.authority.append(cut)
             response.additional.extend(self._glue(cut))
             return
@@ -682,7 +703,7 @@ class RenderedZone:
             renamed = node is not None
 
         def rrset(entry):
-            found = self._rrset(*entry)
+            found = self._rrset(entry)
             return dns.rrset.from_rdata_list(qname, found.ttl, list(found)) if renamed else found
 
         if node is None:
@@ -704,7 +725,7 @@ class RenderedZone:
         glue = []
         for ns in cut:
             node = self.nodes.get(ns.target.to_text().lower(), _EMPTY)
-            glue.extend(self._rrset(*node[t]) for t in (dns.rdatatype.A, dns.rdatatype.AAAA) if t in node)
+            glue.extend(self._rrset(node[t]) for t in (dns.rdatatype.A, dns.rdatatype.AAAA) if t in node)
         return glue
 
     def _wildcard(self, chain):
