@@ -252,7 +252,7 @@ DNSCTL = {
     # Extra hosts (besides loopback and the pools' targets) allowed to AXFR from MiniDNS.
     "MINIDNS_ALLOW_XFR_FROM": env.list("MINIDNS_ALLOW_XFR_FROM", default=[]),
     # Bytes of rendered zones MiniDNS keeps (estimated: wire form and index; a 100,000-record zone is
-    # about 60 MB); the least recently used go first, the last one used always stays.
+    # about 85 MB); the least recently used go first, the last one used always stays.
     "MINIDNS_CACHE_BYTES": env.int("MINIDNS_CACHE_BYTES", default=512 * 2**20),
 }
 

@@ -350,12 +350,16 @@ class DatabaseZoneSource:
 # --- one zone, rendered -----------------------------------------------------------------------
 
 CHUNK_BYTES = 63_000  # RR bytes in one AXFR message body: room is left for header, question, SOAs, OPT, TSIG
-RRSET_OVERHEAD = 500  # estimated bytes of memory per RRset besides its wire form (the cache's weight)
+RRSET_OVERHEAD = 800  # bytes per RRset besides its wire form: the cache's weight matches what a zone adds to RSS
 _TO_ORIGIN = b"\xc0\x0c"  # a pointer to offset 12: the question's name, which every transfer asks for
 _OPT = b"\x00\x00\x29\x20\x00\x00\x00\x00\x00\x00\x00"  # EDNS0, payload 8192, as dns.message.make_response
 _TYPES = {name: int(dns.rdatatype.from_text(name)) for name in (  # plain ints: an enum key would make the GC
     "A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "CAA", "DS", "SSHFP", "NAPTR")}  # track the dict
 _EMPTY: dict = {}
+
+
+def _rdtype(text: str) -> int:
+    return _TYPES.get(text) or int(dns.rdatatype.from_text(text))
 
 
 class RenderFailed(Exception):
@@ -437,13 +441,6 @@ class RenderedZone:
         self._build = threading.Lock()
         self._compress = _OriginOnly({self.origin: 12})
 
-    @classmethod
-    def build(cls, zone_name: str, rows) -> "RenderedZone":
-        """The whole zone at once (tests, and sources that hand over a list)."""
-        zone = cls(zone_name, rows=iter(rows))
-        zone.advance(lambda: False)
-        return zone
-
     # -- rendering --
     def advance(self, until) -> None:
         """Render more rows until until() holds or the zone is complete; a chunk at a time under the
@@ -480,7 +477,7 @@ class RenderedZone:
 
     def _add(self, owner: str, rtype: str, ttl: int, records: list[str]):
         owner = owner.lower()
-        rdtype = _TYPES.get(rtype) or int(dns.rdatatype.from_text(rtype))
+        rdtype = _rdtype(rtype)
         pieces = self._wire(owner, rdtype, ttl, records)
         if self._put_node(owner, rdtype, pieces):
             return
@@ -603,9 +600,9 @@ class RenderedZone:
         copied: set[int] = set()
         for removed, added in changes:
             for owner, rtype, _, _ in removed:
-                new._drop(owner.lower(), _TYPES.get(rtype) or int(dns.rdatatype.from_text(rtype)), copied)
+                new._drop(owner.lower(), _rdtype(rtype), copied)
             for owner, rtype, ttl, records in added:
-                new._place(owner.lower(), _TYPES.get(rtype) or int(dns.rdatatype.from_text(rtype)), ttl, records, copied)
+                new._place(owner.lower(), _rdtype(rtype), ttl, records, copied)
         if new.serial != wanted:
             raise ValueError(f"the journal ends at serial {new.serial}, not {wanted}")
         new.chunks = [chunk.seal() if i in copied else chunk for i, chunk in enumerate(new.chunks) if chunk.entries]
@@ -673,9 +670,6 @@ class RenderedZone:
         header = struct.pack("!HHHHHH", 0, 0, 1, _count(entry), 0, 0)
         message = header + self.origin_wire + b"\x00\x06\x00\x01" + entry[2:]
         return dns.message.from_wire(message).answer[0]
-
-    def rrsets(self, owner: str) -> dict[int, dns.rrset.RRset]:
-        return {t: self._rrset(entry) for t, entry in self.nodes.get(owner, _EMPTY).items()}
 
     def answer(self, qname: dns.name.Name, rdtype: int, response: dns.message.Message):
         """Fill `response` like an authoritative server: answer, referral, NODATA or NXDOMAIN."""
