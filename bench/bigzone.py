@@ -82,11 +82,11 @@ def load_zone(name: str, rows, email: str = "hostmaster@bench.test") -> object:
     TODO(lead): swap for the import API (POST /v2/zones/tasks/imports) once it lands."""
     from django.db import transaction
 
-    from zones import services
+    from zones.services import writes
     from zones.models import RecordSet
 
     with transaction.atomic():
-        zone = services.create_zone(project_id="bench", name=name, email=email)
+        zone = writes.create_zone(project_id="bench", name=name, email=email)
         RecordSet.objects.bulk_create(
             (RecordSet(zone=zone, name=owner, type=rtype, ttl=ttl, records=records, serial=zone.serial)
              for owner, rtype, ttl, records in rows), batch_size=5000)
@@ -285,7 +285,7 @@ def run(records: int, runs: int, spy: str | None):
     from tests.processes import celery_worker, minidns
     from tests.servers import free_port
     from tests.servers.bind9 import Bind9Server
-    from zones import services
+    from zones.services import pools, writes
     from zones.models import RecordSet, Zone
 
     _create_database(connection.settings_dict)
@@ -304,11 +304,11 @@ def run(records: int, runs: int, spy: str | None):
         target = Bind9Server(primary=(host, port)).start()
         started.append(target)
         started.append(celery_worker(env, concurrency=4, pool="threads"))
-        services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}],
+        pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}],
                            targets=[{"name": "bind9", "type": "bind9", "options": target.backend_options,
                                      "masters": [f"{host}:{port}"]}],
                            nameservers=[{"host": target.host, "port": target.port}])
-        small = services.create_zone(project_id="bench", name=SMALL, email="hostmaster@bench.test")
+        small = writes.create_zone(project_id="bench", name=SMALL, email="hostmaster@bench.test")
         wait_active(small.id)
         rss_before = rss_mb(mini.proc.pid)
         if spy:
@@ -355,7 +355,7 @@ def run(records: int, runs: int, spy: str | None):
             to_active, ixfr = [], None
             for i in range(runs):
                 before = Zone.objects.get(id=zone_id).serial
-                rs = services.create_recordset(zone_id, name=f"change{i}", type="A", records=[f"192.0.2.{i + 1}"])
+                rs = writes.create_recordset(zone_id, name=f"change{i}", type="A", records=[f"192.0.2.{i + 1}"])
                 serial = Zone.objects.get(id=zone_id).serial
                 soa = dns.message.make_query(ZONE, "SOA")
                 while dns.query.udp(soa, host, port=port, timeout=2).answer[0][0].serial != serial:
@@ -372,7 +372,7 @@ def run(records: int, runs: int, spy: str | None):
             probe.phase("changes -> ACTIVE")  # nothing else in between: the pipeline alone
             for i in range(runs):
                 changed = time.perf_counter()
-                services.create_recordset(zone_id, name=f"again{i}", type="A", records=[f"198.51.100.{i + 1}"])
+                writes.create_recordset(zone_id, name=f"again{i}", type="A", records=[f"198.51.100.{i + 1}"])
                 to_active.append(wait_active(zone_id, Zone.objects.get(id=zone_id).serial, started=changed))
             probe.phase("idle")
         rss_after = rss_mb(mini.proc.pid)

@@ -16,7 +16,7 @@ import pytest
 from tests.conftest import wait_until
 from tests.test_minidns import LOCAL, add_records, ask, one, soa_serial, transfer
 from workers.minidns import DatabaseZoneSource, MiniDNS, RenderedZone
-from zones import services
+from zones.services import pools, writes
 from zones.models import Zone
 
 
@@ -142,7 +142,7 @@ def test_a_failed_render_is_logged_once_per_zone_and_serial(caplog):
 
 @pytest.fixture
 def pool(db):
-    return services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    return pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
 
 
 def contents(zone: dns.zone.Zone):
@@ -152,21 +152,21 @@ def contents(zone: dns.zone.Zone):
 
 @pytest.mark.django_db
 def test_the_next_serial_from_the_journal_equals_a_full_render(pool):
-    zone = services.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+    zone = writes.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
     add_records(Zone.objects.get(id=zone.id), 3000)
-    www = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1", "192.0.2.2"])
-    services.create_recordset(zone.id, name="a.b.c", type="TXT", records=['"deep"'])
+    www = writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1", "192.0.2.2"])
+    writes.create_recordset(zone.id, name="a.b.c", type="TXT", records=['"deep"'])
     minidns = MiniDNS()
     before, _ = transfer(minidns)
     assert minidns.full_renders == 1
 
-    services.update_recordset(zone.id, www.id, records=["192.0.2.2", "192.0.2.3"], ttl=60)
-    services.create_recordset(zone.id, name="mail", type="MX", records=["10 mx.example.net."])
-    services.delete_recordset(zone.id, services.create_recordset(zone.id, name="gone", type="A",
-                                                                 records=["192.0.2.9"]).id)
+    writes.update_recordset(zone.id, www.id, records=["192.0.2.2", "192.0.2.3"], ttl=60)
+    writes.create_recordset(zone.id, name="mail", type="MX", records=["10 mx.example.net."])
+    gone = writes.create_recordset(zone.id, name="gone", type="A", records=["192.0.2.9"])
+    writes.delete_recordset(zone.id, gone.id)
     abc = Zone.objects.get(id=zone.id).recordsets.get(name="a.b.c.example.com.")
-    services.delete_recordset(zone.id, abc.id)  # b.c.example.com. stops being an empty non-terminal
-    services.update_zone(zone.id, email="hostmaster@example.com")  # the SOA itself changes
+    writes.delete_recordset(zone.id, abc.id)  # b.c.example.com. stops being an empty non-terminal
+    writes.update_zone(zone.id, email="hostmaster@example.com")  # the SOA itself changes
     serial = Zone.objects.get(id=zone.id).serial
 
     incremental, _ = transfer(minidns)
@@ -184,11 +184,11 @@ def test_the_next_serial_from_the_journal_equals_a_full_render(pool):
 
 @pytest.mark.django_db
 def test_a_zone_ttl_change_is_read_whole(pool):
-    zone = services.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
-    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    zone = writes.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+    writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     minidns = MiniDNS()
     transfer(minidns)
-    services.update_zone(zone.id, ttl=900)  # every inherited TTL moves: the journal does not list them
+    writes.update_zone(zone.id, ttl=900)  # every inherited TTL moves: the journal does not list them
     copy, _ = transfer(minidns)
     assert copy.get_rdataset("www.example.com.", "A").ttl == 900 and minidns.full_renders == 2
 
@@ -198,9 +198,9 @@ def test_zone_lookups_are_cached_and_dropped_when_postgresql_says_the_zone_chang
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    monkeypatch.setattr(services, "_enqueue", lambda zone: None)
-    services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
-    zone = services.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+    monkeypatch.setattr(writes, "_enqueue", lambda zone: None)
+    pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    zone = writes.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
     source = DatabaseZoneSource(listen=True)
     try:
         minidns = MiniDNS(source, keys=source)
@@ -218,14 +218,14 @@ def test_zone_lookups_are_cached_and_dropped_when_postgresql_says_the_zone_chang
         assert minidns.answer_from_memory(dns.message.make_query("www.example.com.", "A").to_wire(), LOCAL,
                                           False) is None  # not an SOA: a worker thread answers
 
-        services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])  # commits: a notice
+        writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])  # commits: a notice
         new = Zone.objects.get(id=zone.id).serial
         wait_until(lambda: minidns.answer_from_memory(soa_query, LOCAL, False) is None
                    or soa_serial(dns.message.from_wire(minidns.answer_from_memory(soa_query, LOCAL, False)[0])) == new,
                    timeout=5, message="the old serial forgotten")
         wait_until(lambda: soa_serial(one(minidns, "example.com.", "SOA")) == new, timeout=5,
                    message="the new serial")
-        services.create_zone(project_id="p1", name="other.example.", email="admin@example.com")
+        writes.create_zone(project_id="p1", name="other.example.", email="admin@example.com")
         wait_until(lambda: one(minidns, "other.example.", "SOA").rcode() == dns.rcode.NOERROR, timeout=5,
                    message="the new zone")
     finally:
