@@ -13,6 +13,7 @@ each query under a statement timeout. This module imports no Django at load time
 imports it too.
 """
 import hmac
+import itertools
 import logging
 import os
 import socket
@@ -84,11 +85,16 @@ def _question(wire: bytes) -> tuple[str, bool]:
         return "other", False
 
 
-def observe_minidns(handle, wire: bytes, peer, tcp: bool) -> list[bytes]:
+def observe_minidns(handle, wire: bytes, peer, tcp: bool):
     """MiniDNS's handle(), counted by question type and rcode."""
     answers = handle(wire, peer, tcp)
+    if isinstance(answers, list):
+        first = answers[0] if answers else None
+    else:  # a transfer streaming: its first message says how it went, the rest stay lazy
+        first = next(answers, None)
+        answers = [] if first is None else itertools.chain([first], answers)
     qtype, root = _question(wire)
-    rcode = dns.rcode.to_text(answers[0][3] & 0xF) if answers and len(answers[0]) >= 4 else "none"
+    rcode = dns.rcode.to_text(first[3] & 0xF) if first is not None and len(first) >= 4 else "none"
     MINIDNS_QUERIES.labels(qtype, rcode).inc()
     if rcode == "REFUSED" and not root:
         MINIDNS_REFUSED.labels(qtype).inc()

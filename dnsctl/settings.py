@@ -265,6 +265,9 @@ DNSCTL = {
     "MINIDNS_ALLOW_XFR_FROM": env.list("MINIDNS_ALLOW_XFR_FROM", default=[]),
     # Zone-file imports waiting for a worker, per project: each holds up to IMPORT_MAX_BODY_SIZE bytes.
     "IMPORT_MAX_PENDING": env.int("IMPORT_MAX_PENDING", default=10),
+    # Bytes of rendered zones MiniDNS keeps (estimated: wire form and index; a 100,000-record zone is
+    # about 85 MB); the least recently used go first, the last one used always stays.
+    "MINIDNS_CACHE_BYTES": env.int("MINIDNS_CACHE_BYTES", default=512 * 2**20),
 }
 
 # --- Quotas: each project's defaults (Designate's resources; -1 = unlimited). Admins change one

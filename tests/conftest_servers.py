@@ -196,6 +196,12 @@ class DictZones:
     def records(self, zone_id):
         return zone_id, self.zones[zone_id][1]
 
+    def soa(self, zone_id):
+        return zone_id, self.zones[zone_id][1][0]
+
+    def changes(self, zone_id, from_serial, to_serial):
+        return None  # no journal: a new serial is rendered whole
+
     def xfr_hosts(self):
         return []
 

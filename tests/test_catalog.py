@@ -33,7 +33,7 @@ def catalog_pool(**extra):
 
 def axfr(minidns, name):
     query = dns.message.make_query(name, "AXFR")
-    wires = minidns.handle(query.to_wire(), ("127.0.0.1", 1), True)
+    wires = list(minidns.handle(query.to_wire(), ("127.0.0.1", 1), True))
     return [dns.message.from_wire(w, xfr=True, origin=None) for w in wires]
 
 

@@ -60,7 +60,7 @@ def transfer(minidns, origin=ORIGIN, peer=LOCAL, serial=None) -> tuple[dns.zone.
     zone = dns.zone.Zone(origin, relativize=False)
     rdtype = dns.rdatatype.AXFR if serial is None else dns.rdatatype.IXFR
     query, _ = dns.xfr.make_query(zone, serial=serial)
-    wires = minidns.handle(query.to_wire(), peer, True)
+    wires = list(minidns.handle(query.to_wire(), peer, True))
     with dns.xfr.Inbound(zone, rdtype, serial) as inbound:
         for wire in wires:
             message = dns.message.from_wire(wire, xfr=True, one_rr_per_rrset=True)
@@ -211,14 +211,29 @@ def test_renders_once_per_serial_and_sees_changes_at_once(zone):
 
 
 @pytest.mark.django_db
-def test_the_lru_is_bounded_by_records(pool):
-    minidns = MiniDNS(cache_records=5)  # each zone here has 2 records (SOA + NS)
+def test_the_cache_is_bounded_by_bytes_not_zones(pool):
+    minidns = MiniDNS()
     for i in range(4):
         writes.create_zone(project_id="p1", name=f"z{i}.example.", email="admin@example.com")
-        one(minidns, f"z{i}.example.", "SOA")
-    assert len(minidns._cache) == 2
-    one(minidns, "z3.example.", "SOA")
+    one(minidns, "www.z0.example.", "A")  # a query renders (an SOA would not)
+    small = minidns._weight
+    minidns.cache_bytes = int(small * 3.5)
+    for i in range(1, 4):
+        one(minidns, f"www.z{i}.example.", "A")
+    assert list(minidns._cache) == [z.id for z in Zone.objects.filter(name__in=["z1.example.", "z2.example.",
+                                                                                 "z3.example."]).order_by("name")]
+    assert minidns._weight <= minidns.cache_bytes and minidns.renders == 4
+    one(minidns, "www.z3.example.", "A")
     assert minidns.renders == 4  # z3 was still cached
+
+    big = Zone.objects.get(name="z0.example.")
+    add_records(big, 200)
+    Zone.objects.filter(id=big.id).update(serial=big.serial + 1)  # the journal cannot tell: read whole
+    RecordSet.objects.filter(zone=big, type="SOA").update(records=[
+        RecordSet.objects.get(zone=big, type="SOA").records[0].replace(f" {big.serial} ", f" {big.serial + 1} ")])
+    one(minidns, "host7.z0.example.", "A")
+    assert list(minidns._cache) == [big.id]  # one zone of 200 records outweighs three small ones
+    assert minidns._cache[big.id].weight > 50 * small
 
 
 # --- the core, malformed input and failures (no database) ----------------------------------------
@@ -322,6 +337,12 @@ class FakeSource:
     def records(self, zone_id):
         return zone_id, self.zones[zone_id][1]
 
+    def soa(self, zone_id):
+        return zone_id, self.zones[zone_id][1][0]
+
+    def changes(self, zone_id, from_serial, to_serial):
+        return None  # no journal: a new serial is rendered whole
+
     def xfr_hosts(self):
         return ["localhost"]
 
@@ -354,7 +375,7 @@ def committed_zone(transactional_db, monkeypatch):
 
 @pytest.mark.django_db(transaction=True)
 def test_over_real_sockets(committed_zone):
-    add_records(committed_zone, 2500)  # enough for a multi-message AXFR
+    add_records(committed_zone, 5000)  # enough for a multi-message AXFR
     with MiniDNSThread(MiniDNS()) as server:
         port = server.port
         query = dns.message.make_query("example.com.", "SOA")
@@ -371,7 +392,7 @@ def test_over_real_sockets(committed_zone):
                 assert answer.rcode() == (dns.rcode.NOERROR if name.startswith("www") else dns.rcode.NXDOMAIN)
 
         messages = list(dns.query.xfr("127.0.0.1", "example.com.", port=port, timeout=10))
-        assert len(messages) >= 2 and len(dns.zone.from_xfr(messages).nodes) == 2500 + 2
+        assert len(messages) >= 2 and len(dns.zone.from_xfr(messages).nodes) == 5000 + 2
 
         inbound = dns.zone.Zone("example.com.")
         dns.query.inbound_xfr("127.0.0.1", inbound, port=port, timeout=10)

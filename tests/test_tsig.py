@@ -52,7 +52,7 @@ def xfr(minidns, name, ring=None):
     query = dns.message.make_query(name, "AXFR")
     if ring:
         query.use_tsig(ring)
-    return query, minidns.handle(query.to_wire(), PEER, True)
+    return query, list(minidns.handle(query.to_wire(), PEER, True))
 
 
 def rcode_of(wires):

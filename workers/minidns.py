@@ -2,10 +2,13 @@
 
 `MiniDNS.handle` turns one query (wire bytes) into the response messages (wire bytes) and
 never touches a socket, so tests call it directly. `serve` is a thin asyncio transport
-around it. Zones come from a `ZoneSource` (the database by default); each zone is rendered
-into dnspython RRsets once per serial and kept in a bounded LRU. IXFR is answered from the
-change journal (zones.journal) with one condensed difference, or AXFR-style when the journal
-does not reach back to the client's serial.
+around it. Zones come from a `ZoneSource` (the database by default). A zone is rendered once
+per serial into its wire form, in chunks that are AXFR message bodies shared by every transfer
+(`RenderedZone`), kept in an LRU bounded by bytes; the next serial is made from the cached one
+and the change journal's differences, not read again. A render streams: the first message of a
+transfer leaves as soon as its chunk is made. SOA answers never wait for a render. IXFR is
+answered from the change journal (zones.journal) with one condensed difference, or AXFR-style
+when the journal does not reach back to the client's serial.
 """
 import asyncio
 import collections
@@ -13,12 +16,13 @@ import functools
 import io
 import ipaddress
 import logging
+import queue
 import socket
 import struct
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Iterable, Protocol
+from typing import Iterable, Iterator, Protocol
 
 import dns.exception
 import dns.flags
@@ -26,6 +30,7 @@ import dns.message
 import dns.name
 import dns.opcode
 import dns.rcode
+import dns.rdata
 import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
@@ -52,8 +57,16 @@ class ZoneSource(Protocol):
         """The live zones among `names` (absolute, lower case) as name -> (zone id, serial); the
         closest one answers. A source that serves catalogs returns only those when one is among names."""
 
-    def records(self, zone_id) -> tuple[str, list[tuple[str, str, int, list[str]]]] | None:
-        """(zone name, [(owner, type, ttl, [rdata text])]) read as one consistent snapshot."""
+    def records(self, zone_id) -> tuple[str, Iterable[tuple[str, str, int, list[str]]]] | None:
+        """(zone name, [(owner, type, ttl, [rdata text])]) read as one consistent snapshot; the rows
+        may be an iterator (read as they come), best with the apex SOA first."""
+
+    def soa(self, zone_id) -> tuple[str, tuple[str, str, int, list[str]]] | None:
+        """(zone name, the apex SOA row): what a SOA answer needs, without reading the zone."""
+
+    def changes(self, zone_id, from_serial: int, to_serial: int) -> list[tuple[list, list]] | None:
+        """The (removed, added) rows of each change from from_serial to to_serial, in order (whole
+        RRsets, like records()'), or None when not known: then the zone is read again."""
 
     def xfr_hosts(self) -> Iterable[str]:
         """Addresses, networks or host names (besides loopback) that may transfer zones."""
@@ -74,12 +87,61 @@ class KeySource(Protocol):
 
 
 class DatabaseZoneSource:
-    """Reads the Django models. Imports are local so the core stays importable without Django."""
+    """Reads the Django models. Imports are local so the core stays importable without Django.
+
+    With `listen` (the server; see `watch`), the answers of `find` are kept per name and dropped when
+    PostgreSQL says a zone or a catalog of that name changed: a trigger NOTIFYs on commit, so the
+    notice comes before any NOTIFY of ours can make a secondary ask. While the listening connection is
+    down, or on other databases, every `find` reads the database."""
+
+    CHANNEL = "dnsctl_zone_names"
+    MAX_NAMES = 200_000  # cached names (hostile queries ask for random ones): past it, start over
+
+    def __init__(self, listen: bool = False):
+        self.listen = listen
+        self._names: dict[str, list] = {}
+        self._generation = 0  # bumped by every notice: a read that raced one is not kept
+        self._live = False  # the listening connection is up: cached answers may be used
+        self._lock = threading.Lock()
+        self._watchers = []
+        self._listener: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def find(self, names):
         """Zones and pools' catalogs (ids ("catalog", pool id)) in one query. `names` are a query name
         and its ancestors, so a catalog among them means the query is at or below the catalog: then
         only catalogs are returned, and no zone row, whatever its name, answers for a catalog's names."""
+        if self.listen and self._listener is None:
+            self.watch()
+        with self._lock:
+            generation, cached = self._generation, self._live
+            hits = {name: self._names[name] for name in names if name in self._names} if cached else {}
+        missing = [name for name in names if name not in hits]
+        if missing:
+            read = self._read(missing)
+            with self._lock:
+                if self._live and self._generation == generation:
+                    if len(self._names) > self.MAX_NAMES:
+                        self._names.clear()
+                    self._names.update(read)
+            hits.update(read)
+        rows = [(name, *row) for name in names for row in hits[name]]
+        if any(catalog for *_, catalog in rows):
+            return {name: (("catalog", pool_id), serial) for name, pool_id, serial, catalog in rows if catalog}
+        return {name: (zone_id, serial) for name, zone_id, serial, _ in rows}
+
+    def find_cached(self, names):
+        """find() from the cache alone, or None when a name is not cached (or nobody listens)."""
+        with self._lock:
+            if not self._live or any(name not in self._names for name in names):
+                return None
+            rows = [(name, *row) for name in names for row in self._names[name]]
+        if any(catalog for *_, catalog in rows):
+            return {name: (("catalog", pool_id), serial) for name, pool_id, serial, catalog in rows if catalog}
+        return {name: (zone_id, serial) for name, zone_id, serial, _ in rows}
+
+    def _read(self, names) -> dict[str, list]:
+        """name -> [(id, serial, is a catalog)] for each of `names` (empty: none)."""
         from django.db.models import Value
 
         from zones.models import Pool, Zone
@@ -88,25 +150,155 @@ class DatabaseZoneSource:
                  .annotate(catalog=Value(False)).order_by().values_list("name", "id", "serial", "catalog"))
         catalogs = (Pool.objects.filter(catalog_zone__in=names).annotate(catalog=Value(True)).order_by()
                     .values_list("catalog_zone", "id", "catalog_serial", "catalog"))
-        rows = list(zones.union(catalogs, all=True))
-        if any(catalog for *_, catalog in rows):
-            return {name: (("catalog", pool_id), serial) for name, pool_id, serial, catalog in rows if catalog}
-        return {name: (zone_id, serial) for name, zone_id, serial, _ in rows}
+        found = {name: [] for name in names}
+        for name, some_id, serial, catalog in zones.union(catalogs, all=True):
+            found.setdefault(name, []).append((some_id, serial, catalog))
+        return found
+
+    def watch(self, on_change=None):
+        """Start listening (once), and call on_change(name) from the listener's thread for every
+        committed change of a zone or catalog named `name` (MiniDNS renders it ahead then)."""
+        if on_change is not None:
+            self._watchers.append(on_change)
+        from django.db import connection
+
+        if self._listener is None and self.listen and connection.vendor == "postgresql":
+            self._listener = threading.Thread(target=self._listen, name="zone-names-listener", daemon=True)
+            self._listener.start()
+
+    def close(self):
+        self._stop.set()
+
+    def _listen(self):
+        """LISTEN on a connection of its own; on any trouble, stop trusting the cache until listening again."""
+        import select
+
+        import psycopg2
+        from django.db import connection
+
+        while not self._stop.is_set():
+            conn = None
+            try:
+                conn = psycopg2.connect(**connection.get_connection_params())
+                conn.autocommit = True
+                conn.cursor().execute(f"LISTEN {self.CHANNEL}")
+                with self._lock:  # anything may have changed while nobody listened
+                    self._names.clear()
+                    self._generation += 1
+                    self._live = True
+                while not self._stop.is_set():
+                    if select.select([conn], [], [], 1.0)[0]:
+                        conn.poll()
+                        names = {notice.payload for notice in conn.notifies}
+                        conn.notifies.clear()
+                        with self._lock:
+                            self._generation += 1
+                            for name in names:
+                                self._names.pop(name, None)
+                        for name in names:
+                            for on_change in self._watchers:
+                                on_change(name)
+            except Exception:  # noqa: BLE001 - reconnect; meanwhile every find reads the database
+                log.warning("MiniDNS: not listening for zone changes (reading the database per query)",
+                            exc_info=True)
+            finally:
+                with self._lock:
+                    self._live = False
+                    self._names.clear()
+                if conn is not None:
+                    conn.close()
+            self._stop.wait(1.0)
 
     def records(self, zone_id):
-        """One SELECT joined to the zone: a single statement sees one snapshot even under READ
-        COMMITTED, so the SOA serial always matches the records (and the zone TTL) it is served with."""
-        from zones.models import RecordSet
+        """The SOA first, then the rest as the database sends it, all in one REPEATABLE READ snapshot (so
+        the SOA serial always matches the records, and the zone TTL, it is served with), read by a
+        thread of its own so that any thread may consume the rows while later ones are still coming.
+        A caller inside a transaction (tests, shells) reads in it, at once, to see its own writes."""
+        from django.db import connection
 
         if isinstance(zone_id, tuple):
             return self._catalog(zone_id[1])
+        if connection.in_atomic_block:
+            soa = self.soa(zone_id)
+            return soa and (soa[0], [soa[1], *self._rest(zone_id, soa[0])])
+        batches = queue.SimpleQueue()
+        threading.Thread(target=self._read_zone, args=(zone_id, batches), name="zone-read", daemon=True).start()
+        first = batches.get()
+        if isinstance(first, Exception):
+            raise first
+        return first and (first[0], self._drain(first[1], batches))
 
-        rows = list(RecordSet.objects.filter(zone_id=zone_id).values_list(
-            "zone__name", "zone__ttl", "name", "type", "ttl", "records"))
-        if not rows:
-            return None
-        return rows[0][0], [(name, rtype, zone_ttl if ttl is None else ttl, records)
-                            for _, zone_ttl, name, rtype, ttl, records in rows]
+    @staticmethod
+    def _rest(zone_id, name):
+        from django.db.models.functions import Coalesce
+
+        from zones.models import RecordSet
+
+        return (RecordSet.objects.filter(zone_id=zone_id).exclude(type="SOA", name=name).order_by()
+                .values_list("name", "type", Coalesce("ttl", "zone__ttl"), "records"))
+
+    def _read_zone(self, zone_id, batches, size: int = 2000):
+        """The reading thread: the SOA, then batches of rows, then None (or the exception)."""
+        from django.db import connection
+
+        try:
+            connection.set_autocommit(False)
+            if connection.vendor == "postgresql":
+                connection.cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            soa = self.soa(zone_id)
+            batches.put(soa and soa[:2])
+            if soa is None:
+                return
+            batch = []
+            for row in self._rest(zone_id, soa[0]).iterator(chunk_size=size):
+                batch.append(row)
+                if len(batch) == size:
+                    batches.put(batch)
+                    batch = []
+            batches.put(batch)
+            batches.put(None)
+        except Exception as exc:  # noqa: BLE001 - the render fails with it (and logs it once)
+            batches.put(exc)
+        finally:
+            try:
+                connection.rollback()
+                connection.set_autocommit(True)
+            finally:
+                connection.close()
+
+    @staticmethod
+    def _drain(soa_row, batches):
+        yield soa_row
+        while (batch := batches.get()) is not None:
+            if isinstance(batch, Exception):
+                raise batch
+            yield from batch
+
+    def soa(self, zone_id):
+        """(zone name, the apex SOA row): one indexed read."""
+        from django.db.models import F
+        from django.db.models.functions import Coalesce
+
+        from zones.models import RecordSet
+
+        if isinstance(zone_id, tuple):
+            found = self._catalog(zone_id[1])
+            return found and (found[0], found[1][0])
+        row = (RecordSet.objects.filter(zone_id=zone_id, type="SOA", name=F("zone__name")).order_by()
+               .values_list("zone__name", Coalesce("ttl", "zone__ttl"), "records").first())
+        return row and (row[0], (row[0], "SOA", row[1], row[2]))
+
+    def thread_done(self):
+        """A render thread of MiniDNS's own ends: its connection goes with it."""
+        from django.db import connection
+
+        connection.close()
+
+    def changes(self, zone_id, from_serial, to_serial):
+        """From the change journal; catalogs keep none."""
+        from zones import journal
+
+        return None if isinstance(zone_id, tuple) else journal.ixfr_diffs(zone_id, from_serial, to_serial)
 
     def ixfr(self, zone_id, from_serial, to_serial):
         """From the change journal; catalogs keep none."""
@@ -157,60 +349,365 @@ class DatabaseZoneSource:
 
 # --- one zone, rendered -----------------------------------------------------------------------
 
+CHUNK_BYTES = 63_000  # RR bytes in one AXFR message body: room is left for header, question, SOAs, OPT, TSIG
+RRSET_OVERHEAD = 800  # bytes per RRset besides its wire form: the cache's weight matches what a zone adds to RSS
+_TO_ORIGIN = b"\xc0\x0c"  # a pointer to offset 12: the question's name, which every transfer asks for
+_OPT = b"\x00\x00\x29\x20\x00\x00\x00\x00\x00\x00\x00"  # EDNS0, payload 8192, as dns.message.make_response
+_TYPES = {name: int(dns.rdatatype.from_text(name)) for name in (  # plain ints: an enum key would make the GC
+    "A", "AAAA", "CNAME", "MX", "NS", "PTR", "SOA", "SRV", "TXT", "CAA", "DS", "SSHFP", "NAPTR")}  # track the dict
+_EMPTY: dict = {}
+
+
+def _rdtype(text: str) -> int:
+    return _TYPES.get(text) or int(dns.rdatatype.from_text(text))
+
+
+class RenderFailed(Exception):
+    """The zone could not be rendered at this serial (already logged, once)."""
+
+
+class _OriginOnly(dict):
+    """A compression table that points names at the origin (offset 12) and learns nothing else, so each
+    RRset's wire form fits anywhere in any message whose question is the origin."""
+
+    def __setitem__(self, key, value):
+        pass
+
+
+def _count(piece) -> int:
+    """Records in a piece: an RRset's wire form (or part of it) behind a 2-byte count. Pieces are plain
+    bytes, and a zone's dicts hold nothing else, so the garbage collector never walks a rendered zone."""
+    return (piece[0] << 8) | piece[1]
+
+
+def _pieces_of(value) -> tuple:
+    return value if isinstance(value, tuple) else (value,)
+
+
+class _Chunk:
+    """RRsets (owner -> type -> their piece, or pieces for an RRset too big for one message) that make
+    one AXFR message body (or a few); immutable once sealed, shared by every zone snapshot that does not
+    touch it."""
+
+    __slots__ = ("entries", "size", "bodies")
+
+    def __init__(self, entries=None, size=0):
+        self.entries, self.size, self.bodies = entries if entries is not None else {}, size, None
+
+    def seal(self) -> "_Chunk":
+        bodies, parts, used, count = [], [], 0, 0
+        for node in self.entries.values():
+            for value in node.values():
+                for piece in _pieces_of(value):
+                    if parts and used + len(piece) - 2 > CHUNK_BYTES:
+                        bodies.append((b"".join(parts), count))
+                        parts, used, count = [], 0, 0
+                    parts.append(memoryview(piece)[2:])
+                    used, count = used + len(piece) - 2, count + _count(piece)
+        if parts:
+            bodies.append((b"".join(parts), count))
+        self.bodies = bodies
+        return self
+
+    def copy(self) -> "_Chunk":
+        return _Chunk(dict(self.entries), self.size)
+
 
 class RenderedZone:
-    """A zone's RRsets (SOA first) and the indexes an authoritative answer needs."""
+    """A zone at one serial, kept as wire: each RRset's records with the owner compressed against the
+    origin at offset 12 (where every transfer's question name sits), grouped in chunks of about
+    CHUNK_BYTES that are an AXFR's message bodies, ready for every transfer to share. Queries read the
+    same wire back into RRsets. A render streams in: transfers send the chunks made so far while later
+    rows are still being read (`advance`, driven by whoever needs more). `apply` makes the next serial's
+    zone from the journal's changes, sharing every chunk it does not touch."""
 
-    def __init__(self, origin: dns.name.Name, rrsets: list[dns.rrset.RRset]):
-        self.origin, self.rrsets = origin, rrsets
-        self.soa = rrsets[0]
-        self.serial = self.soa[0].serial
-        self.size = sum(len(rrset) for rrset in rrsets)  # the LRU's weight
-        self.nodes: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = collections.defaultdict(dict)
-        self.names = set()  # owners and their ancestors: an empty non-terminal is NODATA, not NXDOMAIN
-        for rrset in rrsets:
-            self.nodes[rrset.name][rrset.rdtype] = rrset
-            name = rrset.name
-            while name not in self.names and name.is_subdomain(origin):
-                self.names.add(name)
-                name = name.parent()
-        self.nodes = dict(self.nodes)
+    def __init__(self, origin: str, wanted: int | None = None, rows: Iterator | None = None):
+        self.origin_text = origin.lower()
+        self.origin = dns.name.from_text(self.origin_text)
+        self.origin_wire = self.origin.to_wire()
+        self.wanted = wanted  # the serial asked for (the render may find a newer one)
+        self.soa: dns.rrset.RRset | None = None
+        self.serial = wanted
+        self.soa_wire = b""
+        self.nodes: dict[str, dict[int, bytes]] = {}  # owner text -> type -> the RRset as a piece
+        self.names: dict[str, int] = {}  # owners and their ancestors -> owners at or below: NODATA, not NXDOMAIN
+        self.chunks: list[_Chunk] = []
+        self.records = 0
+        self.weight = 0  # estimated bytes held (the LRU's weight)
+        self.complete, self.error = False, None
+        self.on_done = None  # called once: on_done(zone, error or None)
+        self._rows, self._open = rows, _Chunk()
+        self.started = time.perf_counter()
+        self._build = threading.Lock()
+        self._compress = _OriginOnly({self.origin: 12})
 
-    @classmethod
-    def build(cls, zone_name: str, rows) -> "RenderedZone":
-        origin = dns.name.from_text(zone_name)
-        rrsets = _rrsets(origin, rows)
-        rrsets.sort(key=lambda r: (not (r.rdtype == dns.rdatatype.SOA and r.name == origin), r.name, r.rdtype))
-        if not rrsets or rrsets[0].rdtype != dns.rdatatype.SOA or rrsets[0].name != origin:
-            raise ValueError(f"zone {zone_name} has no SOA at its apex")
-        return cls(origin, rrsets)
+    # -- rendering --
+    def advance(self, until) -> None:
+        """Render more rows until until() holds or the zone is complete; a chunk at a time under the
+        build lock, so transfers waiting for an early chunk go on while a query drives the rest."""
+        while not self.complete and not until():
+            with self._build:
+                if self.error is not None:
+                    raise RenderFailed(str(self.error)) from self.error
+                sealed = len(self.chunks)
+                try:
+                    while not self.complete and len(self.chunks) == sealed and not until():
+                        row = next(self._rows, None)
+                        if row is None:
+                            self._finish()
+                        else:
+                            self._add(*row)
+                except Exception as exc:
+                    self.error = exc
+                    if self.on_done is not None:
+                        self.on_done(self, exc)
+                    raise RenderFailed(str(exc)) from exc
+        if self.error is not None and not self.complete:
+            raise RenderFailed(str(self.error)) from self.error
 
-    @functools.cached_property
-    def xfr_pieces(self) -> list[tuple[dns.rrset.RRset, int]]:
-        """The AXFR's pieces (see _pieces): SOA first and last."""
-        return _pieces(self.rrsets + [self.soa])
+    def _finish(self):
+        if self.soa is None:
+            raise ValueError(f"zone {self.origin_text} has no SOA at its apex")
+        if self._open.entries:
+            self.chunks.append(self._open.seal())
+        self._open, self._rows = None, None
+        self.complete = True
+        if self.on_done is not None:
+            self.on_done(self, None)
+
+    def _add(self, owner: str, rtype: str, ttl: int, records: list[str]):
+        owner = owner.lower()
+        rdtype = _rdtype(rtype)
+        pieces = self._wire(owner, rdtype, ttl, records)
+        if self._put_node(owner, rdtype, pieces):
+            return
+        size = sum(len(piece) - 2 for piece in pieces)
+        if self._open.entries and self._open.size + size > CHUNK_BYTES:
+            self.chunks.append(self._open.seal())
+            self._open = _Chunk()
+        node = self._open.entries.get(owner)
+        if node is None:
+            self._open.entries[owner] = node = {}
+        node[rdtype] = pieces[0] if len(pieces) == 1 else tuple(pieces)
+        self._open.size += size
+
+    def _put_node(self, owner, rdtype, pieces) -> bool:
+        """Index an RRset for queries; True for the apex SOA (which transfers send first and last)."""
+        entry = pieces[0] if len(pieces) == 1 else (
+            struct.pack("!H", sum(map(_count, pieces))) + b"".join(piece[2:] for piece in pieces))
+        node = self.nodes.get(owner)
+        if node is None:
+            self._name_added(owner)
+            self.nodes[owner] = node = {}
+        node[rdtype] = entry
+        self.records += _count(entry)
+        self.weight += 2 * len(entry) + RRSET_OVERHEAD
+        if rdtype == dns.rdatatype.SOA and owner == self.origin_text:
+            self.soa = self._rrset(entry)
+            self.serial, self.soa_wire = self.soa[0].serial, entry[2:]
+            return True
+        return False
+
+    def _wire(self, owner: str, rdtype: int, ttl: int, records) -> list[bytes]:
+        """The RRset's records in wire form, as pieces of at most CHUNK_BYTES (see _count)."""
+        if owner.isascii() and "\\" not in owner and owner.endswith("."):
+            head = self._name(owner, compress=True)
+        else:
+            head = dns.name.from_text(owner).to_wire()
+        head += struct.pack("!HHI", rdtype, dns.rdataclass.IN, ttl)
+        pieces, part, used = [], [], 0
+        for text in records:
+            rdata = self._rdata(rdtype, text)
+            rr = head + struct.pack("!H", len(rdata)) + rdata
+            if len(rr) > CHUNK_BYTES:
+                raise ValueError(f"a {dns.rdatatype.to_text(rdtype)} record of {owner} is too big for a message")
+            if part and used + len(rr) > CHUNK_BYTES:
+                pieces.append(struct.pack("!H", len(part)) + b"".join(part))
+                part, used = [], 0
+            part.append(rr)
+            used += len(rr)
+        pieces.append(struct.pack("!H", len(part)) + b"".join(part))
+        return pieces
+
+    def _rdata(self, rdtype: int, text: str) -> bytes:
+        """One record's wire form. The common types are written directly (a render spends its time here);
+        anything unusual (escapes, quotes inside text, other types) goes through dnspython."""
+        plain = "\\" not in text and text.isascii()
+        if rdtype == dns.rdatatype.A:
+            return socket.inet_pton(socket.AF_INET, text)
+        if rdtype == dns.rdatatype.AAAA:
+            return socket.inet_pton(socket.AF_INET6, text)
+        if plain and rdtype in (dns.rdatatype.CNAME, dns.rdatatype.NS, dns.rdatatype.PTR) and text.endswith("."):
+            return self._name(text, compress=True)
+        if plain and rdtype == dns.rdatatype.MX:
+            preference, _, exchange = text.partition(" ")
+            if preference.isdigit() and exchange.endswith(".") and " " not in exchange:
+                return struct.pack("!H", int(preference)) + self._name(exchange, compress=True)
+        if plain and rdtype == dns.rdatatype.SRV:
+            fields = text.split(" ")
+            if len(fields) == 4 and all(f.isdigit() for f in fields[:3]) and fields[3].endswith("."):
+                return struct.pack("!HHH", *map(int, fields[:3])) + self._name(fields[3], compress=False)
+        if plain and rdtype == dns.rdatatype.TXT and text.count('"') == 2 and text[0] == text[-1] == '"':
+            string = text[1:-1].encode()
+            if len(string) < 256:
+                return bytes((len(string),)) + string
+        buffer = io.BytesIO()
+        dns.rdata.from_text(dns.rdataclass.IN, rdtype, text, origin=self.origin, relativize=False).to_wire(
+            buffer, self._compress, self.origin)
+        return buffer.getvalue()
+
+    def _name(self, text: str, compress: bool) -> bytes:
+        """An absolute, plain ASCII name's wire form; compressed against the origin where allowed."""
+        if compress and text == self.origin_text:
+            return _TO_ORIGIN
+        if compress and text.endswith("." + self.origin_text):
+            relative, tail = text[:-len(self.origin_text) - 1], _TO_ORIGIN
+        else:
+            relative, tail = text[:-1], b"\x00"
+        if not relative:
+            return tail
+        return b"".join(bytes((len(label),)) + label for label in relative.encode().split(b".")) + tail
+
+    def _name_added(self, owner):
+        names, name = self.names, owner
+        while name:
+            names[name] = names.get(name, 0) + 1
+            if name == self.origin_text:
+                break
+            name = _parent(name)
+
+    def _name_removed(self, owner):
+        names, name = self.names, owner
+        while name:
+            left = names.get(name, 1) - 1
+            if left:
+                names[name] = left
+            else:
+                names.pop(name, None)
+            if name == self.origin_text:
+                break
+            name = _parent(name)
+
+    # -- the next serial from the journal --
+    def apply(self, changes: list[tuple[list, list]], wanted: int) -> "RenderedZone":
+        """This zone with the journal's changes applied (whole RRsets removed, then added, change by
+        change): a new zone sharing every chunk, node and name it does not touch. Raises ValueError
+        when the changes do not fit this zone (then it is read again)."""
+        new = RenderedZone(self.origin_text, wanted)
+        new.soa, new.serial, new.soa_wire = self.soa, self.serial, self.soa_wire
+        new.nodes, new.names, new.chunks = dict(self.nodes), dict(self.names), list(self.chunks)
+        new.records, new.weight = self.records, self.weight
+        copied: set[int] = set()
+        for removed, added in changes:
+            for owner, rtype, _, _ in removed:
+                new._drop(owner.lower(), _rdtype(rtype), copied)
+            for owner, rtype, ttl, records in added:
+                new._place(owner.lower(), _rdtype(rtype), ttl, records, copied)
+        if new.serial != wanted:
+            raise ValueError(f"the journal ends at serial {new.serial}, not {wanted}")
+        new.chunks = [chunk.seal() if i in copied else chunk for i, chunk in enumerate(new.chunks) if chunk.entries]
+        new._rows = new._open = None
+        new.complete = True
+        return new
+
+    def _drop(self, owner, rdtype, copied):
+        if rdtype == dns.rdatatype.SOA and owner == self.origin_text:
+            return  # replaced by the change's new SOA
+        node = self.nodes.get(owner, _EMPTY)
+        if rdtype not in node:
+            raise ValueError(f"the journal removes {owner} {dns.rdatatype.to_text(rdtype)}, which is not there")
+        entry = node[rdtype]
+        node = {t: v for t, v in node.items() if t != rdtype}
+        if node:
+            self.nodes[owner] = node
+        else:
+            del self.nodes[owner]
+            self._name_removed(owner)
+        self.records -= _count(entry)
+        self.weight -= 2 * len(entry) + RRSET_OVERHEAD
+        for i, chunk in enumerate(self.chunks):
+            if rdtype in chunk.entries.get(owner, _EMPTY):
+                chunk = self._writable(i, copied)
+                rest = {t: v for t, v in chunk.entries[owner].items() if t != rdtype}
+                chunk.size -= sum(len(piece) - 2 for piece in _pieces_of(chunk.entries[owner][rdtype]))
+                if rest:
+                    chunk.entries[owner] = rest
+                else:
+                    del chunk.entries[owner]
+                return
+
+    def _place(self, owner, rdtype, ttl, records, copied):
+        if rdtype in self.nodes.get(owner, _EMPTY) and not (rdtype == dns.rdatatype.SOA and owner == self.origin_text):
+            raise ValueError(f"the journal adds {owner} {dns.rdatatype.to_text(rdtype)}, which is there already")
+        pieces = self._wire(owner, rdtype, ttl, records)
+        if owner in self.nodes:
+            self.nodes[owner] = dict(self.nodes[owner])  # the old zone keeps its own
+            if rdtype == dns.rdatatype.SOA and owner == self.origin_text:
+                entry = self.nodes[owner].pop(rdtype)
+                self.records -= _count(entry)
+                self.weight -= 2 * len(entry) + RRSET_OVERHEAD
+        if self._put_node(owner, rdtype, pieces):
+            return
+        size = sum(len(piece) - 2 for piece in pieces)
+        last = len(self.chunks) - 1
+        if last < 0 or self.chunks[last].size + size > CHUNK_BYTES:
+            self.chunks.append(_Chunk())
+            last += 1
+        chunk = self._writable(last, copied)
+        value = pieces[0] if len(pieces) == 1 else tuple(pieces)
+        chunk.entries[owner] = {**chunk.entries.get(owner, _EMPTY), rdtype: value}
+        chunk.size += size
+
+    def _writable(self, i, copied) -> _Chunk:
+        if i not in copied:
+            self.chunks[i] = self.chunks[i].copy()
+            copied.add(i)
+        return self.chunks[i]
+
+    # -- reading --
+    def _rrset(self, entry: bytes) -> dns.rrset.RRset:
+        """An RRset back from its wire form (in a message whose question is the origin)."""
+        header = struct.pack("!HHHHHH", 0, 0, 1, _count(entry), 0, 0)
+        message = header + self.origin_wire + b"\x00\x06\x00\x01" + entry[2:]
+        return dns.message.from_wire(message).answer[0]
 
     def answer(self, qname: dns.name.Name, rdtype: int, response: dns.message.Message):
         """Fill `response` like an authoritative server: answer, referral, NODATA or NXDOMAIN."""
-        cut = self._delegation(qname, rdtype)
+        chain, name = [], qname  # qname and its ancestors below the apex, as (name, text)
+        while len(name) > len(self.origin):
+            chain.append((name, name.to_text().lower()))
+            name = name.parent()
+        cut = None
+        for name, text in chain:  # the highest NS below the apex is the cut (DS at the cut is ours)
+            ns = self.nodes.get(text, _EMPTY).get(dns.rdatatype.NS)
+            if ns is not None and not (name == qname and rdtype == dns.rdatatype.DS):
+                cut = ns
         if cut is not None:  # below a zone cut the child is authoritative: refer, without AA
+            cut = self._rrset(cut)
             response.authority.append(cut)
             response.additional.extend(self._glue(cut))
             return
         response.flags |= dns.flags.AA
-        node = self.nodes.get(qname)
-        if node is None and qname in self.names:
-            node = {}
+        qtext = chain[0][1] if chain else self.origin_text
+        node, renamed = self.nodes.get(qtext), False
+        if node is None and qtext in self.names:
+            node = _EMPTY
         if node is None:
-            node = self._wildcard(qname)
+            node = self._wildcard(chain)
+            renamed = node is not None
+
+        def rrset(entry):
+            found = self._rrset(entry)
+            return dns.rrset.from_rdata_list(qname, found.ttl, list(found)) if renamed else found
+
         if node is None:
             response.set_rcode(dns.rcode.NXDOMAIN)
         elif rdtype == dns.rdatatype.ANY:
-            response.answer.extend(node.values())
+            response.answer.extend(rrset(entry) for entry in node.values())
         elif rdtype in node:
-            response.answer.append(node[rdtype])
+            response.answer.append(rrset(node[rdtype]))
         elif dns.rdatatype.CNAME in node:
-            response.answer.append(node[dns.rdatatype.CNAME])
+            response.answer.append(rrset(node[dns.rdatatype.CNAME]))
         if not response.answer:
             response.authority.append(self.negative_soa())
 
@@ -218,30 +715,26 @@ class RenderedZone:
         """The SOA for a negative answer, with the negative-caching TTL (RFC 2308)."""
         return dns.rrset.from_rdata(self.origin, min(self.soa.ttl, self.soa[0].minimum), self.soa[0])
 
-    def _delegation(self, qname, rdtype):
-        """The NS RRset of the highest zone cut between the apex and qname (DS at the cut is ours)."""
-        cut, name = None, qname
-        while name != self.origin:
-            ns = self.nodes.get(name, {}).get(dns.rdatatype.NS)
-            if ns is not None and not (name == qname and rdtype == dns.rdatatype.DS):
-                cut = ns
-            name = name.parent()
-        return cut
-
     def _glue(self, cut):
-        node_of = self.nodes.get
-        return [rrset for ns in cut for t, rrset in (node_of(ns.target) or {}).items()
-                if t in (dns.rdatatype.A, dns.rdatatype.AAAA)]
+        glue = []
+        for ns in cut:
+            node = self.nodes.get(ns.target.to_text().lower(), _EMPTY)
+            glue.extend(self._rrset(node[t]) for t in (dns.rdatatype.A, dns.rdatatype.AAAA) if t in node)
+        return glue
 
-    def _wildcard(self, qname):
-        """RFC 4592: RRsets of `*.<closest encloser>`, renamed to qname; None when there is none."""
-        encloser = qname.parent()
-        while encloser not in self.names:
-            encloser = encloser.parent()
-        star = self.nodes.get(dns.name.Name((b"*",) + encloser.labels))
-        if star is None:
-            return None
-        return {t: dns.rrset.from_rdata_list(qname, rrset.ttl, list(rrset)) for t, rrset in star.items()}
+    def _wildcard(self, chain):
+        """RFC 4592: the node of `*.<closest encloser>` (its RRsets answer renamed), or None."""
+        encloser = next((text for _, text in chain[1:] if text in self.names), self.origin_text)
+        return self.nodes.get("*." + encloser)
+
+
+def _parent(text: str) -> str:
+    """The parent's text of an absolute name's text ("" above the root)."""
+    if "\\" in text:
+        name = dns.name.from_text(text)
+        return name.parent().to_text().lower() if len(name) > 1 else ""
+    rest = text.split(".", 1)[1] if "." in text else ""
+    return rest or ("." if text != "." else "")
 
 
 def _rrsets(origin: dns.name.Name, rows) -> list[dns.rrset.RRset]:
@@ -272,32 +765,73 @@ def _wire_size(rrset: dns.rrset.RRset) -> int:
     return buffer.tell()
 
 
+class _Envelope:
+    """What every message of one transfer shares: the header and question of the answer to `query`, its
+    OPT, and the TSIG state that chains each message's MAC to the one before (RFC 8945 5.3.1)."""
+
+    def __init__(self, query: dns.message.Message):
+        question = query.question[0]
+        self.id, self.flags = query.id, dns.flags.QR | dns.flags.AA | (query.flags & dns.flags.RD)
+        self.question = question.name.to_wire() + struct.pack("!HH", question.rdtype, question.rdclass)
+        self.opt = _OPT if query.edns >= 0 else b""
+        self.key = self.context = None
+        if query.had_tsig and query.keyring:
+            signed = dns.message.make_response(query)  # the TSIG the answer carries, as dnspython makes it
+            self.key, self.keyname, self.tsig, self.request_mac = (signed.keyring, signed.keyname, signed.tsig[0],
+                                                                   signed.request_mac)
+
+    def message(self, parts: list[bytes], count: int) -> bytes:
+        extra = 1 if self.opt else 0
+        wire = b"".join([struct.pack("!HHHHHH", self.id, self.flags, 1, count, 0, extra), self.question, *parts,
+                         self.opt])
+        if self.key is None:
+            return wire
+        tsig, self.context = dns.tsig.sign(wire, self.key, self.tsig, int(time.time()), self.request_mac,
+                                           self.context, True)
+        record = io.BytesIO()
+        dns.rrset.from_rdata(self.keyname, 0, tsig).to_wire(record)
+        return wire[:10] + struct.pack("!H", extra + 1) + wire[12:] + record.getvalue()
+
+
 # --- the core -------------------------------------------------------------------------------
 
 
 class MiniDNS:
     """Answers QUERY opcode messages for the live zones of `source` (see the module docstring).
 
-    `cache_records` bounds the LRU of rendered zones by their number of records; `renders` counts
-    cache misses (tests use it). Safe to call `handle` from many threads at once.
+    Rendered zones are kept in an LRU bounded by their estimated bytes (`cache_bytes`); `renders`
+    counts zones made (read whole, or from the journal) and `full_renders` those read whole (tests use
+    them). Safe to call `handle` from many threads at once.
     """
 
+    RETRY_FAILED = 5.0  # seconds before a zone whose render failed at a serial is tried again
+    BIG = 5000  # records: a query to a zone this big answers from its last complete serial meanwhile
+    MAX_SOAS = 100_000  # SOAs kept apart from renders
+
     def __init__(self, source: ZoneSource | None = None, *, keys: KeySource | None = None,
-                 cache_records: int = 500_000):
+                 cache_bytes: int = 512 * 2**20):
         self.source = source if source is not None else DatabaseZoneSource()
         # TSIG keys come from the database when zones do; a source given alone means no TSIG.
         self.keys = keys if keys is not None or source is not None else self.source
-        self.cache_records = cache_records
-        self.renders = 0
+        self.cache_bytes = cache_bytes
+        self.renders = self.full_renders = 0
         self._cache: collections.OrderedDict[object, RenderedZone] = collections.OrderedDict()
+        self._origins: dict[str, object] = {}  # cached zones by name (for `changed`)
         self._weight = 0
-        self._renders_in_flight: dict[object, threading.Lock] = {}
+        self._building: dict[object, RenderedZone] = {}  # full renders under way, streaming in
+        self._starting: dict[object, threading.Lock] = {}  # one thread at a time starts a zone's render
+        self._soas: dict[object, dns.rrset.RRset] = {}
+        self._failed: dict[object, tuple[int, float]] = {}  # zone -> (serial, retry after)
+        self._logged: collections.OrderedDict = collections.OrderedDict()  # (zone, serial) whose failure was logged
         self._lock = threading.Lock()
+        self._ahead: queue.SimpleQueue | None = None
         self._allow: list | None = None
 
     # -- entry point --
-    def handle(self, wire: bytes, peer: tuple[str, int], tcp: bool) -> list[bytes]:
-        """The response messages for one query; [] means send nothing. Never raises."""
+    def handle(self, wire: bytes, peer: tuple[str, int], tcp: bool) -> Iterable[bytes]:
+        """The response messages for one query; empty means send nothing. Never raises. A transfer's
+        messages come as a lazy iterator (the first at once, the rest as the caller pulls them, each
+        next() maybe waiting for the zone's render): pull it in a worker thread, never on an event loop."""
         try:
             query = dns.message.from_wire(wire, keyring=self._keyring if self.keys is not None else None)
         except dns.message.ShortHeader:
@@ -312,6 +846,8 @@ class MiniDNS:
             return []  # never answer a response: no loops
         try:
             return self._respond(query, peer, tcp)
+        except RenderFailed:  # logged once when it failed
+            return [_error(query, dns.rcode.SERVFAIL)]
         except Exception:  # noqa: BLE001 - one bad zone or a DB hiccup must not kill the server
             log.exception("MiniDNS: could not answer %s from %s", query.question, peer)
             try:
@@ -319,7 +855,37 @@ class MiniDNS:
             except Exception:  # noqa: BLE001 - even the error answer failed: the bare header will do
                 return _header_only(wire, dns.rcode.SERVFAIL)
 
-    def _respond(self, query, peer, tcp) -> list[bytes]:
+    def answer_from_memory(self, wire: bytes, peer, tcp: bool) -> list[bytes] | None:
+        """The answer to a plain SOA query when everything it needs is in memory (the zone's name and
+        serial kept current by the source, its SOA by serial), without any I/O or render, so the
+        transport may answer it on its event loop; None otherwise (then `handle` in a worker thread)."""
+        find_cached = getattr(self.source, "find_cached", None)
+        if find_cached is None or len(wire) < 12 or wire[11] or wire[10]:  # no additional records: no TSIG
+            return None
+        try:
+            query = dns.message.from_wire(wire)
+        except Exception:  # noqa: BLE001 - handle() answers what cannot be parsed
+            return None
+        question = query.question[0] if len(query.question) == 1 else None
+        if (query.flags & dns.flags.QR or query.opcode() != dns.opcode.QUERY or question is None
+                or question.rdtype != dns.rdatatype.SOA or question.rdclass != dns.rdataclass.IN):
+            return None
+        names, name = [], question.name
+        while len(name) > 1:
+            names.append(name.to_text().lower())
+            name = name.parent()
+        found = find_cached(names) if names else {}
+        if found is None:
+            return None
+        zone = next(((dns.name.from_text(text), *found[text]) for text in names if text in found), None)
+        if zone is None:
+            return [_error(query, dns.rcode.REFUSED)]
+        if zone[0] != question.name:
+            return None  # SOA below the apex: a NODATA, from the rendered zone
+        soa = self._soa_in_memory(zone[1], zone[2])
+        return None if soa is None else [self._soa_only(query, soa, tcp)]
+
+    def _respond(self, query, peer, tcp) -> Iterable[bytes]:
         if query.opcode() != dns.opcode.QUERY:
             return [_error(query, dns.rcode.NOTIMP)]  # NOTIFY and UPDATE are not for a primary
         if len(query.question) != 1:
@@ -336,15 +902,17 @@ class MiniDNS:
         found = self._zone_for(qname)
         if found is None or (rdtype in XFR_TYPES and found[0] != qname):
             return [_error(query, dns.rcode.REFUSED)]
-        if rdtype in XFR_TYPES and not self._signed_as_required(query, found[1]):
+        origin, zone_id, serial = found
+        if rdtype in XFR_TYPES and not self._signed_as_required(query, zone_id):
             log.info("MiniDNS: refused %s of %s to %s: not signed with a key of its pool",
                      dns.rdatatype.to_text(rdtype), qname, peer[0])
             return [_error(query, dns.rcode.REFUSED)]
-        zone = self.rendered(found[1], found[2])
         if rdtype in XFR_TYPES:
-            return self._transfer(query, found[1], zone, tcp)
+            return self._transfer(query, origin, zone_id, serial, tcp)
+        if rdtype == dns.rdatatype.SOA and qname == origin:  # never waits for a render
+            return [self._soa_only(query, self.soa(zone_id, serial, origin), tcp)]
         response = dns.message.make_response(query)
-        zone.answer(qname, rdtype, response)
+        self._for_query(zone_id, serial).answer(qname, rdtype, response)
         return [_fit(response, query, tcp)]
 
     def _zone_for(self, qname: dns.name.Name):
@@ -373,16 +941,18 @@ class MiniDNS:
         return query.had_tsig and query.keyname.to_text(omit_final_dot=True).lower() in required
 
     # -- transfers --
-    def _transfer(self, query, zone_id, zone: RenderedZone, tcp: bool) -> list[bytes]:
+    def _transfer(self, query, origin, zone_id, serial, tcp: bool) -> Iterable[bytes]:
         """RFC 1995. IXFR from a client at our serial (or newer): just our SOA. From an older serial the
         journal knows: the condensed difference, over TCP, or over UDP if it fits in one message (else
-        just our SOA: the client retries over TCP). Otherwise AXFR-style (over UDP, just our SOA)."""
+        just our SOA: the client retries over TCP). Otherwise AXFR-style (over UDP, just our SOA).
+        None of this waits for a render but the AXFR-style answer, which streams as the zone renders."""
         if query.question[0].rdtype == dns.rdatatype.IXFR:
+            soa = self.soa(zone_id, serial, origin)
             client = next((rrset[0].serial for rrset in query.authority
                            if rrset.rdtype == dns.rdatatype.SOA and len(rrset)), None)
-            if client is not None and not is_newer(zone.serial, client):
-                return [self._soa_only(query, zone, tcp)]
-            difference = self._difference(zone_id, client, zone) if client is not None else None
+            if client is not None and not is_newer(soa[0].serial, client):
+                return [self._soa_only(query, soa, tcp)]
+            difference = self._difference(zone_id, client, origin, soa) if client is not None else None
             if difference is not None and tcp:
                 return self._stream(query, difference)
             if difference is not None:
@@ -390,26 +960,43 @@ class MiniDNS:
                 if fits is not None:
                     return [fits]
             if not tcp:
-                return [self._soa_only(query, zone, tcp)]
-        return self._stream(query, zone.xfr_pieces)
+                return [self._soa_only(query, soa, tcp)]
+        return self._axfr(query, self.zone(zone_id, serial))
 
-    def _soa_only(self, query, zone: RenderedZone, tcp: bool) -> bytes:
+    def _soa_only(self, query, soa: dns.rrset.RRset, tcp: bool) -> bytes:
         response = dns.message.make_response(query)
         response.flags |= dns.flags.AA
-        response.answer.append(zone.soa)
+        response.answer.append(soa)
         return _fit(response, query, tcp)
 
-    def _difference(self, zone_id, client: int, zone: RenderedZone) -> list[tuple[dns.rrset.RRset, int]] | None:
+    def _difference(self, zone_id, client: int, origin, soa) -> list[tuple[dns.rrset.RRset, int]] | None:
         """The IXFR's pieces from the client's serial to the zone's: our SOA, the client's SOA, what went,
         our SOA, what came, our SOA. None when the journal does not know the way, or when its
         difference holds more records than the zone (then AXFR-style is the smaller answer)."""
-        found = self.source.ixfr(zone_id, client, zone.serial)
+        found = self.source.ixfr(zone_id, client, soa[0].serial)
         if found is None:
             return None
-        removed, added = (_rrsets(zone.origin, rows) for rows in found)
-        if added[0] != zone.soa or sum(len(r) for r in removed + added) > zone.size:
+        removed, added = (_rrsets(origin, rows) for rows in found)
+        if added[0] != soa:
             return None
-        return _pieces([zone.soa, *removed, *added, zone.soa])
+        size = self._size(zone_id, soa[0].serial)
+        if size is not None and sum(len(r) for r in removed + added) > size:
+            return None
+        return _pieces([soa, *removed, *added, soa])
+
+    def _size(self, zone_id, serial) -> int | None:
+        """Records in the zone at `serial` if that is known without reading the zone: rendered, or made
+        from a rendered serial and the journal (a few ms); else None."""
+        with self._lock:
+            rendered = self._cache.get(zone_id)
+        if rendered is None:
+            return None
+        if rendered.serial != serial:
+            try:
+                rendered = self.zone(zone_id, serial)
+            except RenderFailed:
+                return None
+        return rendered.records if rendered.complete else None
 
     def _one_message(self, query, pieces) -> bytes | None:
         """All pieces in one UDP answer, if it fits in what the client takes; else None."""
@@ -422,7 +1009,7 @@ class MiniDNS:
             return None
 
     def _stream(self, query, pieces) -> list[bytes]:
-        """A transfer's pieces packed greedily into messages of at most 64 KiB."""
+        """An IXFR's pieces packed greedily into messages of at most 64 KiB."""
         def new_message():
             message = dns.message.make_response(query)
             message.flags |= dns.flags.AA
@@ -445,6 +1032,38 @@ class MiniDNS:
             context = message.tsig_ctx
         return wires
 
+    def _axfr(self, query, zone: RenderedZone) -> Iterator[bytes]:
+        """The zone's prepared chunks, each in the header and question of this query: the SOA before the
+        first and after the last. A zone still rendering streams: each chunk goes once the next one is
+        made (or the zone is complete), so the last message is known to be the last."""
+        try:
+            envelope, sent, closed = _Envelope(query), 0, False
+            zone.advance(lambda: zone.soa is not None)
+        except Exception as exc:  # noqa: BLE001 - nothing sent yet: SERVFAIL says it
+            if not isinstance(exc, RenderFailed):  # a render failure is logged once, where it failed
+                log.exception("MiniDNS: could not start a transfer of %s", zone.origin_text)
+            yield _error(query, dns.rcode.SERVFAIL)
+            return
+        soa, i = zone.soa_wire, 0
+        while True:
+            zone.advance(lambda: len(zone.chunks) > i + 1)
+            if i >= len(zone.chunks):
+                break
+            bodies, last = zone.chunks[i].bodies, zone.complete and i == len(zone.chunks) - 1
+            for j, (body, count) in enumerate(bodies):
+                parts = [body]
+                if not sent:
+                    parts.insert(0, soa)
+                    count += 1
+                if last and j == len(bodies) - 1:
+                    parts.append(soa)
+                    count, closed = count + 1, True
+                sent += 1
+                yield envelope.message(parts, count)
+            i += 1
+        if not closed:
+            yield envelope.message([soa] if sent else [soa, soa], 1 if sent else 2)
+
     # -- allow-list --
     def allowed(self, address: str) -> bool:
         """May `address` transfer zones? Loopback, the pools' servers and MINIDNS_ALLOW_XFR_FROM may."""
@@ -466,52 +1085,180 @@ class MiniDNS:
         self._allow = networks
 
     # -- the cache --
-    def rendered(self, zone_id, serial: int) -> RenderedZone:
-        """The zone rendered at `serial` (or newer): from the LRU, else rendered once, even when
-        several secondaries ask for the new serial at the same moment."""
+    def soa(self, zone_id, serial: int, origin: dns.name.Name) -> dns.rrset.RRset:
+        """The zone's SOA at `serial` (or newer) without waiting for any render: from a rendered zone,
+        one under way that has read it, or the SOAs kept by serial; else one indexed read."""
+        soa = self._soa_in_memory(zone_id, serial)
+        if soa is not None:
+            return soa
+        found = self.source.soa(zone_id)
+        if found is None:
+            raise LookupError(f"zone {zone_id} has no SOA")
+        soa = _rrsets(origin, [found[1]])[0]
         with self._lock:
-            zone = self._cached(zone_id, serial)
-            if zone is not None:
-                return zone
-            flight = self._renders_in_flight.setdefault(zone_id, threading.Lock())
-        with flight:
-            try:
-                with self._lock:
-                    zone = self._cached(zone_id, serial)
-                    if zone is not None:
-                        return zone
-                started = time.perf_counter()
-                found = self.source.records(zone_id)
-                if found is None:
-                    raise LookupError(f"zone {zone_id} has no records")
-                zone = RenderedZone.build(*found)
-                metrics.MINIDNS_RENDER_SECONDS.observe(time.perf_counter() - started)
-                with self._lock:
-                    self.renders += 1
-                    self._store(zone_id, zone)
-            finally:
-                with self._lock:
-                    self._renders_in_flight.pop(zone_id, None)
+            if len(self._soas) >= self.MAX_SOAS:
+                self._soas.clear()
+            self._soas[zone_id] = soa
+        return soa
+
+    def _soa_in_memory(self, zone_id, serial: int) -> dns.rrset.RRset | None:
+        with self._lock:
+            for zone in (self._cache.get(zone_id), self._building.get(zone_id)):
+                if zone is not None and zone.soa is not None and not is_newer(serial, zone.serial):
+                    return zone.soa
+            soa = self._soas.get(zone_id)
+            return soa if soa is not None and not is_newer(serial, soa[0].serial) else None
+
+    def _for_query(self, zone_id, serial: int) -> RenderedZone:
+        """A complete zone to answer a query from: at `serial` (or newer), rendered now if need be; for a
+        big zone whose new serial is still rendering, its last complete serial meanwhile, so a query
+        never waits behind a long render (SOA never renders at all)."""
+        zone = self.zone(zone_id, serial)
+        if zone.complete:
+            return zone
+        with self._lock:
+            older = self._cache.get(zone_id)
+        if older is not None and older.records >= self.BIG:
+            return older
+        zone.advance(lambda: False)
         return zone
 
-    def _cached(self, zone_id, serial):
-        zone = self._cache.get(zone_id)
-        if zone is None or is_newer(serial, zone.serial):
-            return None
-        self._cache.move_to_end(zone_id)
+    def zone(self, zone_id, serial: int) -> RenderedZone:
+        """The zone at `serial` (or newer): cached; or made now from the cached one and the journal's
+        changes since (a few ms, whatever the zone's size); or a full render started and returned while
+        it streams in (whoever needs more of it renders more, see RenderedZone.advance), so concurrent
+        transfers share one render and one prepared wire form."""
+        found = self._current(zone_id, serial)
+        if found is not None:
+            return found
+        with self._lock:
+            starting = self._starting.setdefault(zone_id, threading.Lock())
+        with starting:
+            found = self._current(zone_id, serial)
+            if found is not None:
+                return found
+            try:
+                return self._start(zone_id, serial)
+            except RenderFailed:
+                raise
+            except Exception as exc:
+                self._render_failed(zone_id, serial, exc)
+                raise RenderFailed(str(exc)) from exc
+
+    def _current(self, zone_id, serial) -> RenderedZone | None:
+        with self._lock:
+            zone = self._cache.get(zone_id)
+            if zone is not None and not is_newer(serial, zone.serial):
+                self._cache.move_to_end(zone_id)
+                return zone
+            building = self._building.get(zone_id)
+            if building is not None and building.error is None and not is_newer(serial, building.wanted):
+                return building
+            failed = self._failed.get(zone_id)
+            if failed is not None and failed[0] == serial and time.monotonic() < failed[1]:
+                raise RenderFailed(f"zone {zone_id} failed to render at serial {serial}")
+        return None
+
+    def _start(self, zone_id, serial) -> RenderedZone:
+        with self._lock:
+            base = self._cache.get(zone_id)
+        if base is not None:
+            changes = self.source.changes(zone_id, base.serial, serial)
+            if changes:
+                try:
+                    zone = base.apply(changes, serial)
+                except ValueError as exc:
+                    log.warning("MiniDNS: zone %s: the journal from serial %s does not fit the rendered zone (%s); "
+                                "reading it whole", base.origin_text, base.serial, exc)
+                else:
+                    self._store(zone_id, zone)
+                    return zone
+        found = self.source.records(zone_id)
+        if found is None:
+            raise LookupError(f"zone {zone_id} has no records")
+        zone = RenderedZone(found[0], serial, iter(found[1]))
+        zone.on_done = functools.partial(self._done, zone_id)
+        with self._lock:
+            self._building[zone_id] = zone
+        if base is not None and base.records >= self.BIG:  # queries answer from `base` meanwhile: render ahead
+            threading.Thread(target=self._render_ahead, args=(zone,), name="zone-render", daemon=True).start()
         return zone
+
+    def changed(self, name: str):
+        """A zone called `name` committed a change (the source's listener says so): if it is cached,
+        bring it to its new serial now, in the background, so the secondaries' transfers find it ready."""
+        with self._lock:
+            if name not in self._origins:
+                return
+            if self._ahead is None:
+                self._ahead = queue.SimpleQueue()
+                threading.Thread(target=self._keep_ahead, name="zone-render", daemon=True).start()
+        self._ahead.put(name)
+
+    def _keep_ahead(self):
+        while True:
+            name = self._ahead.get()
+            try:
+                found = self._zone_for(dns.name.from_text(name))
+                if found is not None and found[0] == dns.name.from_text(name):
+                    self.zone(found[1], found[2])
+            except Exception:  # noqa: BLE001 - a query renders it later (and logs once if it fails)
+                log.debug("MiniDNS: could not render %s ahead", name, exc_info=True)
+            finally:
+                getattr(self.source, "thread_done", lambda: None)()
+
+    def _render_ahead(self, zone: RenderedZone):
+        try:
+            zone.advance(lambda: False)
+        except RenderFailed:
+            pass  # logged once by _done
+        finally:
+            getattr(self.source, "thread_done", lambda: None)()
+
+    def _done(self, zone_id, zone: RenderedZone, error: Exception | None):
+        """A full render ended (called once, by whichever thread finished it)."""
+        with self._lock:
+            if self._building.get(zone_id) is zone:
+                del self._building[zone_id]
+            self.full_renders += error is None
+        if error is None:
+            metrics.MINIDNS_RENDER_SECONDS.observe(time.perf_counter() - zone.started)
+            self._store(zone_id, zone)
+        else:
+            self._render_failed(zone_id, zone.wanted, error)
+
+    def _render_failed(self, zone_id, serial, error: Exception):
+        """Logged once per zone and serial; the zone answers SERVFAIL at that serial for RETRY_FAILED
+        seconds, then the render is tried again (quietly, unless it fails at a new serial)."""
+        with self._lock:
+            self._failed[zone_id] = (serial, time.monotonic() + self.RETRY_FAILED)
+            first = (zone_id, serial) not in self._logged
+            self._logged[(zone_id, serial)] = None
+            while len(self._logged) > 10_000:
+                self._logged.popitem(last=False)
+        if first:
+            log.error("MiniDNS: cannot render zone %s at serial %s: %s", zone_id, serial, error,
+                      exc_info=(type(error), error, error.__traceback__))
+        else:
+            log.debug("MiniDNS: zone %s at serial %s still fails to render: %s", zone_id, serial, error)
 
     def _store(self, zone_id, zone: RenderedZone):
-        old = self._cache.pop(zone_id, None)
-        if old is not None:
-            self._weight -= old.size
-            if is_newer(old.serial, zone.serial):  # a slower render of an older snapshot lost the race
-                zone = old
-        self._cache[zone_id] = zone
-        self._weight += zone.size
-        while self._weight > self.cache_records and len(self._cache) > 1:
-            _, evicted = self._cache.popitem(last=False)
-            self._weight -= evicted.size
+        with self._lock:
+            self.renders += 1
+            self._failed.pop(zone_id, None)
+            old = self._cache.pop(zone_id, None)
+            if old is not None:
+                self._weight -= old.weight
+                if is_newer(old.serial, zone.serial):  # a slower render of an older snapshot lost the race
+                    zone = old
+            self._cache[zone_id] = zone
+            self._origins[zone.origin_text] = zone_id
+            self._weight += zone.weight
+            while self._weight > self.cache_bytes and len(self._cache) > 1:
+                evicted_id, evicted = self._cache.popitem(last=False)
+                self._weight -= evicted.weight
+                if self._origins.get(evicted.origin_text) == evicted_id:
+                    del self._origins[evicted.origin_text]
 
 
 def _networks(host: str) -> list:
@@ -569,14 +1316,19 @@ def _in_worker(fn, *args):
 class _UDP(asyncio.DatagramProtocol):
     """A datagram in, its answer out; answering runs in the pool, so the loop keeps receiving."""
 
-    def __init__(self, submit, max_pending: int = 1024):
-        self.submit, self.max_pending, self.pending = submit, max_pending, 0
+    def __init__(self, submit, max_pending: int = 1024, quick=None):
+        self.submit, self.max_pending, self.pending, self.quick = submit, max_pending, 0, quick
         self.transport = None
 
     def connection_made(self, transport):
         self.transport = transport
 
     def datagram_received(self, data, addr):
+        answers = self.quick(data, addr[:2], False) if self.quick is not None else None
+        if answers is not None:  # an SOA answered from memory, on the loop: no thread hand-offs
+            for wire in answers:
+                self.transport.sendto(wire, addr)
+            return
         if self.pending >= self.max_pending:
             return  # overloaded: drop, the client retries
         self.pending += 1
@@ -609,6 +1361,25 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
     def submit(wire, peer, tcp):
         return loop.run_in_executor(pool, _in_worker, metrics.observe_minidns, minidns.handle, wire, peer, tcp)
 
+    def quick(wire, peer, tcp):
+        answers = minidns.answer_from_memory(wire, peer, tcp)
+        return None if answers is None else metrics.observe_minidns(lambda *_: answers, wire, peer, tcp)
+
+    async def pulled(answers):
+        """A lazy answer (a transfer streaming its zone) is pulled in the pool, a message at a time."""
+        if isinstance(answers, list):
+            for wire in answers:
+                yield wire
+            return
+        while True:
+            try:
+                wire = await loop.run_in_executor(pool, next, answers, None)
+            except Exception as exc:  # noqa: BLE001 - e.g. the zone's render failed (logged once): drop the client
+                raise ConnectionError(f"transfer ended: {exc}") from exc
+            if wire is None:
+                return
+            yield wire
+
     async def tcp_client(reader, writer):
         """RFC 7766: 2-byte length prefix, several queries per connection, closed when idle."""
         peer = writer.get_extra_info("peername")[:2]
@@ -619,7 +1390,7 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
                 answers = await submit(await asyncio.wait_for(reader.readexactly(length), idle_timeout), peer, True)
                 if not answers:
                     break  # unparsable: the stream cannot be trusted any more
-                for wire in answers:
+                async for wire in pulled(answers):
                     writer.write(struct.pack("!H", len(wire)) + wire)
                     await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
@@ -642,7 +1413,8 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
             tcp_server = await asyncio.start_server(tcp_client, host, port, backlog=backlog)
             bound = tcp_server.sockets[0].getsockname()[1]
             try:
-                udp_transport, _ = await loop.create_datagram_endpoint(lambda: _UDP(submit), local_addr=(host, bound))
+                udp_transport, _ = await loop.create_datagram_endpoint(lambda: _UDP(submit, quick=quick),
+                                                                       local_addr=(host, bound))
                 break
             except OSError:
                 tcp_server.close()

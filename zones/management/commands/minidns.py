@@ -1,12 +1,15 @@
 """Run MiniDNS, the primary every target transfers zones from, until SIGTERM or SIGINT."""
 import asyncio
+import gc
 import logging
 import os
 import signal
+import sys
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from workers.minidns import MiniDNS, serve
+from workers.minidns import DatabaseZoneSource, MiniDNS, serve
 
 log = logging.getLogger("workers.minidns")
 
@@ -21,6 +24,10 @@ class Command(BaseCommand):
                             help="threads answering queries (each may hold a database connection)")
 
     def handle(self, *args, host, port, workers, **options):
+        # A thread answering an SOA gets the GIL within ~1 ms of a thread rendering a big zone (not 5), and
+        # full garbage collections, which hold it throughout, skip what was loaded at start (never garbage).
+        sys.setswitchinterval(0.001)
+        gc.freeze()
         asyncio.run(self._serve(host, port, workers))
 
     async def _serve(self, host, port, workers):
@@ -32,5 +39,11 @@ class Command(BaseCommand):
         def ready(bound_host, bound_port):
             log.info("MiniDNS listening on %s:%s (udp+tcp)", bound_host, bound_port)
 
-        await serve(host, port, MiniDNS(), ready=ready, stop=stop, workers=workers)
+        source = DatabaseZoneSource(listen=True)  # zone lookups cached, kept current by PostgreSQL's notices
+        minidns = MiniDNS(source, keys=source, cache_bytes=settings.DNSCTL["MINIDNS_CACHE_BYTES"])
+        source.watch(minidns.changed)
+        try:
+            await serve(host, port, minidns, ready=ready, stop=stop, workers=workers)
+        finally:
+            source.close()
         log.info("MiniDNS stopped")
