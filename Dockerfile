@@ -1,7 +1,8 @@
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
-# rndc for BIND9 targets; knotc and nsd-control (in knot, nsd) for Knot and NSD targets' unix sockets
+# rndc for operators' checks of BIND9 targets (the worker speaks its protocol itself, workers/rndc.py);
+# knotc and nsd-control (in knot, nsd) for Knot and NSD targets' unix sockets
 RUN apt-get update && apt-get install -y --no-install-recommends bind9-utils bind9-dnsutils knot nsd \
     && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt .
