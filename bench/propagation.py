@@ -1,12 +1,22 @@
 #!/usr/bin/env python
-"""Propagation benchmark against a running dnsctl (bin/start, or --self-contained).
+"""Propagation benchmark against a running dnsctl (bin/start, --self-contained or --deployment).
 
-Creates N zones through the REST API, then changes a recordset in each, then deletes them,
-and prints per phase: changes/s (API calls over the phase's wall time until the last zone
-settled) and p50/p95/max seconds from the API call to ACTIVE (or, for deletes, gone).
+Times a few single changes on the idle system, then creates N zones through the REST API, adds a
+recordset to each (rs-create), changes its records (rs-update), deletes the zones, and prints per
+phase: changes/s (changes settled over the phase's wall time), the API call's p50, and p50/p95/max
+seconds from the API call to ACTIVE (or, for deletes, gone).
 
-    bench/propagation.py --url http://127.0.0.1:8000 --token TOKEN [-n 200]
+    bench/propagation.py --url http://127.0.0.1:8000 --token TOKEN [-n 200] [-c 8]
     bench/propagation.py --self-contained [-n 200] [--pool bind9|mixed|catalog]
+    bench/propagation.py --deployment [-n 200] [-c 16] [--profile DIR]
+
+--deployment starts the production-like deployment of bench/deployment.py (private PostgreSQL and
+Redis, gunicorn -w 3, the worker -P threads -c 16, beat, MiniDNS, one BIND9), checks after each
+phase that BIND9 serves every zone as it should, and prints the CPU seconds each process spent in
+the phase; --profile DIR also runs py-spy on the worker, gunicorn, MiniDNS and beat during each
+phase and writes DIR/<phase>-<process>.txt (collapsed stacks: speedscope.app opens them) and
+DIR/<phase>-summary.txt (time per category and top functions). CPU figures with --profile are
+inflated by py-spy's pauses: measure them without it.
 
 --self-contained runs the same processes as the integration tests (private DNS servers, Celery
 workers, MiniDNS, the API in-process on a live server) against the local PostgreSQL and Redis
@@ -69,20 +79,23 @@ def server_time(z):
     return datetime.fromisoformat(z["updated_at"].replace("Z", "+00:00")).timestamp()
 
 
-def run_phase(client, label, keys, start_fn, prefix, concurrency, timeout, gone=False):
+def run_phase(client, label, keys, start_fn, prefix, concurrency, timeout, gone=False, hooks=None):
     """Fire one API call per zone, wait until none of the run's zones is PENDING, report latencies.
 
     Create/update latency is the zone's own updated_at (set when it turned ACTIVE or ERROR) minus
     the wall time of the API call; a delete is timed when the zone leaves the list (polled every
     50 ms, so that much resolution). Only PENDING zones are listed while waiting, to keep the
-    benchmark's own load small.
+    benchmark's own load small. hooks (start(label), stop(label, changes)) wrap the phase.
     """
-    started = {}
+    started, calls = {}, []
+    if hooks:
+        hooks.start(label)
     t0 = time.monotonic()
 
     def fire(key):
-        before = time.time()
+        before, t = time.time(), time.monotonic()
         zid = start_fn(key)
+        calls.append(time.monotonic() - t)
         started[zid] = before
         return zid
 
@@ -107,31 +120,147 @@ def run_phase(client, label, keys, start_fn, prefix, concurrency, timeout, gone=
     else:
         errors = {z: final[z].get("reason") for z in zone_ids if z in final and final[z]["status"] != "ACTIVE"}
         lat = [server_time(final[z]) - started[z] for z in zone_ids if z in final and z not in errors]
-    print(f"{label:<8} n={len(keys):<5} api {len(keys) / (fired - t0):7.1f} calls/s   "
-          f"settled {len(lat) / wall:6.1f} changes/s   p50 {percentile(lat, 50):.3f}s  "
+    print(f"{label:<9} n={len(keys):<4} api {len(keys) / (fired - t0):6.1f} calls/s, p50 {percentile(calls, 50):.3f}s"
+          f"   settled {len(lat) / wall:6.1f} changes/s   ACTIVE p50 {percentile(lat, 50):.3f}s  "
           f"p95 {percentile(lat, 95):.3f}s  max {max(lat) if lat else float('nan'):.3f}s   "
-          f"errors {len(errors)}  unfinished {len(pending)}")
+          f"errors {len(errors)}  unfinished {len(pending)}", flush=True)
     for zid, reason in list(errors.items())[:3]:
         print(f"    error: {zid}: {reason}")
+    if hooks:
+        hooks.stop(label, len(lat))
     return zone_ids
 
 
-def benchmark(url, token, n, concurrency, timeout):
+def served(target, names, rdtype, expect, concurrency=8):
+    """How many zones the target serves as expected: the SOA (create), www's address, or REFUSED (delete)."""
+    import dns.message
+    import dns.query
+    import dns.rcode
+
+    def check(name):
+        qname = name if rdtype == "SOA" else "www." + name
+        for _ in range(3):
+            try:
+                r = dns.query.udp(dns.message.make_query(qname, rdtype), target[0], port=target[1], timeout=1)
+            except Exception:  # noqa: BLE001 - a lost datagram: ask again
+                continue
+            if expect == "REFUSED":
+                return r.rcode() == dns.rcode.REFUSED
+            return r.rcode() == dns.rcode.NOERROR and any(expect in rr.to_text() for rr in r.answer)
+        return False
+
+    with futures.ThreadPoolExecutor(concurrency) as pool:
+        ok = sum(pool.map(check, names))
+    print(f"    target serves {ok}/{len(names)} as expected ({rdtype} {expect})", flush=True)
+    return ok
+
+
+def idle_latency(client, prefix, count=10):
+    """One change at a time on an otherwise idle system: p50/max seconds to ACTIVE for a zone
+    create and a recordset create (the zone polled every 10 ms), then the zones are deleted."""
+    lat = {"create": [], "rs-create": []}
+    ids = []
+    for i in range(count):
+        for label in ("create", "rs-create"):
+            before = time.time()
+            if label == "create":
+                zid = client.call("POST", "/v2/zones", json={"name": f"{prefix}-idle{i}.bench.test.",
+                                                             "email": "bench@bench.test"})["id"]
+                ids.append(zid)
+            else:
+                client.call("POST", f"/v2/zones/{zid}/recordsets",
+                            json={"name": "www", "type": "A", "records": ["192.0.2.1"]})
+            while True:
+                z = client.call("GET", f"/v2/zones/{zid}")
+                if z["status"] != "PENDING":
+                    break
+                time.sleep(0.01)
+            lat[label].append(server_time(z) - before)
+    for zid in ids:
+        client.call("DELETE", f"/v2/zones/{zid}")
+    print("idle     " + "   ".join(f"{label} ACTIVE p50 {percentile(v, 50):.3f}s max {max(v):.3f}s"
+                                   for label, v in lat.items()) + f"   ({count} changes each, one at a time)",
+          flush=True)
+
+
+def benchmark(url, token, n, concurrency, timeout, target=None, hooks=None, idle=10):
+    """The four phases create, rs-create (a recordset), rs-update (its records), delete; with a
+    target (host, port), check after each phase that it serves every zone as it should."""
     client = Client(url, token)
     prefix = f"b{uuid.uuid4().hex[:6]}"
     names = [f"{prefix}-{i}.bench.test." for i in range(n)]
-    print(f"{n} zones against {url}, {concurrency} concurrent API clients")
+    print(f"{n} zones against {url}, {concurrency} concurrent API clients", flush=True)
+    if idle:
+        idle_latency(client, prefix + "i", idle)
 
     zone_ids = run_phase(client, "create", names, lambda name: client.call(
-        "POST", "/v2/zones", json={"name": name, "email": "bench@bench.test"})["id"], prefix, concurrency, timeout)
+        "POST", "/v2/zones", json={"name": name, "email": "bench@bench.test"})["id"], prefix, concurrency, timeout,
+        hooks=hooks)
+    if target:
+        served(target, names, "SOA", "SOA")
+    recordsets = {}
 
-    def change(zid):
-        client.call("POST", f"/v2/zones/{zid}/recordsets", json={"name": "www", "type": "A", "records": ["192.0.2.1"]})
+    def add(zid):
+        recordsets[zid] = client.call("POST", f"/v2/zones/{zid}/recordsets",
+                                      json={"name": "www", "type": "A", "records": ["192.0.2.1"]})["id"]
         return zid
 
-    run_phase(client, "update", zone_ids, change, prefix, concurrency, timeout)
+    def change(zid):
+        client.call("PUT", f"/v2/zones/{zid}/recordsets/{recordsets[zid]}", json={"records": ["192.0.2.2"]})
+        return zid
+
+    run_phase(client, "rs-create", zone_ids, add, prefix, concurrency, timeout, hooks=hooks)
+    if target:
+        served(target, names, "A", "192.0.2.1")
+    run_phase(client, "rs-update", zone_ids, change, prefix, concurrency, timeout, hooks=hooks)
+    if target:
+        served(target, names, "A", "192.0.2.2")
     run_phase(client, "delete", zone_ids, lambda zid: (client.call("DELETE", f"/v2/zones/{zid}"), zid)[1],
-              prefix, concurrency, timeout, gone=True)
+              prefix, concurrency, timeout, gone=True, hooks=hooks)
+    if target:
+        served(target, names, "SOA", "REFUSED")
+
+
+class PhaseCpu:
+    """Hooks around each phase: CPU seconds per process of the deployment (and py-spy profiles)."""
+
+    def __init__(self, deployment, profiler=None):
+        self.deployment, self.profiler, self.before, self.totals = deployment, profiler, None, {}
+
+    def start(self, label):
+        if self.profiler:
+            self.profiler.start(label)
+        self.before = self.deployment.cpu()
+
+    def stop(self, label, changes):
+        from bench.deployment import cpu_table
+
+        after = self.deployment.cpu()
+        print(cpu_table(self.before, after, changes), flush=True)
+        for name, sec in after.items():
+            self.totals.setdefault(name, [0.0, 0])[0] += sec - self.before.get(name, 0.0)
+        if self.profiler:
+            print(f"    profile: {self.profiler.outdir}/{label}-*.txt; top of it:", flush=True)
+            text = self.profiler.stop(label)
+            print("\n".join("    " + line for line in text.splitlines() if line.startswith("==")
+                            or "%  " in line and line.index("%") < 12)[:4000], flush=True)
+
+
+def deployment_run(n, clients, timeout, profile_dir=None, rate=50, idle=10):
+    """Start the production-like deployment (bench/deployment.py), run the phases, stop it all."""
+    os.environ["DJANGO_SETTINGS_MODULE"] = "dnsctl.settings"
+    from bench.deployment import Deployment, Profiler
+
+    stack = Deployment()
+    try:
+        stack.start()
+        print(f"deployment: PostgreSQL, Redis, gunicorn -w {stack.workers}, worker -P threads -c {stack.threads}, "
+              f"beat, MiniDNS, BIND9 (all private, on loopback; {os.cpu_count()} CPUs)", flush=True)
+        profiler = Profiler(profile_dir, stack.python_pids(), rate) if profile_dir else None
+        benchmark(stack.url, stack.token, n, clients, timeout, target=stack.target,
+                  hooks=PhaseCpu(stack, profiler), idle=idle)
+    finally:
+        stack.stop()
 
 
 def _pool(kind, mhost, mport):
@@ -249,13 +378,20 @@ def main():
     parser.add_argument("--url", default=os.environ.get("DNSCTL_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--token", default=os.environ.get("DNSCTL_TOKEN"))
     parser.add_argument("-n", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=8, help="concurrent API clients")
+    parser.add_argument("-c", "--concurrency", type=int, default=8, help="concurrent API clients")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for a phase to settle")
     parser.add_argument("--self-contained", action="store_true")
     parser.add_argument("--pool", choices=["bind9", "mixed", "catalog"], default="bind9",
                         help="with --self-contained: the pool's servers")
+    parser.add_argument("--deployment", action="store_true",
+                        help="start the production-like deployment (bench/deployment.py) and print CPU per process")
+    parser.add_argument("--profile", metavar="DIR", help="with --deployment: py-spy each Python process per phase")
+    parser.add_argument("--rate", type=int, default=50, help="py-spy samples per second (with --profile)")
+    parser.add_argument("--idle", type=int, default=10, help="single changes timed on the idle system first (0: none)")
     args = parser.parse_args()
-    if args.self_contained:
+    if args.deployment:
+        deployment_run(args.n, args.concurrency, args.timeout, args.profile, args.rate, args.idle)
+    elif args.self_contained:
         self_contained(args.n, args.concurrency, args.timeout, args.pool)
     elif not args.token:
         parser.error("--token (or DNSCTL_TOKEN) is required; bin/start prints it")
