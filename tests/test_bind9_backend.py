@@ -3,7 +3,6 @@
 import logging
 import os
 import socket
-import stat
 import subprocess
 import time
 
@@ -16,7 +15,6 @@ from tests.servers import free_port
 from tests.servers.bind9 import Bind9Server
 from workers import backends
 from workers.backends import BACKENDS, Backend, BackendError, backend_types, get_backend
-from workers.backends import bind9 as bind9_module
 from workers.backends.bind9 import Bind9Backend
 from workers.dnsclient import query_soa_serial, send_notify
 
@@ -151,7 +149,7 @@ def test_nothing_listening_fails_fast(primary, zone):
 
 
 def test_hanging_control_channel_times_out(primary, zone):
-    """A peer that accepts TCP but never answers: our subprocess timeout must fire."""
+    """A peer that accepts TCP but never answers: our timeout must fire."""
     with socket.socket() as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(5)
@@ -163,26 +161,30 @@ def test_hanging_control_channel_times_out(primary, zone):
         assert time.monotonic() - started < 4
 
 
-def test_key_file_is_private_and_removed(bind, backend, zone, monkeypatch):
-    seen = []
-    real_run = subprocess.run
+def test_no_rndc_process_per_call(bind, backend, zone, monkeypatch):
+    """The control channel is spoken from Python (workers/rndc.py): a zone costs no process."""
+    def no_process(*args, **kwargs):
+        raise AssertionError(f"a process was started: {args[:1]}")
 
-    def spy_run(cmd, **kwargs):
-        path = cmd[cmd.index("-c") + 1]
-        with open(path) as f:
-            seen.append((path, stat.S_IMODE(os.stat(path).st_mode), f.read()))
-        assert bind.rndc_secret not in " ".join(cmd)  # not on the command line (ps)
-        assert kwargs.get("timeout")
-        return real_run(cmd, **kwargs)
-
-    monkeypatch.setattr(bind9_module.subprocess, "run", spy_run)
+    monkeypatch.setattr(subprocess, "Popen", no_process)
     backend.create_zone(zone)
+    backend.update_zone(zone)
+    backend.check()
+    assert wait_for_serial(bind, zone, 1) == 1
     backend.delete_zone(zone)
-    assert len(seen) == 2
-    for path, mode, text in seen:
-        assert mode == 0o600
-        assert bind.rndc_secret in text
-        assert not os.path.exists(path)
+    assert query_soa_serial(zone, bind.host, bind.port) is None
+
+
+def test_named_refusal_is_reported_in_rndc_words(bind, backend, zone):
+    """A reason named gives (not one of the idempotent ones) is the error, as rndc would print it."""
+    bad = Bind9Backend("bind-test", bind.backend_options, [("127.0.0.1", 5300)])
+    bad._zone_config = lambda zone: "{ type bogus; };"  # named: no such zone type
+    with pytest.raises(BackendError) as excinfo:
+        bad.create_zone(zone)
+    message = str(excinfo.value)
+    assert message.startswith(f"bind9 target 'bind-test' ({bind.host}:{bind.rndc_port}): rndc addzone "
+                              f"{zone.rstrip('.')} failed: rndc: 'addzone' failed: unexpected token")
+    assert "\n" not in message
 
 
 @pytest.mark.parametrize("options, match", [

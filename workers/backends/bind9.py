@@ -1,4 +1,5 @@
-"""BIND9 backend: zones are added/changed/removed at runtime with rndc.
+"""BIND9 backend: zones are added/changed/removed at runtime over named's control channel
+(the rndc protocol, spoken by workers/rndc.py: no rndc process per call).
 
 named must have ``allow-new-zones yes;`` and a ``controls`` channel for the key
 given here. Each zone becomes
@@ -10,19 +11,17 @@ import base64
 import binascii
 import ipaddress
 import logging
-import os
 import re
-import subprocess
-import tempfile
 
+from workers import rndc
 from workers.backends.base import Backend, BackendError, Option
 
 log = logging.getLogger(__name__)
 
-ALGORITHMS = {"hmac-md5", "hmac-sha1", "hmac-sha224", "hmac-sha256", "hmac-sha384", "hmac-sha512"}
-# Key names go inside a quoted string of the rndc config: no quotes, spaces or ';'.
+ALGORITHMS = set(rndc.ALGORITHMS)
+# Key names go inside quoted strings of named.conf and `target_config`'s output: no quotes, spaces or ';'.
 KEY_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
-# Zone names go on rndc's command line and into `file "..."`: plain hostname-ish
+# Zone names go on the control channel's command line and into `file "..."`: plain hostname-ish
 # labels only ('/' is allowed for RFC 2317 classless reverse zones).
 ZONE_LABEL_RE = re.compile(r"^[a-z0-9_/-]{1,63}$")
 
@@ -50,7 +49,7 @@ class Bind9Backend(Backend):
         # TSIG for transfers from MiniDNS: named.conf must define this key (named_conf(tsig=...)).
         self.tsig_key_name = str((opts.get("tsig_key") or {}).get("name") or "")
 
-        # Validate up front: these values are written into an rndc config file.
+        # Validate up front: a bad key or address fails here, naming the option, not on first use.
         if not self._secret:
             raise BackendError(f"bind9 target {name!r}: option rndc_key_secret is required")
         try:
@@ -71,39 +70,42 @@ class Bind9Backend(Backend):
                 ipaddress.ip_address(host)  # BIND's primaries must be addresses, not names
             except ValueError:
                 raise BackendError(f"bind9 target {name!r}: master {host!r} is not an IP address") from None
+        self._client = rndc.Client(self.rndc_host, self.rndc_port, self.key_algorithm, self._secret, self.timeout)
 
     # -- Backend API -----------------------------------------------------
     def create_zone(self, zone_name: str) -> None:
         zone = self._zone(zone_name)
-        result = self._rndc("addzone", zone, self._zone_config(zone))
-        if result.returncode != 0 and not _says(result, "addzone", "already exists"):
-            self._fail("addzone", zone, result)
+        reply = self._rndc("addzone", zone, self._zone_config(zone), zone=zone)
+        if reply.err not in (None, "already exists"):
+            self._fail("addzone", zone, reply)
 
     def update_zone(self, zone_name: str) -> None:
         zone = self._zone(zone_name)
-        result = self._rndc("modzone", zone, self._zone_config(zone))
-        if result.returncode == 0:
+        reply = self._rndc("modzone", zone, self._zone_config(zone), zone=zone)
+        if reply.ok:
             return
-        if not _says(result, "modzone", "not found"):
-            self._fail("modzone", zone, result)
+        if reply.err != "not found":
+            self._fail("modzone", zone, reply)
         # Missing: add it. "already exists" means a concurrent create won the race.
-        result = self._rndc("addzone", zone, self._zone_config(zone))
-        if result.returncode != 0 and not _says(result, "addzone", "already exists"):
-            self._fail("addzone", zone, result)
+        reply = self._rndc("addzone", zone, self._zone_config(zone), zone=zone)
+        if reply.err not in (None, "already exists"):
+            self._fail("addzone", zone, reply)
 
     def delete_zone(self, zone_name: str) -> None:
         zone = self._zone(zone_name)
-        result = self._rndc("delzone", "-clean", zone)
-        if result.returncode != 0 and not _says(result, "delzone", "not found"):
-            self._fail("delzone", zone, result)
+        reply = self._rndc("delzone", "-clean", zone, zone=zone)
+        if reply.err not in (None, "not found"):
+            self._fail("delzone", zone, reply)
 
     def check(self) -> None:
-        result = self._rndc("status")
-        if result.returncode != 0:
-            message = " / ".join(filter(None, (line.strip() for line in (result.stderr or result.stdout).splitlines())))
+        try:
+            reply = self._client.call("status")
+            message = "" if reply.ok else _message("status", reply)
+        except rndc.RndcError as exc:
+            message = f"rndc: {exc}"
+        if message:
             raise BackendError(f"bind9 target {self.name!r}: rndc status on {self.rndc_host}:{self.rndc_port} "
-                               f"(options rndc_host, rndc_port, rndc_key_*) failed: "
-                               f"{message or f'exit status {result.returncode}'}")
+                               f"(options rndc_host, rndc_port, rndc_key_*) failed: {message}")
 
     # -- helpers ---------------------------------------------------------
     def _zone(self, zone_name: str) -> str:
@@ -119,59 +121,30 @@ class Bind9Backend(Backend):
         file_name = zone.replace("/", "_") + ".db"
         return f'{{ type secondary; primaries {{ {primaries} }}; file "{file_name}"; }};'
 
-    def _rndc(self, *args: str) -> subprocess.CompletedProcess:
-        """Run one rndc command with a private, short-lived key file.
-
-        The secret only ever lives in a 0600 temp file (mkstemp) that is deleted
-        right after the call, never on the command line (visible in ps) or in logs.
-        """
-        fd, conf_path = tempfile.mkstemp(prefix="dnsctl-rndc-", suffix=".conf")
+    def _rndc(self, *args: str, zone: str) -> rndc.Reply:
+        """One command over named's control channel (workers/rndc.py, no rndc process). named's own
+        refusal ("already exists", "not found") comes back in the reply for the caller to judge; a
+        connection, key or protocol failure, or the timeout, is a BackendError here."""
+        log.debug("bind9 target %r: rndc %s %s", self.name, args[0], zone)
         try:
-            with os.fdopen(fd, "w") as f:
-                f.write(f'key "{self.key_name}" {{ algorithm {self.key_algorithm}; '
-                        f'secret "{self._secret}"; }};\n'
-                        f'options {{ default-key "{self.key_name}"; }};\n')
-            cmd = ["rndc", "-c", conf_path, "-s", self.rndc_host, "-p", str(self.rndc_port), *args]
-            log.debug("bind9 target %r: rndc %s", self.name, " ".join(args))
-            try:
-                result = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout,
-                                        stdin=subprocess.DEVNULL)
-            except subprocess.TimeoutExpired:
-                raise BackendError(f"bind9 target {self.name!r} ({self.rndc_host}:{self.rndc_port}): "
-                                   f"rndc timed out after {self.timeout:g} s ({args[0]})") from None
-            except OSError as exc:  # rndc binary missing, etc.
-                raise BackendError(f"bind9 target {self.name!r}: cannot run rndc: {exc}") from None
-        finally:
-            os.unlink(conf_path)
-        result.stderr = self._scrub(result.stderr)
-        result.stdout = self._scrub(result.stdout)
-        return result
+            return self._client.call(" ".join(args))
+        except rndc.RndcTimeout:
+            raise BackendError(f"bind9 target {self.name!r} ({self.rndc_host}:{self.rndc_port}): "
+                               f"rndc timed out after {self.timeout:g} s ({args[0]})") from None
+        except rndc.RndcError as exc:
+            raise BackendError(f"bind9 target {self.name!r} ({self.rndc_host}:{self.rndc_port}): "
+                               f"rndc {args[0]} {zone} failed: rndc: {exc}") from None
 
-    def _scrub(self, text: str) -> str:
-        """Belt and braces: never let the secret leak through rndc's output."""
-        return text.replace(self._secret, "***") if text else text
-
-    def _fail(self, command: str, zone: str, result: subprocess.CompletedProcess):
-        text = (result.stderr or result.stdout).strip() or f"exit status {result.returncode}"
-        # One line: rndc wraps long messages in lines starting with "* "; join those
-        # back into their sentence, and separate distinct lines with " / ".
-        message = ""
-        for line in filter(None, (line.strip() for line in text.splitlines())):
-            if line.startswith("*"):
-                message += " " + line.lstrip("* ")
-            else:
-                message += (" / " if message else "") + line
+    def _fail(self, command: str, zone: str, reply: rndc.Reply):
         raise BackendError(f"bind9 target {self.name!r} ({self.rndc_host}:{self.rndc_port}): "
-                           f"rndc {command} {zone} failed: {message}")
+                           f"rndc {command} {zone} failed: {_message(command, reply)}")
 
 
-def _says(result: subprocess.CompletedProcess, command: str, reason: str) -> bool:
-    """True if rndc reported exactly this outcome, e.g. "rndc: 'delzone' failed: not found".
-
-    Matching the whole phrase matters: "couldn't get address for 'x': not found"
-    is a real failure, not a missing zone.
-    """
-    return f"'{command}' failed: {reason}" in result.stderr
+def _message(command: str, reply: rndc.Reply) -> str:
+    """What rndc would print, on one line: "rndc: 'addzone' failed: <reason> / <named's text>"."""
+    lines = [f"rndc: '{command}' failed: {reply.err}"] if reply.err is not None else []
+    lines += filter(None, (line.strip() for line in reply.text.splitlines()))
+    return " / ".join(lines)
 
 
 NAMED_CONF = """\
