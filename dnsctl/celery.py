@@ -1,7 +1,7 @@
 """The Celery app: configuration comes from Django settings (CELERY_* names)."""
 import os
 
-from celery import Celery
+from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dnsctl.settings")
 
@@ -19,3 +19,16 @@ def _add_heartbeat():
 
 
 _add_heartbeat()
+
+
+@signals.task_prerun.connect
+@signals.task_postrun.connect
+def _reuse_db_connection(**kwargs):
+    """Keep this thread's connection across tasks, as Django keeps a web worker's across requests:
+    closed only when older than CONN_MAX_AGE or broken (CELERY_DB_REUSE_MAX stops the fixup's close)."""
+    task = kwargs.get("task")
+    if task is not None and getattr(task.request, "is_eager", False):
+        return  # run in the caller's thread, maybe inside its transaction: its connection is not ours
+    from django.db import close_old_connections
+
+    close_old_connections()

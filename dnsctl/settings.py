@@ -87,7 +87,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "timeout": 20,
         }
     )
+# Every process keeps its connections (one per thread) for CONN_MAX_AGE seconds; with health
+# checks, one broken by a PostgreSQL restart is replaced at the next request or task, not used.
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", env.bool("CONN_HEALTH_CHECKS", default=True))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = []
@@ -147,6 +150,10 @@ SPECTACULAR_SETTINGS = {
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND", default=REDIS_URL)
+# Celery's Django fixup closes the thread's database connection before and after every task (a
+# new PostgreSQL backend each time) unless this is set; it only counts to it, and dnsctl/celery.py
+# handles connections around tasks as Django does around requests (CONN_MAX_AGE).
+CELERY_DB_REUSE_MAX = 1 << 62
 CELERY_TASK_ACKS_LATE = True  # every task is idempotent: a lost worker means a redelivery
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
