@@ -191,6 +191,18 @@ class Deployment:
         found["bench client"] = me.user + me.system
         return found
 
+    def connections(self) -> dict[str, int]:
+        """Connections opened so far: PostgreSQL sessions of dnsctl's database, Redis clients."""
+        import psycopg2
+        import redis
+
+        with psycopg2.connect(self.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+            cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+            sessions = cur.fetchone()[0]
+        conn.close()
+        clients = redis.Redis.from_url(self.env["REDIS_URL"]).info("stats")["total_connections_received"]
+        return {"PostgreSQL": sessions, "Redis": clients}
+
     def python_pids(self) -> dict[str, int]:
         return {name: self.pids[name] for name in ("worker", "gunicorn", "minidns", "beat")}
 
@@ -278,8 +290,12 @@ class Profiler:
 
 
 def summarize(path: Path, title: str, top: int = 25) -> str:
-    """Top functions by inclusive and by own samples, and the share of samples per category."""
+    """Share of samples per category, top functions (inclusive; dnsctl's own; own time).
+
+    py-spy counts a thread waiting on a socket read in C (a SQL or Redis round trip) as busy: the
+    categories are where the process's threads spend their time, not only CPU."""
     inclusive, own, cats, total = collections.Counter(), collections.Counter(), collections.Counter(), 0
+    ours = collections.Counter()  # dnsctl's own functions (workers/, zones/, dnsctl/), inclusive
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
@@ -292,6 +308,8 @@ def summarize(path: Path, title: str, top: int = 25) -> str:
         total += n
         for f in set(frames):
             inclusive[f] += n
+            if f.split("(", 1)[-1].startswith(("workers/", "zones/", "dnsctl/")):
+                ours[f] += n
         own[frames[-1]] += n
         for label, test in CATEGORIES:
             if any(test(f) for f in frames):
@@ -301,7 +319,9 @@ def summarize(path: Path, title: str, top: int = 25) -> str:
     out = [f"== {title}: {total} samples ({path.name})", "  by category (a sample can be in several):"]
     out += [f"    {100 * n / total:5.1f}%  {label}" for label, n in cats.most_common()]
     out.append("  top functions, inclusive:")
-    out += [f"    {100 * n / total:5.1f}%  {f}" for f, n in inclusive.most_common(top)]
+    out += [f"    {100 * n / total:5.1f}%  {f}" for f, n in inclusive.most_common(top) if "(" + "<frozen" not in f]
+    out.append("  dnsctl's functions, inclusive:")
+    out += [f"    {100 * n / total:5.1f}%  {f}" for f, n in ours.most_common(top)]
     out.append("  top functions, own time:")
     out += [f"    {100 * n / total:5.1f}%  {f}" for f, n in own.most_common(top // 2)]
     return "\n".join(out)

@@ -225,20 +225,21 @@ class PhaseCpu:
     """Hooks around each phase: CPU seconds per process of the deployment (and py-spy profiles)."""
 
     def __init__(self, deployment, profiler=None):
-        self.deployment, self.profiler, self.before, self.totals = deployment, profiler, None, {}
+        self.deployment, self.profiler, self.before = deployment, profiler, None
 
     def start(self, label):
         if self.profiler:
             self.profiler.start(label)
+        self.opened = self.deployment.connections()
         self.before = self.deployment.cpu()
 
     def stop(self, label, changes):
         from bench.deployment import cpu_table
 
         after = self.deployment.cpu()
+        opened = self.deployment.connections()
         print(cpu_table(self.before, after, changes), flush=True)
-        for name, sec in after.items():
-            self.totals.setdefault(name, [0.0, 0])[0] += sec - self.before.get(name, 0.0)
+        print("    connections opened: " + ", ".join(f"{k} {opened[k] - self.opened[k]}" for k in opened), flush=True)
         if self.profiler:
             print(f"    profile: {self.profiler.outdir}/{label}-*.txt; top of it:", flush=True)
             text = self.profiler.stop(label)
