@@ -135,6 +135,9 @@ REST_FRAMEWORK = {
 API_TOKEN_TTL = env.int("API_TOKEN_TTL", default=90 * 24 * 3600)
 API_TOKEN_MAX_TTL = env.int("API_TOKEN_MAX_TTL", default=365 * 24 * 3600)
 API_TOKEN_LIMIT_PER_USER = env.int("API_TOKEN_LIMIT_PER_USER", default=100)
+# A token found by its key is cached (CACHE_URL) this many seconds, so calls do not each query it;
+# revoking it or changing its user or membership drops the entry at once. 0 = always ask the database.
+API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=10)
 KNOX_TOKEN_MODEL = "zones.ApiToken"
 MIGRATION_MODULES = {"knox": None}  # knox's migrations would only make a table for its swapped-out model
 SPECTACULAR_SETTINGS = {

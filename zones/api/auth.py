@@ -36,7 +36,7 @@ class XAuthTokenAuthentication(BaseAuthentication):
             if len(header) != 2:
                 raise AuthenticationFailed("The Authorization header must be 'Token <key>'.")
             key = header[1].decode("latin-1")
-        token = accounts.find_token(key)
+        token = accounts.authenticating_token(key)
         if token is None or not token.user.is_active:
             raise AuthenticationFailed("Invalid token.")
         if token.expired:
