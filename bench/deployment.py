@@ -245,7 +245,8 @@ def cpu_table(before: dict, after: dict, changes: int) -> str:
 # -- profiling ------------------------------------------------------------------------------------
 CATEGORIES = [  # (label, test on one frame "function (file:line)"); a sample counts once per label
     ("SQL (psycopg2 / Django DB)", lambda f: "psycopg2" in f or "django/db/" in f),
-    ("new DB connection", lambda f: f.startswith(("connect (django/db/backends", "get_new_connection ("))),
+    ("new DB connection", lambda f: "get_new_connection (" in f or f.startswith("connect (psycopg2")),
+    ("DB health check (CONN_HEALTH_CHECKS)", lambda f: f.startswith("DatabaseWrapper.is_usable (")),
     ("Redis / broker / results", lambda f: any(s in f for s in ("redis/", "kombu/", "celery/backends/"))),
     ("subprocess (rndc)", lambda f: "subprocess.py" in f),
     ("Django REST framework", lambda f: "rest_framework/" in f),
