@@ -51,10 +51,10 @@ def setup(args):
 
 
 def load_zones(n: int) -> int:
-    from zones import services
     from zones.models import Pool, Zone
+    from zones.services import pools
 
-    pool = Pool.objects.filter(name="bench").first() or services.save_pool(None, name="bench")
+    pool = Pool.objects.filter(name="bench").first() or pools.save_pool(None, name="bench")
     have = Zone.objects.filter(deleted_at__isnull=True).count()
     started = time.monotonic()
     for start in range(have, n, 20_000):

@@ -315,7 +315,8 @@ def self_contained(n, concurrency, timeout, pool_kind="bind9"):
 
     from tests.processes import celery_worker, minidns
     from tests.servers import free_port
-    from zones import accounts, services
+    from zones import accounts
+    from zones.services import pools
 
     db = connection.settings_dict
     _create_database(db)
@@ -333,7 +334,7 @@ def self_contained(n, concurrency, timeout, pool_kind="bind9"):
         for _ in range(int(os.environ.get("WORKERS", 2))):  # one consumer loop tops out near 90 tasks/s
             started.append(celery_worker(env, concurrency=int(os.environ.get("WORKER_CONCURRENCY", 4)),
                                          pool=os.environ.get("WORKER_POOL", "prefork")))
-        services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}], **pool)
+        pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}], **pool)
         print(f"pool {pool_kind}: {', '.join(t['name'] for t in pool['targets'])}")
         token = accounts.issue_token(accounts.api_user("bench", "bench"))
         server = LiveServerThread("127.0.0.1", _static_handler(), connections_override={}, port=0)

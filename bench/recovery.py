@@ -57,8 +57,8 @@ def main():
     from tests.servers import free_port
     from tests.servers.bind9 import Bind9Server
     from workers import tasks
-    from zones import services
     from zones.models import Zone
+    from zones.services import pools, writes
 
     _create_database(connection.settings_dict)
     call_command("migrate", verbosity=0)
@@ -75,16 +75,16 @@ def main():
         for _ in range(int(os.environ.get("WORKERS", 2))):
             started.append(celery_worker(env, concurrency=int(os.environ.get("WORKER_CONCURRENCY", 4)),
                                          pool=os.environ.get("WORKER_POOL", "prefork")))
-        services.save_pool(
+        pools.save_pool(
             None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}],
             targets=[{"name": f"bind-{i}", "type": "bind9", "options": b.backend_options,
                       "masters": [f"{mhost}:{mport}"]} for i, b in enumerate(binds)],
             nameservers=[{"host": b.host, "port": b.port} for b in binds])
 
         binds[1].stop(keep_dir=True)
-        services._enqueue = lambda zone: None  # the zones are pushed in bulk below, as recovery does
+        writes._enqueue = lambda zone: None  # the zones are pushed in bulk below, as recovery does
         for i in range(args.n):
-            services.create_zone(project_id="bench", name=f"r{i}.recovery.test.", email="admin@recovery.test")
+            writes.create_zone(project_id="bench", name=f"r{i}.recovery.test.", email="admin@recovery.test")
         Zone.objects.update(enqueued_at=None)
         tasks.recover.delay(force=True)
         took = wait_for("zones to fail", lambda: Zone.objects.filter(status="ERROR").count() == args.n, args.timeout)

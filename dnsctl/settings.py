@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI's files, served with the rest of the static files
     "zones",
+    "workers",  # no models: fills zones.backends (pool validation) when the apps are ready
 ]
 
 MIDDLEWARE = [

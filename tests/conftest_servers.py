@@ -43,10 +43,10 @@ def four_servers(minidns_address):
 @pytest.fixture
 def mixed_pool(four_servers, minidns_address, worker):
     """The default pool on the four servers, each driven by its backend through a real worker."""
-    from zones import services
+    from zones.services import pools
 
     host, port = minidns_address
-    return services.save_pool(
+    return pools.save_pool(
         None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
         notify_source=host,  # MiniDNS's address: PowerDNS takes NOTIFY only from a zone's master
         targets=[{"name": kind, "type": kind, "options": server.backend_options, "masters": [f"{host}:{port}"]}

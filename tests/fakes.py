@@ -1,7 +1,7 @@
 """An in-memory backend for unit tests of the task logic only; real targets prove the features."""
 from workers.backends.base import Backend, BackendError
-from zones import services
 from zones.models import Zone
+from zones.services import pools, writes
 
 
 class FakeBackend(Backend):
@@ -35,7 +35,7 @@ class FakeBackend(Backend):
 def make_pool(threshold=100, targets=("t1", "t2"), nameservers=None):
     """The default pool on fake targets; its nameservers are named like the targets they mirror."""
     nameservers = targets if nameservers is None else nameservers
-    return services.save_pool(
+    return pools.save_pool(
         None, name="default", threshold_percentage=threshold,
         ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
         targets=[{"name": t, "type": "fake", "masters": ["127.0.0.1:5354"]} for t in targets],
@@ -56,9 +56,9 @@ def one_of_everything() -> dict:
     {"keys": {role: key}, "ids": {path parameter: value}}."""
     from zones import accounts, quotas, reserved
 
-    pool = services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
-    zone = services.create_zone(project_id="p1", name="fuzz.example.", email="hostmaster@fuzz.example")
-    recordset = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    pool = pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    zone = writes.create_zone(project_id="p1", name="fuzz.example.", email="hostmaster@fuzz.example")
+    recordset = writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     member, admin = accounts.api_user("alice", "p1"), accounts.api_user("root", "ops", accounts.Role.ADMIN)
     keys = {"member": accounts.issue_token(member), "admin": accounts.issue_token(admin)}
     spare = accounts.issue_token(member)  # the one a DELETE /v2/tokens/{id} may revoke

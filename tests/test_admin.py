@@ -3,8 +3,8 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.urls import reverse
 
-from zones import services
 from zones.models import Pool, Zone
+from zones.services import pipeline, pools, writes
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def site(client):
 
 @pytest.fixture
 def pool():
-    return services.save_pool(
+    return pools.save_pool(
         None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
         targets=[{"name": "b1", "type": "bind9", "masters": ["127.0.0.1:5354"],
                   "options": {"rndc_host": "127.0.0.1", "rndc_key_secret": SECRET}}],
@@ -29,11 +29,11 @@ def pool():
 
 @pytest.fixture
 def zone(pool):
-    zone = services.create_zone(project_id="p1", name="example.com.", email="a@example.com")
-    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    zone = writes.create_zone(project_id="p1", name="example.com.", email="a@example.com")
+    writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     zone = Zone.objects.get(id=zone.id)
-    services.record_target_result(zone.id, pool.targets.get().id, "CREATE", zone.serial, False, "rndc: refused")
-    services.record_nameserver_result(zone.id, pool.nameservers.get().id, zone.serial, None, False, "timed out")
+    pipeline.record_target_result(zone.id, pool.targets.get().id, "CREATE", zone.serial, False, "rndc: refused")
+    pipeline.record_nameserver_result(zone.id, pool.nameservers.get().id, zone.serial, None, False, "timed out")
     return zone
 
 

@@ -9,9 +9,10 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from zones import accounts, services
+from zones import accounts
 from zones.api.errors import designate_exception_handler
 from zones.models import Pool, RecordSet, Zone
+from zones.services import pipeline, pools, writes
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,7 @@ def client_for(token) -> APIClient:
 
 @pytest.fixture
 def pool():
-    return services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    return pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
 
 
 @pytest.fixture
@@ -192,7 +193,7 @@ def test_delete_zone_answers_202_with_action_delete(alice):
 
 def test_delete_of_a_deleted_zone_is_404(alice):
     zone = create_zone(alice)
-    services.finish_zone_action(zone["id"], "DELETE", alice.delete(f"/v2/zones/{zone['id']}").json()["serial"], True)
+    pipeline.finish_zone_action(zone["id"], "DELETE", alice.delete(f"/v2/zones/{zone['id']}").json()["serial"], True)
     assert alice.delete(f"/v2/zones/{zone['id']}").status_code == 404
     assert alice.get("/v2/zones").json()["zones"] == []
 
@@ -666,14 +667,14 @@ def test_nameservers(alice):
 
 
 def test_propagation_shows_each_target_and_nameserver(admin):
-    pool = services.save_pool(
+    pool = pools.save_pool(
         None, name="bind", ns_records=[{"hostname": "ns1.example.net."}],
         targets=[{"name": "b1", "type": "bind9", "options": {"rndc_key_secret": SECRET}, "masters": ["127.0.0.1:5354"]}],
         nameservers=[{"host": "127.0.0.1", "port": 5300}])
-    zone = services.create_zone(project_id="ops", name="example.com.", email="a@example.com", pool_id=pool.id,
+    zone = writes.create_zone(project_id="ops", name="example.com.", email="a@example.com", pool_id=pool.id,
                                 admin=True)
     ns = pool.nameservers.get()
-    services.record_nameserver_result(zone.id, ns.id, zone.serial, zone.serial - 1, False, "behind")
+    pipeline.record_nameserver_result(zone.id, ns.id, zone.serial, zone.serial - 1, False, "behind")
     body = admin.get(f"/v2/zones/{zone.id}/propagation").json()
     assert (body["zone_id"], body["serial"], body["status"]) == (str(zone.id), zone.serial, "PENDING")
     assert [t["name"] for t in body["targets"]] == ["b1"] and body["targets"][0]["ok"] is None
@@ -682,7 +683,7 @@ def test_propagation_shows_each_target_and_nameserver(admin):
 
 
 def test_tenants_see_their_nameservers_by_name_and_no_server_details(admin, alice):
-    pool = services.save_pool(
+    pool = pools.save_pool(
         None, name="shared", ns_records=[{"hostname": "ns1.example.net."}], allowed_projects=["p1"],
         targets=[{"name": "bind-east-7", "type": "bind9", "masters": ["127.0.0.1:5354"],
                   "options": {"rndc_host": "198.51.100.7", "rndc_port": 9531, "rndc_key_secret": SECRET}}],
@@ -691,12 +692,12 @@ def test_tenants_see_their_nameservers_by_name_and_no_server_details(admin, alic
     zone = create_zone(alice, attributes={"pool_id": str(pool.id)})
     assert zone["pool_id"] == str(pool.id)
     target, (ns1, ns2) = pool.targets.get(), pool.nameservers.all()
-    services.record_target_result(zone["id"], target.id, "CREATE", zone["serial"], False,
+    pipeline.record_target_result(zone["id"], target.id, "CREATE", zone["serial"], False,
                                   "rndc: connect failed: 198.51.100.7#9531: connection refused")
-    services.record_nameserver_result(zone["id"], ns1.id, zone["serial"], None, False, "timed out")
-    services.record_nameserver_result(zone["id"], ns2.id, zone["serial"], zone["serial"], True, "")
+    pipeline.record_nameserver_result(zone["id"], ns1.id, zone["serial"], None, False, "timed out")
+    pipeline.record_nameserver_result(zone["id"], ns2.id, zone["serial"], zone["serial"], True, "")
     operator_reason = "CREATE succeeded on 0 of 1 targets, 100% needed. bind-east-7: rndc: connect failed: 198.51.100.7#9531"
-    services.finish_zone_action(zone["id"], "CREATE", zone["serial"], False, operator_reason,
+    pipeline.finish_zone_action(zone["id"], "CREATE", zone["serial"], False, operator_reason,
                                 "CREATE succeeded on 0 of 1 servers, 100% needed.")
     seen = alice.get(f"/v2/zones/{zone['id']}/propagation").json()
     text = str(seen) + str(alice.get(f"/v2/zones/{zone['id']}").json())
@@ -713,8 +714,8 @@ def test_tenants_see_their_nameservers_by_name_and_no_server_details(admin, alic
 
 
 def test_members_choose_only_pools_open_to_them(alice, bob, admin, pool):
-    private = services.save_pool(None, name="private", ns_records=[{"hostname": "ns1.example.net."}])
-    p1_only = services.save_pool(None, name="p1-only", ns_records=[{"hostname": "ns1.example.net."}],
+    private = pools.save_pool(None, name="private", ns_records=[{"hostname": "ns1.example.net."}])
+    p1_only = pools.save_pool(None, name="p1-only", ns_records=[{"hostname": "ns1.example.net."}],
                                  allowed_projects=["p1"])
     assert {p["name"] for p in alice.get("/v2/pools").json()["pools"]} == {"default", "p1-only"}
     assert {p["name"] for p in bob.get("/v2/pools").json()["pools"]} == {"default"}

@@ -18,15 +18,16 @@ from workers import catalog
 from workers.backends.pdns import PowerDNSBackend
 from workers.dnsclient import query_soa_serial
 from workers.minidns import MiniDNS
-from zones import services
 from zones.models import Pool
 from zones.serials import is_newer
+from zones.services import pools, writes
+from zones.services.catalog import bump_catalog
 
 CATALOG = "catalog.dnsctl.test."
 
 
 def catalog_pool(**extra):
-    return services.save_pool(None, name="catalog", catalog_zone=CATALOG,
+    return pools.save_pool(None, name="catalog", catalog_zone=CATALOG,
                               ns_records=[{"hostname": "ns1.example.net.", "priority": 1}], **extra)
 
 
@@ -49,9 +50,9 @@ def scheduled(monkeypatch):
 
 def test_minidns_serves_the_live_members_with_stable_labels(db):
     pool = catalog_pool()
-    zones = [services.create_zone(project_id="p", name=f"m{i}.example.com.", email="a@example.com",
+    zones = [writes.create_zone(project_id="p", name=f"m{i}.example.com.", email="a@example.com",
                                   pool_id=pool.id, admin=True) for i in range(3)]
-    services.delete_zone(zones[2].id)  # pending delete: already out of the catalog
+    writes.delete_zone(zones[2].id)  # pending delete: already out of the catalog
     minidns = MiniDNS()
     (message,) = axfr(minidns, CATALOG)
     assert message.rcode() == dns.rcode.NOERROR
@@ -61,7 +62,7 @@ def test_minidns_serves_the_live_members_with_stable_labels(db):
     assert members == {f"{z.id.hex}.zones.{CATALOG}": [z.name] for z in zones[:2]}
     assert message.answer[0][0].serial == Pool.objects.get(id=pool.id).catalog_serial
 
-    name, serial = services.bump_catalog(pool.id)
+    name, serial = bump_catalog(pool.id)
     assert name == CATALOG and serial > message.answer[0][0].serial
     (after,) = axfr(minidns, CATALOG)
     assert after.answer[0][0].serial == serial
@@ -83,10 +84,10 @@ def test_catalog_zone_is_validated(db):
 
     catalog_pool()
     with pytest.raises(ValidationError) as excinfo:
-        services.save_pool(None, name="other", catalog_zone=CATALOG)
+        pools.save_pool(None, name="other", catalog_zone=CATALOG)
     assert "catalog_zone" in excinfo.value.message_dict
     with pytest.raises(ValidationError):
-        services.save_pool(None, name="other", catalog_zone="not a name")
+        pools.save_pool(None, name="other", catalog_zone="not a name")
 
 
 # -- real consumers ---------------------------------------------------------------------------------
@@ -105,10 +106,10 @@ def test_bind9_knot_and_pdns_consume_the_catalog(minidns_address, scheduled):
         pdns = PdnsServer().start()
         consumers.append(pdns)
         PowerDNSBackend("pdns-consumer", pdns.backend_options, [minidns_address]).create_consumer(CATALOG)
-        services.save_pool(pool, name="catalog", nameservers=[{"host": s.host, "port": s.port} for s in consumers])
+        pools.save_pool(pool, name="catalog", nameservers=[{"host": s.host, "port": s.port} for s in consumers])
 
         names = [f"cat{i}-{uuid.uuid4().hex[:6]}.example.com." for i in range(50)]
-        zones = [services.create_zone(project_id="p", name=n, email="a@example.com", pool_id=pool.id, admin=True)
+        zones = [writes.create_zone(project_id="p", name=n, email="a@example.com", pool_id=pool.id, admin=True)
                  for n in names]
         for _ in zones:
             catalog.members_changed(pool.id)  # what the pipeline calls after each committed create
@@ -121,7 +122,7 @@ def test_bind9_knot_and_pdns_consume_the_catalog(minidns_address, scheduled):
         assert _pdns_kind(pdns, names[0]) == "Slave"
 
         for zone in zones:
-            services.delete_zone(zone.id)
+            writes.delete_zone(zone.id)
             catalog.members_changed(pool.id)
         assert len(scheduled) == 2
         catalog.catalog_changed(*scheduled[1][0])

@@ -11,8 +11,9 @@ from tests.servers.bind9 import Bind9Server
 from tests.test_reserved_names import smuggle_zone
 from workers import catalog
 from workers.dnsclient import query_soa_serial
-from zones import accounts, services
+from zones import accounts
 from zones.models import Pool, Zone
+from zones.services import pools
 
 pytestmark = [needs_named, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -30,7 +31,7 @@ def consumer(minidns_address):
 @pytest.fixture
 def catalog_pool(consumer, minidns_address, worker):
     host, port = minidns_address
-    return services.save_pool(
+    return pools.save_pool(
         None, name="default", catalog_zone=CATALOG, notify_source="127.0.0.1",
         ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
         targets=[{"name": "bind-consumer", "type": "bind9", "options": consumer.backend_options,

@@ -7,8 +7,9 @@ from django.urls import reverse
 
 from tests.test_api import admin, alice, bob, pool  # noqa: F401 - fixtures
 from tests.test_api import assert_invalid, client_for, create_recordset, create_zone, make_user
-from zones import accounts, services
+from zones import accounts
 from zones.models import ZoneChange
+from zones.services import selectors
 
 pytestmark = pytest.mark.django_db
 
@@ -41,7 +42,7 @@ def test_a_zones_changes_say_who_did_what_and_which_serial(alice, history):
     assert [c["action"] for c in body["changes"]] == ["zone.create", "recordset.create", "recordset.update",
                                                       "zone.update"]
     assert [c["previous_serial"] for c in body["changes"]] == [None] + [c["serial"] for c in body["changes"][:-1]]
-    assert email["serial"] == services.zones_for("p1").get(id=zone_id).serial
+    assert email["serial"] == selectors.zones_for("p1").get(id=zone_id).serial
     assert all(c["actor"] == {"user": "alice", "via": "api"} for c in body["changes"])  # no token id for members
     assert all((c["zone_id"], c["zone_name"], c["project_id"]) == (zone_id, "example.com.", "p1")
                for c in body["changes"])

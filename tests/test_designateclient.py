@@ -10,16 +10,17 @@ from designateclient.v2 import client as designate
 from keystoneauth1 import session
 from keystoneauth1.token_endpoint import Token
 
-from zones import accounts, services
+from zones import accounts
 from zones.models import RecordSet, Zone
+from zones.services import pools, writes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
 def dns(live_server, monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda zone: None)  # no worker runs here
-    services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    monkeypatch.setattr(writes, "_enqueue", lambda zone: None)  # no worker runs here
+    pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
     key = accounts.issue_token(accounts.api_user("alice", "p1"))
     auth = Token(live_server.url + "/v2", key)
     return designate.Client(session=session.Session(auth=auth), timeout=10)

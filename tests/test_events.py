@@ -12,8 +12,9 @@ from django.utils import timezone
 from tests.test_api import client_for, make_user
 from tests.test_outbox import bus, drain, new_zone, pool  # noqa: F401 - fixtures
 from workers.producer import relay_outbox
-from zones import events, services
+from zones import events
 from zones.models import ExistsSweep, OutboxEvent, RecordSet, Zone, shard_for
+from zones.services import writes
 
 pytestmark = pytest.mark.django_db
 INTERVAL = 3600.0
@@ -36,7 +37,7 @@ def test_bulk_created_zones_and_recordsets_get_their_shards(pool):
 
 def test_recordsets_written_by_services_carry_the_zone_shard(pool):
     zone = new_zone()
-    rs = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    rs = writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     assert zone.shard == shard_for(zone.id)
     assert set(RecordSet.objects.values_list("zone_shard", flat=True)) == {zone.shard}
     assert RecordSet.objects.get(id=rs.id).zone_shard == zone.shard
@@ -44,8 +45,8 @@ def test_recordsets_written_by_services_carry_the_zone_shard(pool):
 
 def test_every_event_type_shares_one_payload_shape(pool, bus):
     zone = new_zone()
-    services.update_zone(zone.id, ttl=600)
-    services.delete_zone(zone.id)
+    writes.update_zone(zone.id, ttl=600)
+    writes.delete_zone(zone.id)
     relay_outbox(bus, 100)
     bus.create_group("billing")
     changes = drain(bus)
@@ -130,7 +131,7 @@ def test_a_shard_locked_by_another_producer_is_left_to_it(pool):
 def published(pool, bus):
     for i in range(5):
         zone = new_zone(f"z{i}.example.")
-        services.update_zone(zone.id, ttl=100 + i)
+        writes.update_zone(zone.id, ttl=100 + i)
     relay_outbox(bus, 100)
     return list(OutboxEvent.objects.order_by("seq"))
 

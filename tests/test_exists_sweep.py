@@ -22,8 +22,9 @@ from tests.processes import Process
 from tests.test_partitioner import coordinator
 from workers.partitioner import Partitioner
 from workers.producer import EventBus, Producer
-from zones import events, services
+from zones import events
 from zones.models import ExistsSweep, Zone
+from zones.services import pools
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 INTERVAL, BATCH, VICTIM_BATCH, ZONES, DELETED = 10, 20, 2, 1500, 30
@@ -62,7 +63,7 @@ def exists_by_period(bus: EventBus) -> dict[str, list[dict]]:
 
 
 def test_every_live_zone_gets_its_exists_event_each_interval_even_when_a_producer_dies(system_env):
-    pool = services.save_pool(None, name="default")
+    pool = pools.save_pool(None, name="default")
     Zone.objects.bulk_create([Zone(name=f"z{i}.example.", email="a@b.example", project_id="p1", pool=pool)
                               for i in range(ZONES)])
     live = {str(z) for z in Zone.objects.values_list("id", flat=True)}
@@ -118,7 +119,7 @@ def test_every_live_zone_gets_its_exists_event_each_interval_even_when_a_produce
 
 def test_a_producer_that_gains_shards_mid_sweep_sweeps_them_in_the_same_interval(system_env):
     """A member leaves while another sweeps: the survivor re-reads the group and sweeps the leaver's shards too."""
-    pool = services.save_pool(None, name="default")
+    pool = pools.save_pool(None, name="default")
     Zone.objects.bulk_create([Zone(name=f"z{i}.example.", email="a@b.example", project_id="p1", pool=pool)
                               for i in range(300)])
     group, stream = f"producers-{uuid.uuid4().hex[:8]}", f"test:exists:{uuid.uuid4().hex}"

@@ -22,8 +22,9 @@ from tests.processes import ROOT, RedisServer, celery_beat, celery_worker, web
 from tests.servers import free_port
 from tests.servers.bind9 import Bind9Server
 from workers.dnsclient import query_soa_serial
-from zones import accounts, services
+from zones import accounts
 from zones.models import PeriodicRun, Zone
+from zones.services import pools
 
 pytestmark = [needs_named, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 RECOVERY_INTERVAL = 2
@@ -84,7 +85,7 @@ def pool_spec(binds, minidns_address):
 
 @pytest.fixture
 def pool(binds, minidns_address, deployment):
-    return services.save_pool(None, name="default", threshold_percentage=100,
+    return pools.save_pool(None, name="default", threshold_percentage=100,
                               ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
                               **pool_spec(binds, minidns_address))
 
@@ -177,7 +178,7 @@ def test_an_emptied_target_is_rebuilt_by_target_sync(deployment, binds, pool, ap
 
     binds[1].stop()  # its directory and zones are gone: a new, empty server takes its place
     binds[1] = Bind9Server(primary=minidns_address).start()
-    services.save_pool(pool, name=pool.name, threshold_percentage=100, **pool_spec(binds, minidns_address))
+    pools.save_pool(pool, name=pool.name, threshold_percentage=100, **pool_spec(binds, minidns_address))
     assert all(refused(z.name, binds[1]) for z in live)
 
     result = subprocess.run([sys.executable, "manage.py", "target_sync", "--pool", "default", "--target", "bind-1",

@@ -9,8 +9,9 @@ from rest_framework.test import APIClient
 
 from tests.conftest import needs_named, wait_until
 from workers.dnsclient import query_soa_serial
-from zones import accounts, services
+from zones import accounts
 from zones.models import Zone
+from zones.services import pools
 
 pytestmark = [needs_named, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -19,7 +20,7 @@ pytestmark = [needs_named, pytest.mark.integration, pytest.mark.django_db(transa
 def pool_factory(binds, minidns_address, worker):
     def make(threshold=100):
         host, port = minidns_address
-        return services.save_pool(
+        return pools.save_pool(
             None, name="default", threshold_percentage=threshold,
             ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
             targets=[{"name": f"bind-{i}", "type": "bind9", "options": b.backend_options,

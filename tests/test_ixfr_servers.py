@@ -15,8 +15,9 @@ from tests.servers.bind9 import Bind9Server
 from tests.servers.knot import KnotServer, needs_knot
 from tests.servers.pdns import PdnsServer, needs_pdns
 from workers.dnsclient import query_soa_serial
-from zones import journal, services
+from zones import journal
 from zones.models import RecordSet, Zone
+from zones.services import pools, writes
 
 pytestmark = [needs_named, needs_knot, needs_pdns, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -65,7 +66,7 @@ def secondaries(minidns_address):
 @pytest.fixture
 def pool(secondaries, minidns_address, worker):
     host, port = minidns_address
-    return services.save_pool(
+    return pools.save_pool(
         None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}], notify_source=host,
         targets=[{"name": kind, "type": kind, "options": server.backend_options, "masters": [f"{host}:{port}"]}
                  for kind, server in secondaries.items()],
@@ -88,9 +89,9 @@ def a_record(server, name) -> list[str]:
 
 def new_zone(records: int = 20) -> Zone:
     name = f"ixfr-{uuid.uuid4().hex[:8]}.example.com."
-    zone = services.create_zone(project_id="p1", name=name, email="admin@example.com")
+    zone = writes.create_zone(project_id="p1", name=name, email="admin@example.com")
     for i in range(records):
-        services.create_recordset(zone.id, name=f"host{i}", type="A", records=[f"192.0.2.{i + 1}"])
+        writes.create_recordset(zone.id, name=f"host{i}", type="A", records=[f"192.0.2.{i + 1}"])
     return settled(zone.id)
 
 
@@ -101,7 +102,7 @@ def offsets(secondaries) -> dict:
 def test_a_one_record_change_is_an_incremental_transfer_on_each_server(secondaries, pool):
     zone = new_zone()
     since = offsets(secondaries)
-    services.create_recordset(zone.id, name="new", type="A", records=["198.51.100.7"])
+    writes.create_recordset(zone.id, name="new", type="A", records=["198.51.100.7"])
     zone = settled(zone.id)
     for kind, server in secondaries.items():
         assert query_soa_serial(zone.name, server.host, server.port) == zone.serial, kind
@@ -116,12 +117,12 @@ def test_after_a_journal_gap_each_server_gets_the_whole_zone_and_converges(secon
     zone = new_zone(3)
     since = offsets(secondaries)
     with monkeypatch.context() as unnoticed:  # two changes the secondaries do not hear of...
-        unnoticed.setattr(services, "_enqueue", lambda zone: None)
-        services.create_recordset(zone.id, name="gone", type="A", records=["198.51.100.8"])
-        services.update_recordset(zone.id, RecordSet.objects.get(zone_id=zone.id, name=f"gone.{zone.name}").id,
+        unnoticed.setattr(writes, "_enqueue", lambda zone: None)
+        writes.create_recordset(zone.id, name="gone", type="A", records=["198.51.100.8"])
+        writes.update_recordset(zone.id, RecordSet.objects.get(zone_id=zone.id, name=f"gone.{zone.name}").id,
                                   records=["198.51.100.9"])
     assert journal.trim(0, 1) >= 1  # ...and the journal keeps only the newest change per zone
-    services.create_recordset(zone.id, name="new", type="A", records=["198.51.100.10"])
+    writes.create_recordset(zone.id, name="new", type="A", records=["198.51.100.10"])
     zone = settled(zone.id)
     for kind, server in secondaries.items():
         assert query_soa_serial(zone.name, server.host, server.port) == zone.serial, kind
@@ -132,7 +133,7 @@ def test_after_a_journal_gap_each_server_gets_the_whole_zone_and_converges(secon
         assert not logged(INCREMENTAL, kind, server, since[kind], zone), kind
 
     since = offsets(secondaries)  # the journal goes on from there: the next change is incremental again
-    services.delete_recordset(zone.id, RecordSet.objects.get(zone_id=zone.id, name=f"new.{zone.name}").id)
+    writes.delete_recordset(zone.id, RecordSet.objects.get(zone_id=zone.id, name=f"new.{zone.name}").id)
     zone = settled(zone.id)
     for kind, server in secondaries.items():
         assert a_record(server, f"new.{zone.name}") == [], kind

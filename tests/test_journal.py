@@ -22,9 +22,10 @@ from tests.conftest_servers import tsig_key
 from tests.test_minidns import add_records
 from workers import tasks
 from workers.minidns import MiniDNS
-from zones import events, journal, services
+from zones import events, journal
 from zones.journal import Actor
 from zones.models import OutboxEvent, RecordSet, TsigKey, Zone, ZoneChange
+from zones.services import pools, writes
 
 pytestmark = pytest.mark.django_db
 
@@ -35,13 +36,13 @@ NS = [{"hostname": "ns1.example.net.", "priority": 1}]
 
 @pytest.fixture
 def pool():
-    return services.save_pool(None, name="default", ns_records=NS)
+    return pools.save_pool(None, name="default", ns_records=NS)
 
 
 @pytest.fixture
 def zone(pool):
-    zone = services.create_zone(project_id="p1", name="example.com.", email="admin@example.com", actor=ALICE)
-    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"], actor=ALICE)
+    zone = writes.create_zone(project_id="p1", name="example.com.", email="admin@example.com", actor=ALICE)
+    writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"], actor=ALICE)
     return Zone.objects.get(id=zone.id)
 
 
@@ -57,17 +58,17 @@ def soa(serial, email="admin.example.com.") -> str:
 
 
 def test_every_change_records_who_what_and_which_serial(pool):
-    zone = services.create_zone(project_id="p1", name="example.com.", email="admin@example.com", actor=ALICE)
+    zone = writes.create_zone(project_id="p1", name="example.com.", email="admin@example.com", actor=ALICE)
     s1 = zone.serial
-    rs = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"], actor=ALICE)
+    rs = writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"], actor=ALICE)
     s2 = current(zone.id).serial
-    services.update_recordset(zone.id, rs.id, records=["192.0.2.1", "192.0.2.2"], ttl=60, actor=ALICE)
+    writes.update_recordset(zone.id, rs.id, records=["192.0.2.1", "192.0.2.2"], ttl=60, actor=ALICE)
     s3 = current(zone.id).serial
-    services.delete_recordset(zone.id, rs.id)  # no actor: the system's
+    writes.delete_recordset(zone.id, rs.id)  # no actor: the system's
     s4 = current(zone.id).serial
-    services.update_zone(zone.id, email="hostmaster@example.com", description="new", actor=ALICE)
+    writes.update_zone(zone.id, email="hostmaster@example.com", description="new", actor=ALICE)
     s5 = current(zone.id).serial
-    services.delete_zone(zone.id, actor=ALICE)
+    writes.delete_zone(zone.id, actor=ALICE)
     s6 = current(zone.id).serial
 
     rows = list(ZoneChange.objects.filter(zone_id=zone.id).order_by("id"))
@@ -102,7 +103,7 @@ def test_every_change_records_who_what_and_which_serial(pool):
 
 
 def test_a_zone_ttl_change_is_recorded_but_no_ixfr_crosses_it(zone):
-    services.update_zone(zone.id, ttl=600, actor=ALICE)
+    writes.update_zone(zone.id, ttl=600, actor=ALICE)
     row = ZoneChange.objects.latest("id")
     assert (row.zone_before, row.zone_after, row.incremental) == ({"ttl": 3600}, {"ttl": 600}, False)
     assert row.removed[0][:3] == ["example.com.", "SOA", 3600] and row.added[0][:3] == ["example.com.", "SOA", 600]
@@ -111,26 +112,26 @@ def test_a_zone_ttl_change_is_recorded_but_no_ixfr_crosses_it(zone):
 def test_changes_that_move_no_serial_are_not_recorded(zone):
     rs = RecordSet.objects.get(zone=zone, type="A")
     before = ZoneChange.objects.count()
-    services.update_zone(zone.id, description="only words")
-    services.update_zone(zone.id, ttl=zone.ttl, email=zone.email)
-    services.update_recordset(zone.id, rs.id, records=["192.0.2.1"], description="same records")
+    writes.update_zone(zone.id, description="only words")
+    writes.update_zone(zone.id, ttl=zone.ttl, email=zone.email)
+    writes.update_recordset(zone.id, rs.id, records=["192.0.2.1"], description="same records")
     assert ZoneChange.objects.count() == before and current(zone.id).serial == zone.serial
 
 
 def test_a_change_that_rolls_back_or_is_refused_leaves_no_record(zone):
     before = (ZoneChange.objects.count(), OutboxEvent.objects.count())
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.create_recordset(zone.id, name="mail", type="MX", records=["10 mx"], actor=ALICE)
+        writes.create_recordset(zone.id, name="mail", type="MX", records=["10 mx"], actor=ALICE)
         assert ZoneChange.objects.count() == before[0] + 1  # there, inside the change's transaction
         raise RuntimeError("the request failed after the change was written")
     with pytest.raises(Exception), transaction.atomic():
-        services.create_recordset(zone.id, name="bad", type="A", records=["not an address"], actor=ALICE)
+        writes.create_recordset(zone.id, name="bad", type="A", records=["not an address"], actor=ALICE)
     assert (ZoneChange.objects.count(), OutboxEvent.objects.count()) == before
     assert current(zone.id).serial == zone.serial
 
 
 def test_the_outbox_event_carries_the_actor_and_its_record(zone):
-    services.create_recordset(zone.id, name="mail", type="MX", records=["10 mx"], actor=ALICE)
+    writes.create_recordset(zone.id, name="mail", type="MX", records=["10 mx"], actor=ALICE)
     event, change = OutboxEvent.objects.latest("id"), ZoneChange.objects.latest("id")
     assert event.type == events.UPDATE and event.payload["serial"] == change.serial
     assert event.payload["actor"] == {"user_id": 7, "username": "alice", "token_id": ALICE.token_id, "via": "api"}
@@ -138,12 +139,12 @@ def test_the_outbox_event_carries_the_actor_and_its_record(zone):
 
 
 def test_the_record_is_one_insert_and_reads_nothing_that_grows_with_the_zone(zone):
-    big = services.create_zone(project_id="p1", name="big.example.", email="admin@example.com")
+    big = writes.create_zone(project_id="p1", name="big.example.", email="admin@example.com")
     add_records(big, 2000)
 
     def queries(zone_id, name):
         with CaptureQueriesContext(connection) as captured:
-            services.create_recordset(zone_id, name=name, type="TXT", records=['"x"'], actor=ALICE)
+            writes.create_recordset(zone_id, name=name, type="TXT", records=['"x"'], actor=ALICE)
         return [q["sql"] for q in captured.captured_queries]
 
     small, large = queries(zone.id, "a"), queries(big.id, "a")
@@ -231,15 +232,15 @@ def test_ixfr_from_every_earlier_serial_makes_exactly_the_current_zone(zone, poo
     snapshots = {zone.serial: axfr(minidns)}
     www = RecordSet.objects.get(zone=zone, name="www.example.com.")
     steps = [
-        lambda: services.create_recordset(zone.id, name="mail", type="MX", records=["10 mx1", "20 mx2"], ttl=60),
-        lambda: services.update_recordset(zone.id, www.id, records=["192.0.2.1", "192.0.2.2"]),
-        lambda: services.update_recordset(zone.id, www.id, ttl=120),  # same records, another TTL
-        lambda: services.create_recordset(zone.id, name="tmp", type="TXT", records=['"short-lived"']),
-        lambda: services.delete_recordset(zone.id, RecordSet.objects.get(zone=zone, type="TXT").id),
-        lambda: services.update_zone(zone.id, email="hostmaster@example.com"),  # the SOA's RNAME
-        lambda: services.update_recordset(zone.id, www.id, ttl=None),  # the zone's TTL again
-        lambda: services.save_pool(pool, name="default", ns_records=NS + [{"hostname": "ns2.example.net."}]),
-        lambda: services.create_recordset(zone.id, name="_sip._tcp", type="SRV", records=["1 1 5060 sip"]),
+        lambda: writes.create_recordset(zone.id, name="mail", type="MX", records=["10 mx1", "20 mx2"], ttl=60),
+        lambda: writes.update_recordset(zone.id, www.id, records=["192.0.2.1", "192.0.2.2"]),
+        lambda: writes.update_recordset(zone.id, www.id, ttl=120),  # same records, another TTL
+        lambda: writes.create_recordset(zone.id, name="tmp", type="TXT", records=['"short-lived"']),
+        lambda: writes.delete_recordset(zone.id, RecordSet.objects.get(zone=zone, type="TXT").id),
+        lambda: writes.update_zone(zone.id, email="hostmaster@example.com"),  # the SOA's RNAME
+        lambda: writes.update_recordset(zone.id, www.id, ttl=None),  # the zone's TTL again
+        lambda: pools.save_pool(pool, name="default", ns_records=NS + [{"hostname": "ns2.example.net."}]),
+        lambda: writes.create_recordset(zone.id, name="_sip._tcp", type="SRV", records=["1 1 5060 sip"]),
     ]
     for step in steps:
         step()
@@ -273,12 +274,12 @@ def test_a_client_at_the_current_serial_or_newer_gets_just_the_soa(zone):
 def test_over_udp_a_difference_that_fits_in_one_message_else_just_the_soa(zone):
     minidns = MiniDNS()
     old = axfr(minidns)
-    services.create_recordset(zone.id, name="mail", type="MX", records=["10 mx"])
+    writes.create_recordset(zone.id, name="mail", type="MX", records=["10 mx"])
     copy = zone_from(old)
     (wire,) = ixfr(minidns, copy, zone.serial, tcp=False, payload=1232)
     assert incremental([wire]) and contents(copy) == contents(zone_from(axfr(minidns)))
 
-    services.create_recordset(zone.id, name="big", type="TXT", records=[f'"{i:02d} {"x" * 200}"' for i in range(20)])
+    writes.create_recordset(zone.id, name="big", type="TXT", records=[f'"{i:02d} {"x" * 200}"' for i in range(20)])
     with pytest.raises(dns.xfr.UseTCP):  # just our SOA: dnspython's client knows to ask again over TCP
         ixfr(minidns, zone_from(old), zone.serial, tcp=False, payload=1232)
     copy = zone_from(old)
@@ -290,18 +291,18 @@ def test_when_the_journal_does_not_know_the_way_the_answer_is_the_whole_zone(zon
     minidns = MiniDNS()
     old, serial = axfr(minidns), zone.serial
     if why == "bigger than the zone":  # replacing every record: the difference would outweigh the zone
-        services.create_recordset(zone.id, name="t", type="TXT", records=[f'"{i}"' for i in range(10)])
+        writes.create_recordset(zone.id, name="t", type="TXT", records=[f'"{i}"' for i in range(10)])
         old, serial = axfr(minidns), current(zone.id).serial
-        services.update_recordset(zone.id, RecordSet.objects.get(zone=zone, type="TXT").id,
+        writes.update_recordset(zone.id, RecordSet.objects.get(zone=zone, type="TXT").id,
                                   records=[f'"new {i}"' for i in range(10)])
-    services.create_recordset(zone.id, name="mail", type="MX", records=["10 mx"])
+    writes.create_recordset(zone.id, name="mail", type="MX", records=["10 mx"])
     if why == "unknown serial":
         serial = 12345
     if why == "trimmed":  # the journal keeps only the newest change: not the one from `serial`
-        services.create_recordset(zone.id, name="api", type="A", records=["192.0.2.9"])
+        writes.create_recordset(zone.id, name="api", type="A", records=["192.0.2.9"])
         assert journal.trim(0, 1) >= 1
     if why == "zone ttl change":
-        services.update_zone(zone.id, ttl=600)
+        writes.update_zone(zone.id, ttl=600)
     copy = zone_from(old)
     answer = ixfr(minidns, copy, serial)
     assert not incremental(answer)
@@ -309,13 +310,13 @@ def test_when_the_journal_does_not_know_the_way_the_answer_is_the_whole_zone(zon
     if why == "zone ttl change":  # past the TTL change the journal serves increments again
         after = current(zone.id).serial
         old = axfr(minidns)
-        services.create_recordset(zone.id, name="api", type="A", records=["192.0.2.9"])
+        writes.create_recordset(zone.id, name="api", type="A", records=["192.0.2.9"])
         assert incremental(ixfr(minidns, zone_from(old), after))
 
 
 def test_a_keyed_zone_gets_its_ixfr_signed_and_refuses_it_unsigned(zone, pool):
     key = TsigKey.objects.create(**tsig_key("pool-key"))
-    services.save_pool(pool, name="default", tsig_key="pool-key")
+    pools.save_pool(pool, name="default", tsig_key="pool-key")
     minidns = MiniDNS()
     ring = {dns.name.from_text(key.name): dns.tsig.Key(key.name, key.secret, key.algorithm)}
     query = dns.message.make_query("example.com.", "AXFR")
@@ -325,7 +326,7 @@ def test_a_keyed_zone_gets_its_ixfr_signed_and_refuses_it_unsigned(zone, pool):
     with dns.xfr.Inbound(old_zone, dns.rdatatype.AXFR) as inbound:
         inbound.process_message(dns.message.from_wire(old[0], xfr=True, one_rr_per_rrset=True, keyring=ring,
                                                       request_mac=query.mac))
-    services.create_recordset(zone.id, name="mail", type="MX", records=["10 mx"])
+    writes.create_recordset(zone.id, name="mail", type="MX", records=["10 mx"])
 
     unsigned, _ = dns.xfr.make_query(old_zone, serial=zone.serial)
     (refused,) = minidns.handle(unsigned.to_wire(), LOCAL, True)
@@ -338,7 +339,7 @@ def test_a_one_record_change_to_a_10000_record_zone_is_a_few_hundred_bytes(zone,
     add_records(zone, 10_000)
     minidns = MiniDNS()
     old = axfr(minidns)
-    services.create_recordset(zone.id, name="new", type="A", records=["198.51.100.1"])
+    writes.create_recordset(zone.id, name="new", type="A", records=["198.51.100.1"])
     copy = zone_from(old)
     answer = ixfr(minidns, copy, zone.serial)
     full = axfr(minidns)
@@ -354,9 +355,9 @@ def test_a_one_record_change_to_a_10000_record_zone_is_a_few_hundred_bytes(zone,
 
 
 def test_trimming_by_age_and_by_changes_per_zone(zone, pool):
-    other = services.create_zone(project_id="p2", name="other.example.", email="admin@example.com")
+    other = writes.create_zone(project_id="p2", name="other.example.", email="admin@example.com")
     for i in range(4):
-        services.create_recordset(zone.id, name=f"h{i}", type="A", records=["192.0.2.1"])
+        writes.create_recordset(zone.id, name=f"h{i}", type="A", records=["192.0.2.1"])
     ours = list(ZoneChange.objects.filter(zone_id=zone.id).order_by("id").values_list("id", flat=True))
     assert len(ours) == 6
     ZoneChange.objects.filter(id=ours[0]).update(created_at=timezone.now() - timedelta(days=2))

@@ -20,8 +20,9 @@ from tests.conftest import needs_named, wait_until
 from tests.processes import RedisServer, celery_worker, minidns, web
 from tests.servers import free_port
 from tests.servers.bind9 import Bind9Server
-from zones import accounts, services
+from zones import accounts
 from zones.models import OutboxEvent, PeriodicRun, Zone
+from zones.services import pools, writes
 
 ZONES = 6
 
@@ -51,7 +52,7 @@ def deployment(system_env, tmp_path):
         started.append(celery_worker(env))
         started.append(web(env, wport))
         binds = started[1:3]
-        services.save_pool(
+        pools.save_pool(
             None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
             targets=[{"name": f"bind-{i}", "type": "bind9", "options": b.backend_options,
                       "masters": [f"{host}:{mport}"]} for i, b in enumerate(binds)],
@@ -101,10 +102,10 @@ def test_worker_and_minidns_counters_show_on_the_web_after_real_work(deployment)
 
 @pytest.mark.django_db(transaction=True)  # the collector reads on a connection of its own
 def test_database_gauges(client, settings, monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda zone: None)  # nothing sent to the session's worker
-    pool = services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
-    services.create_zone(project_id="p1", name="a.example.com.", email="a@example.com")
-    services.create_zone(project_id="p1", name="b.example.com.", email="a@example.com")
+    monkeypatch.setattr(writes, "_enqueue", lambda zone: None)  # nothing sent to the session's worker
+    pool = pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    writes.create_zone(project_id="p1", name="a.example.com.", email="a@example.com")
+    writes.create_zone(project_id="p1", name="b.example.com.", email="a@example.com")
     # PENDING for 100 s, its change marked as handed over: a zone_action still queued from another test
     # (claim_changes takes every PENDING zone whose serial was not pushed) leaves it alone.
     Zone.objects.filter(name="a.example.com.").update(status="PENDING", serial=F("serial") + 1,

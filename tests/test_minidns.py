@@ -21,8 +21,8 @@ from tests.conftest_servers import MiniDNSThread
 from tests.processes import Process
 from tests.servers import free_port
 from workers.minidns import MiniDNS
-from zones import services
 from zones.models import RecordSet, Zone
+from zones.services import pools, writes
 
 LOCAL = ("127.0.0.1", 40000)
 STRANGER = ("192.0.2.55", 40000)
@@ -34,13 +34,13 @@ ORIGIN = dns.name.from_text("example.com.")
 
 @pytest.fixture
 def pool(db):
-    return services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    return pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
 
 
 @pytest.fixture
 def zone(pool):
-    zone = services.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
-    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    zone = writes.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+    writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     return Zone.objects.get(id=zone.id)
 
 
@@ -117,7 +117,7 @@ def test_answers_names_inside_the_zone(zone):
 
 @pytest.mark.django_db
 def test_the_closest_enclosing_zone_answers(zone):
-    sub = services.create_zone(project_id="p1", name="sub.example.com.", email="admin@example.com")
+    sub = writes.create_zone(project_id="p1", name="sub.example.com.", email="admin@example.com")
     response = one(MiniDNS(), "deep.www.sub.example.com.", "A")
     assert response.rcode() == dns.rcode.NXDOMAIN
     assert response.authority[0].name == dns.name.from_text("sub.example.com.")
@@ -134,7 +134,7 @@ def test_zones_we_do_not_serve_are_refused(zone, name):
 def test_a_deleted_zone_is_refused(zone):
     minidns = MiniDNS()
     assert one(minidns, "example.com.", "SOA").rcode() == dns.rcode.NOERROR
-    services.delete_zone(zone.id)  # action DELETE: already gone for MiniDNS
+    writes.delete_zone(zone.id)  # action DELETE: already gone for MiniDNS
     assert one(minidns, "example.com.", "SOA").rcode() == dns.rcode.REFUSED
     Zone.objects.filter(id=zone.id).update(deleted_at="2024-01-01T00:00:00Z", action="NONE")
     assert one(minidns, "www.example.com.", "A").rcode() == dns.rcode.REFUSED
@@ -152,7 +152,7 @@ def test_pool_servers_and_the_setting_join_the_allow_list_on_refresh(zone, pool,
     minidns = MiniDNS()
     assert not minidns.allowed("192.0.2.55")
     settings.DNSCTL = {**settings.DNSCTL, "MINIDNS_ALLOW_XFR_FROM": ["198.51.100.0/24"]}
-    services.save_pool(pool, name="default", nameservers=[{"host": "192.0.2.55", "port": 53}])
+    pools.save_pool(pool, name="default", nameservers=[{"host": "192.0.2.55", "port": 53}])
     assert not minidns.allowed("192.0.2.55")  # no DB read on the query path
     minidns.refresh_allow_list()
     assert minidns.allowed("192.0.2.55") and minidns.allowed("198.51.100.7") and minidns.allowed("::1")
@@ -163,8 +163,8 @@ def test_pool_servers_and_the_setting_join_the_allow_list_on_refresh(zone, pool,
 
 @pytest.mark.django_db
 def test_axfr_round_trips_the_zone_with_soa_first_and_last(zone):
-    services.create_recordset(zone.id, name="mail", type="MX", records=["10 mx.example.com."], ttl=60)
-    services.create_recordset(zone.id, name="*.wild", type="TXT", records=['"hello world"'])
+    writes.create_recordset(zone.id, name="mail", type="MX", records=["10 mx.example.com."], ttl=60)
+    writes.create_recordset(zone.id, name="*.wild", type="TXT", records=['"hello world"'])
     zone = Zone.objects.get(id=zone.id)
     copy, wires = transfer(MiniDNS())
     first, last = first_and_last_rr(wires)
@@ -199,13 +199,13 @@ def test_renders_once_per_serial_and_sees_changes_at_once(zone):
     transfer(minidns)
     assert minidns.renders == 1
 
-    services.create_recordset(zone.id, name="new", type="A", records=["192.0.2.9"])
+    writes.create_recordset(zone.id, name="new", type="A", records=["192.0.2.9"])
     response = one(minidns, "new.example.com.", "A")
     assert response.answer[0][0].to_text() == "192.0.2.9"
     assert soa_serial(one(minidns, "example.com.", "SOA")) == Zone.objects.get(id=zone.id).serial
     assert minidns.renders == 2
 
-    services.update_zone(zone.id, ttl=900)  # the zone TTL is part of the snapshot too
+    writes.update_zone(zone.id, ttl=900)  # the zone TTL is part of the snapshot too
     assert one(minidns, "www.example.com.", "A").answer[0].ttl == 900
     assert minidns.renders == 3
 
@@ -214,7 +214,7 @@ def test_renders_once_per_serial_and_sees_changes_at_once(zone):
 def test_the_lru_is_bounded_by_records(pool):
     minidns = MiniDNS(cache_records=5)  # each zone here has 2 records (SOA + NS)
     for i in range(4):
-        services.create_zone(project_id="p1", name=f"z{i}.example.", email="admin@example.com")
+        writes.create_zone(project_id="p1", name=f"z{i}.example.", email="admin@example.com")
         one(minidns, f"z{i}.example.", "SOA")
     assert len(minidns._cache) == 2
     one(minidns, "z3.example.", "SOA")
@@ -345,10 +345,10 @@ def ask_message(minidns, query, tcp) -> list[dns.message.Message]:
 
 @pytest.fixture
 def committed_zone(transactional_db, monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda zone: None)
-    services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
-    zone = services.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
-    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    monkeypatch.setattr(writes, "_enqueue", lambda zone: None)
+    pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    zone = writes.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+    writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     return Zone.objects.get(id=zone.id)
 
 

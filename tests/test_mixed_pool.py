@@ -14,9 +14,9 @@ from tests.servers.knot import KnotServer, needs_knot
 from tests.servers.nsd import needs_nsd
 from tests.servers.pdns import PdnsServer, needs_pdns
 from workers.dnsclient import query_soa_serial
-from zones import services
 from zones.models import Pool, Zone
 from zones.serials import is_newer
+from zones.services import pools, writes
 
 pytestmark = [needs_named, needs_knot, needs_pdns, needs_nsd, pytest.mark.integration,
               pytest.mark.django_db(transaction=True)]
@@ -31,8 +31,8 @@ def wait_status(zone_id, *statuses, timeout=60):
 
 def test_a_zone_goes_active_on_all_four_and_is_dropped_by_all(four_servers, mixed_pool):
     name = f"mixed-{uuid.uuid4().hex[:8]}.example.com."
-    zone = services.create_zone(project_id="p1", name=name, email="admin@example.com")
-    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.80"])
+    zone = writes.create_zone(project_id="p1", name=name, email="admin@example.com")
+    writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.80"])
     zone = wait_status(zone.id, "ACTIVE", "ERROR")
     assert (zone.status, zone.action) == ("ACTIVE", "NONE"), zone.reason
     for kind, server in four_servers.items():
@@ -40,7 +40,7 @@ def test_a_zone_goes_active_on_all_four_and_is_dropped_by_all(four_servers, mixe
         answer = dns.query.udp(dns.message.make_query(f"www.{name}", "A"), server.host, port=server.port, timeout=2)
         assert [r.to_text() for r in answer.answer[0]] == ["192.0.2.80"], kind
 
-    services.delete_zone(zone.id)
+    writes.delete_zone(zone.id)
     zone = wait_status(zone.id, "DELETED", "ERROR")
     assert zone.status == "DELETED", zone.reason
     for kind, server in four_servers.items():
@@ -57,7 +57,7 @@ def catalog_pool(minidns_address, worker):
     from workers.backends.pdns import PowerDNSBackend
 
     host, port = minidns_address
-    pool = services.save_pool(None, name="default", catalog_zone=CATALOG, notify_source=host,
+    pool = pools.save_pool(None, name="default", catalog_zone=CATALOG, notify_source=host,
                               ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
     consumers = {}
     try:
@@ -65,7 +65,7 @@ def catalog_pool(minidns_address, worker):
         consumers["knot"] = KnotServer(masters=[minidns_address], catalog=CATALOG).start()
         consumers["pdns"] = PdnsServer().start()
         PowerDNSBackend("pdns", consumers["pdns"].backend_options, [minidns_address]).create_consumer(CATALOG)
-        services.save_pool(
+        pools.save_pool(
             pool, name="default",
             targets=[{"name": kind, "type": kind, "options": server.backend_options, "masters": [f"{host}:{port}"]}
                      for kind, server in consumers.items()],
@@ -78,7 +78,7 @@ def catalog_pool(minidns_address, worker):
 
 def test_a_catalog_pool_provisions_50_zones_and_drops_them(catalog_pool):
     names = [f"cat{i}-{uuid.uuid4().hex[:6]}.example.com." for i in range(50)]
-    zones = [services.create_zone(project_id="p1", name=name, email="admin@example.com") for name in names]
+    zones = [writes.create_zone(project_id="p1", name=name, email="admin@example.com") for name in names]
     for zone in zones:
         zone = wait_status(zone.id, "ACTIVE", "ERROR")
         assert (zone.status, zone.action) == ("ACTIVE", "NONE"), zone.reason
@@ -86,7 +86,7 @@ def test_a_catalog_pool_provisions_50_zones_and_drops_them(catalog_pool):
             assert query_soa_serial(zone.name, server.host, server.port) == zone.serial, kind
     serial = Pool.objects.get(name="default").catalog_serial
     for zone in zones:
-        services.delete_zone(zone.id)
+        writes.delete_zone(zone.id)
     for zone in zones:
         zone = wait_status(zone.id, "DELETED", "ERROR")
         assert zone.status == "DELETED", zone.reason

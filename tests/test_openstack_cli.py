@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from zones import accounts, services
+from zones import accounts
 from zones.models import RecordSet, Zone
+from zones.services import pools, writes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -19,8 +20,8 @@ OPENSTACK = str(Path(sys.executable).parent / "openstack")
 
 @pytest.fixture
 def openstack(live_server, monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda zone: None)  # no worker runs here
-    services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    monkeypatch.setattr(writes, "_enqueue", lambda zone: None)  # no worker runs here
+    pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
     key = accounts.issue_token(accounts.api_user("alice", "p1"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("OS_")}  # nothing from a clouds.yaml or rc file
 

@@ -16,8 +16,9 @@ from tests.conftest import wait_until
 from tests.servers import free_port
 from workers.event_tasks import relay_events
 from workers.producer import EventBus, relay_outbox
-from zones import events, services
+from zones import events
 from zones.models import OutboxEvent
+from zones.services import pools, writes
 
 pytestmark = pytest.mark.django_db
 needs_redis_server = pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server not installed (apt-get install redis-server)")
@@ -74,11 +75,11 @@ def bus(settings):
 
 @pytest.fixture
 def pool(db):
-    return services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    return pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
 
 
 def new_zone(name="example.com."):
-    return services.create_zone(project_id="p1", name=name, email="admin@example.com")
+    return writes.create_zone(project_id="p1", name=name, email="admin@example.com")
 
 
 def drain(bus: EventBus, group="billing") -> list[dict]:
@@ -91,12 +92,12 @@ def drain(bus: EventBus, group="billing") -> list[dict]:
 
 def test_each_change_writes_one_event_in_its_transaction(pool):
     zone = new_zone()
-    services.update_zone(zone.id, ttl=600)
-    services.update_zone(zone.id, description="no content change: no event")
-    rs = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
-    services.update_recordset(zone.id, rs.id, records=["192.0.2.2"])
-    services.delete_recordset(zone.id, rs.id)
-    services.delete_zone(zone.id)
+    writes.update_zone(zone.id, ttl=600)
+    writes.update_zone(zone.id, description="no content change: no event")
+    rs = writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    writes.update_recordset(zone.id, rs.id, records=["192.0.2.2"])
+    writes.delete_recordset(zone.id, rs.id)
+    writes.delete_zone(zone.id)
     rows = list(OutboxEvent.objects.order_by("id"))
     assert [r.type for r in rows] == [events.CREATE] + [events.UPDATE] * 4 + [events.DELETE]
     assert {r.zone_id for r in rows} == {zone.id}
@@ -109,7 +110,7 @@ def test_a_change_that_does_not_commit_emits_nothing(pool, bus):
     new_zone("kept.example.")
     with pytest.raises(RuntimeError), transaction.atomic():
         zone = new_zone()
-        services.update_zone(zone.id, ttl=600)
+        writes.update_zone(zone.id, ttl=600)
         raise RuntimeError("the caller's transaction fails after the change")
     with pytest.raises(ValidationError):
         new_zone("kept.example.")  # refused inside create_zone
@@ -128,10 +129,10 @@ def test_with_the_bus_down_events_wait_in_the_outbox_and_all_arrive_in_order(poo
     assert relay_events() == 1
 
     redis_server.stop()
-    services.update_zone(zone.id, ttl=600)
-    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    writes.update_zone(zone.id, ttl=600)
+    writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     other = new_zone("example.org.")
-    services.delete_zone(zone.id)
+    writes.delete_zone(zone.id)
     assert relay_events() == 0  # logged, not raised: the next beat tick tries again
     with pytest.raises(redis.ConnectionError):
         relay_outbox(bus, 100)

@@ -5,8 +5,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from zones import overview, services
+from zones import overview
 from zones.models import PeriodicRun, Zone
+from zones.services import pipeline, pools, writes
 
 pytestmark = pytest.mark.django_db
 URL = "/admin/overview/"
@@ -20,7 +21,7 @@ def site(client):
 
 @pytest.fixture
 def pool():
-    return services.save_pool(
+    return pools.save_pool(
         None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
         targets=[{"name": name, "type": "bind9", "masters": ["127.0.0.1:5354"],
                   "options": {"rndc_host": "127.0.0.1", "rndc_key_secret": "c2VjcmV0"}}
@@ -30,7 +31,7 @@ def pool():
 
 
 def make_zone(name, status, reason="", age=0):
-    zone = services.create_zone(project_id="p1", name=name, email="a@example.com")
+    zone = writes.create_zone(project_id="p1", name=name, email="a@example.com")
     Zone.objects.filter(id=zone.id).update(status=status, reason=reason,
                                            action="NONE" if status == "ACTIVE" else "CREATE",
                                            updated_at=timezone.now() - timedelta(seconds=age))
@@ -47,10 +48,10 @@ def zones(pool):
     broken = make_zone("broken.example.com.", "ERROR",
                        reason="CREATE succeeded on 1 of 2 targets: bind-b: rndc refused")
     for zone in active:  # bind-a applied everything; bind-b failed one zone; ns2 lags on one
-        services.record_target_result(zone.id, a.id, "CREATE", zone.serial, True)
-        services.record_target_result(zone.id, b.id, "CREATE", zone.serial, zone != active[0], "rndc: refused")
-        services.record_nameserver_result(zone.id, ns1.id, zone.serial, zone.serial, True)
-        services.record_nameserver_result(zone.id, ns2.id, zone.serial, zone.serial if zone != active[1] else None,
+        pipeline.record_target_result(zone.id, a.id, "CREATE", zone.serial, True)
+        pipeline.record_target_result(zone.id, b.id, "CREATE", zone.serial, zone != active[0], "rndc: refused")
+        pipeline.record_nameserver_result(zone.id, ns1.id, zone.serial, zone.serial, True)
+        pipeline.record_nameserver_result(zone.id, ns2.id, zone.serial, zone.serial if zone != active[1] else None,
                                           zone != active[1], "timed out")
     PeriodicRun.objects.create(name="recovery", runs=7, started_at=timezone.now() - timedelta(seconds=90),
                                finished_at=timezone.now() - timedelta(seconds=89), summary="zones: 1, pushed: 1")
@@ -82,7 +83,7 @@ def test_numbers_per_pool(zones):
 
 
 def test_a_pool_without_targets_says_so(site, db):
-    services.save_pool(None, name="empty", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    pools.save_pool(None, name="empty", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
     html = site.get(URL).content.decode()
     assert "No targets: the pool" in html and "No nameservers" in html
 

@@ -17,8 +17,8 @@ from tests.servers.knot import needs_knot
 from tests.servers.nsd import needs_nsd
 from tests.servers.pdns import needs_pdns
 from workers.dnsclient import query_soa_serial
-from zones import services
 from zones.models import Pool, TsigKey, Zone
+from zones.services import pools, writes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -210,7 +210,7 @@ def test_a_server_set_up_from_target_config_serves_the_pools_zones(kind, tmp_pat
     from io import StringIO
 
     host, port = minidns_address
-    services.save_pool(None, name="default", notify_source=host,
+    pools.save_pool(None, name="default", notify_source=host,
                        ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
     dns_port = free_port()
     out = StringIO()
@@ -230,7 +230,7 @@ def test_a_server_set_up_from_target_config_serves_the_pools_zones(kind, tmp_pat
         assert [(t.name, t.type) for t in Pool.objects.get().targets.all()] == [(f"{kind}-1", kind)]
 
         name = f"{kind}-{uuid.uuid4().hex[:8]}.example.com."
-        zone = services.create_zone(project_id="p1", name=name, email="admin@example.com")
+        zone = writes.create_zone(project_id="p1", name=name, email="admin@example.com")
         zone = wait_until(lambda: (z := Zone.objects.get(id=zone.id)).status != "PENDING" and z, timeout=30)
         assert (zone.status, zone.reason) == ("ACTIVE", "")
         assert query_soa_serial(name, "127.0.0.1", dns_port) == zone.serial

@@ -14,9 +14,9 @@ from rest_framework.test import APIClient
 
 from tests.test_api import admin, alice, bob, pool  # noqa: F401 - fixtures
 from tests.test_api import client_for, create_recordset, create_zone, make_user
-from zones import services
 from zones.api.filters import QueryParamsMixin
 from zones.models import OutboxEvent, Pool, PoolTarget, RecordSet, Zone
+from zones.services import pools, writes
 
 pytestmark = pytest.mark.django_db
 
@@ -231,7 +231,7 @@ def zones(alice, bob, admin):
     projects = ["p1", "p2", "ops"]
     statuses = ["PENDING", "ACTIVE", "ERROR"]
     for i, name in enumerate(names):
-        zone = services.create_zone(project_id=projects[i % 3], name=name, email="a@example.com")
+        zone = writes.create_zone(project_id=projects[i % 3], name=name, email="a@example.com")
         Zone.objects.filter(id=zone.id).update(ttl=[300, 600, 600, 900][i % 4], serial=[7, 7, 3][i % 3] + (i % 2),
                                                status=statuses[i % 3], updated_at=T0 + timedelta(seconds=i % 2))
     # created_at against the ids (groups of at most 3 ties): no project's default order is its id order
@@ -259,7 +259,7 @@ def recordsets(alice, bob, zones):
             ["1 1 5060 sip.example."], 60), ("a-b", "A", ["192.0.2.3"], None), ("ab", "A", ["192.0.2.4"], 60)]
     for zone_id in zone_ids:
         for name, rtype, records, ttl in rows:
-            services.create_recordset(zone_id, name=name, type=rtype, records=records, ttl=ttl)
+            writes.create_recordset(zone_id, name=name, type=rtype, records=records, ttl=ttl)
     for i, rs in enumerate(RecordSet.objects.order_by("id")):
         RecordSet.objects.filter(id=rs.id).update(created_at=T0 + timedelta(seconds=i % 4),
                                                   updated_at=T0 + timedelta(seconds=(i // 5) % 2))
@@ -286,7 +286,7 @@ def test_recordsets_walk_in_every_order(admin, recordsets, key, direction):
 @pytest.mark.parametrize("direction", ["asc", "desc"])
 def test_pools_walk_in_every_order(alice, key, direction):
     for i, name in enumerate(["b", "a-b", "ab", "a", "a_b", "Z", "z1", "z10", "z2"]):
-        pool = services.save_pool(None, name=name, ns_records=NS, allowed_projects=["*"])
+        pool = pools.save_pool(None, name=name, ns_records=NS, allowed_projects=["*"])
         Pool.objects.filter(id=pool.id).update(created_at=T0 + timedelta(seconds=i % 3),
                                                updated_at=T0 + timedelta(seconds=i % 2))
     rows = Pool.objects.values_list(key, "id")
@@ -409,8 +409,8 @@ def test_designateclient_follows_sorted_pages(live_server, monkeypatch):
     from keystoneauth1 import session
     from keystoneauth1.token_endpoint import Token
 
-    monkeypatch.setattr(services, "_enqueue", lambda zone: None)  # no worker runs here
-    services.save_pool(None, name="default", ns_records=NS)
+    monkeypatch.setattr(writes, "_enqueue", lambda zone: None)  # no worker runs here
+    pools.save_pool(None, name="default", ns_records=NS)
     auth = Token(live_server.url + "/v2", make_user("carol", "p3"))
     dns = designate.Client(session=session.Session(auth=auth), timeout=10)
     names = ["z1.example.", "z10.example.", "z2.example.", "a-b.example.", "ab.example."]

@@ -10,8 +10,9 @@ import requests
 from django.conf import settings
 from rest_framework.test import APIClient
 
-from zones import accounts, quotas, services
+from zones import accounts, quotas
 from zones.models import OutboxEvent, Quota, RecordSet, Zone
+from zones.services import pipeline, pools, writes
 
 DEFAULTS = {"zones": 1000, "zone_recordsets": 200_000, "zone_records": 500_000, "recordset_records": 100,
             "api_export_size": 500_000}
@@ -23,7 +24,7 @@ def client(username, project, role="member") -> APIClient:
 
 @pytest.fixture
 def pool(db):
-    return services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    return pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
 
 
 @pytest.fixture
@@ -134,7 +135,7 @@ def test_zone_quota_is_per_project_and_refuses_with_nothing_written(alice, bob, 
     zone = Zone.objects.get(name="a.example.")
     alice.delete(f"/v2/zones/{zone.id}")
     assert_over_quota(new_zone(alice, "c.example."), "zones")
-    services.finish_zone_action(zone.id, "DELETE", Zone.objects.get(id=zone.id).serial, True)
+    pipeline.finish_zone_action(zone.id, "DELETE", Zone.objects.get(id=zone.id).serial, True)
     assert new_zone(alice, "c.example.").status_code == 202
 
 
@@ -191,8 +192,8 @@ def test_quotas_in_the_django_admin_are_validated(admin_client, db):
 
 @pytest.fixture
 def live(live_server, monkeypatch):
-    monkeypatch.setattr(services, "_enqueue", lambda zone: None)  # no worker in these tests
-    services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    monkeypatch.setattr(writes, "_enqueue", lambda zone: None)  # no worker in these tests
+    pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
     return live_server.url
 
 
@@ -218,7 +219,7 @@ def test_concurrent_zone_creations_never_overshoot(live):
 def test_concurrent_recordset_creations_never_overshoot(live):
     token = accounts.issue_token(accounts.api_user("alice", "p1"))
     quotas.set_quotas("p1", {"zone_recordsets": 6, "zone_records": 9})
-    zone = services.create_zone(project_id="p1", name="example.com.", email="a@example.com")
+    zone = writes.create_zone(project_id="p1", name="example.com.", email="a@example.com")
     codes = _post_all(f"{live}/v2/zones/{zone.id}/recordsets", token,
                       [{"name": f"h{i}", "type": "A", "records": ["192.0.2.1", "192.0.2.2"]} for i in range(24)])
     assert codes.count(202) == 4 and set(codes) == {202, 413}, codes  # 4 × 2 records: a fifth would make 10

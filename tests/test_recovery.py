@@ -11,18 +11,18 @@ from django.utils import timezone
 
 from tests.fakes import FakeBackend, make_pool, run
 from workers import coordination, tasks
-from zones import services
 from zones.models import PeriodicRun, Zone
+from zones.services import pipeline, selectors, sweeps, writes
 
 
 def create(capture, name):
-    return run(capture, services.create_zone, project_id="p", name=name, email="a@example.com")
+    return run(capture, writes.create_zone, project_id="p", name=name, email="a@example.com")
 
 
 def stale(*zones):
     """As if the zones' work had been lost longer ago than the maximum propagation time."""
     Zone.objects.filter(id__in=[z.id for z in zones]).update(
-        enqueued_at=timezone.now() - timedelta(seconds=services.max_propagation_seconds() + 1))
+        enqueued_at=timezone.now() - timedelta(seconds=sweeps.max_propagation_seconds() + 1))
 
 
 @pytest.mark.django_db
@@ -44,29 +44,29 @@ def test_recovery_orders_deletes_then_creates_then_updates(eager, monkeypatch, d
     make_pool()
     updated, deleted = (create(django_capture_on_commit_callbacks, f"{n}.example.com.") for n in ("u", "d"))
     FakeBackend.failing.add("t1")
-    run(django_capture_on_commit_callbacks, services.update_zone, updated.id, ttl=60)
-    run(django_capture_on_commit_callbacks, services.delete_zone, deleted.id)
+    run(django_capture_on_commit_callbacks, writes.update_zone, updated.id, ttl=60)
+    run(django_capture_on_commit_callbacks, writes.delete_zone, deleted.id)
     created = create(django_capture_on_commit_callbacks, "c.example.com.")
     assert Zone.objects.filter(status="ERROR").count() == 3
     monkeypatch.setitem(settings.DNSCTL, "POLL_MAX_RETRIES", 40)  # a propagation time to be in flight for
-    refs = services.claim_recovery(limit=10)
-    assert [(r["name"], r["action"]) for r in refs] == [
+    refs = sweeps.claim_recovery(limit=10)
+    assert [(r.name, r.action) for r in refs] == [
         ("d.example.com.", "DELETE"), ("c.example.com.", "CREATE"), ("u.example.com.", "UPDATE")]
-    assert services.claim_recovery(limit=10) == []  # in flight now: not sent twice
-    assert created.name in {r["name"] for r in refs}
+    assert sweeps.claim_recovery(limit=10) == []  # in flight now: not sent twice
+    assert created.name in {r.name for r in refs}
 
 
 @pytest.mark.django_db
 def test_pending_zones_wait_for_the_propagation_time(eager, monkeypatch):
     make_pool()
     monkeypatch.setitem(settings.DNSCTL, "POLL_MAX_RETRIES", 40)
-    fresh = services.create_zone(project_id="p", name="fresh.example.com.", email="a@example.com")
-    lost = services.create_zone(project_id="p", name="lost.example.com.", email="a@example.com")
-    assert services.max_propagation_seconds() == pytest.approx(
+    fresh = writes.create_zone(project_id="p", name="fresh.example.com.", email="a@example.com")
+    lost = writes.create_zone(project_id="p", name="lost.example.com.", email="a@example.com")
+    assert sweeps.max_propagation_seconds() == pytest.approx(
         settings.DNSCTL["POLL_TIMEOUT"] * settings.DNSCTL["POLL_MAX_RETRIES"]
         + settings.DNSCTL["POLL_RETRY_INTERVAL"] * settings.DNSCTL["POLL_MAX_RETRIES"] + settings.DNSCTL["POLL_DELAY"])
     stale(lost)
-    assert [r["name"] for r in services.claim_recovery(limit=10)] == [lost.name]
+    assert [r.name for r in sweeps.claim_recovery(limit=10)] == [lost.name]
     assert fresh.status == "PENDING"
 
 
@@ -112,9 +112,8 @@ def test_one_bad_batch_does_not_stop_a_sweep(eager, monkeypatch, caplog):
 
     monkeypatch.setattr(tasks, "push", flaky_push)
     summary = {}
-    refs = [{"id": str(i), "name": f"z{i}.", "action": "UPDATE", "serial": 1, "pool": p}
-            for i, p in enumerate(["bad", "good"])]
-    tasks._push_batches(refs, services.CHANGE, summary)
+    refs = [pipeline.ZoneRef(str(i), f"z{i}.", "UPDATE", 1, p) for i, p in enumerate(["bad", "good"])]
+    tasks._push_batches(refs, pipeline.CHANGE, summary)
     assert pushed == ["good"] and summary == {"pushed": 1, "failed": 1} and "z0." in caplog.text
 
 
@@ -153,14 +152,14 @@ def test_sync_window_still_includes_lagging_zones(eager, monkeypatch, django_cap
     old, lagging = (create(django_capture_on_commit_callbacks, f"{n}.example.com.") for n in ("old", "lagging"))
     assert {old.status, lagging.status} == {"ACTIVE"}  # by threshold, t2 lags on both
     FakeBackend.failing.clear()
-    run(django_capture_on_commit_callbacks, services.create_recordset, old.id, name="www", type="A",
+    run(django_capture_on_commit_callbacks, writes.create_recordset, old.id, name="www", type="A",
         records=["192.0.2.1"])
     Zone.objects.filter(id=lagging.id).update(updated_at=timezone.now() - timedelta(days=1))
     Zone.objects.filter(id=old.id).update(updated_at=timezone.now() - timedelta(days=1))
-    assert set(services.lagging_zones().values_list("name", flat=True)) == {lagging.name}
+    assert set(sweeps.lagging_zones().values_list("name", flat=True)) == {lagging.name}
     monkeypatch.setitem(settings.DNSCTL, "PERIODIC_SYNC_SECONDS", 3600)
     assert tasks.periodic_sync(force=True)["pushed"] == 1
-    assert lagging.name in FakeBackend.zones["t2"] and not services.lagging_zones().exists()
+    assert lagging.name in FakeBackend.zones["t2"] and not sweeps.lagging_zones().exists()
 
 
 def _age(zone, **times):
@@ -177,13 +176,13 @@ def test_target_sync_plan_follows_the_pool_manager_rules(eager, django_capture_o
         _age(z[name], created_at=before, updated_at=before)
     _age(z["untouched"], created_at=before, updated_at=before)
     for name in ("removed", "brief", "reborn"):
-        run(django_capture_on_commit_callbacks, services.delete_zone, z[name].id)
+        run(django_capture_on_commit_callbacks, writes.delete_zone, z[name].id)
     _age(z["reborn"], created_at=before)
     reborn = create(django_capture_on_commit_callbacks, "reborn.example.com.")  # same name, created after
     Zone.objects.filter(id=z["updated"].id).update(updated_at=timezone.now())
     _age(z["removed"], created_at=before)
-    target = services.find_target("default", "t2")
-    plan = {r["name"]: (r["action"], r["id"]) for r in services.target_sync_plan(target, since)}
+    target = selectors.find_target("default", "t2")
+    plan = {r.name: (r.action, r.id) for r in sweeps.target_sync_plan(target, since)}
     assert plan == {
         "updated.example.com.": ("UPDATE", str(z["updated"].id)),
         "removed.example.com.": ("DELETE", str(z["removed"].id)),
@@ -197,10 +196,10 @@ def test_target_sync_rebuilds_one_emptied_target(eager, django_capture_on_commit
     make_pool()
     live = [create(django_capture_on_commit_callbacks, f"live{i}.example.com.") for i in range(3)]
     gone = create(django_capture_on_commit_callbacks, "gone.example.com.")
-    run(django_capture_on_commit_callbacks, services.delete_zone, gone.id)
+    run(django_capture_on_commit_callbacks, writes.delete_zone, gone.id)
     FakeBackend.zones["t2"] = set()
     FakeBackend.calls.clear()
-    message = services.start_target_sync("default", "t2", "1970-01-01T00:00:00Z")
+    message = sweeps.start_target_sync("default", "t2", "1970-01-01T00:00:00Z")
     assert message == "Syncing 3 zones on target t2"  # "gone" was created and deleted since
     assert FakeBackend.zones["t2"] == {z.name for z in live}
     assert all(c[0] == "t2" for c in FakeBackend.calls)  # the other target is left alone
@@ -217,7 +216,7 @@ def test_target_sync_rebuilds_one_emptied_target(eager, django_capture_on_commit
 def test_target_sync_refuses_bad_input(eager, pool, target, since, field):
     make_pool()
     with pytest.raises(ValidationError) as info:
-        services.start_target_sync(pool, target, since)
+        sweeps.start_target_sync(pool, target, since)
     assert field in info.value.message_dict
 
 
@@ -227,7 +226,7 @@ def test_purge_removes_only_old_deleted_zones(eager, django_capture_on_commit_ca
     old, recent, live = (create(django_capture_on_commit_callbacks, f"{n}.example.com.")
                          for n in ("old", "recent", "live"))
     for zone in (old, recent):
-        run(django_capture_on_commit_callbacks, services.delete_zone, zone.id)
+        run(django_capture_on_commit_callbacks, writes.delete_zone, zone.id)
     _age(old, deleted_at=timezone.now() - timedelta(seconds=settings.DNSCTL["PURGE_AFTER"] + 1))
     assert tasks.purge(force=True) == {"purged": 1, "journal_trimmed": 0}
     assert set(Zone.objects.values_list("name", flat=True)) == {recent.name, live.name}

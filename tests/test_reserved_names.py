@@ -17,8 +17,9 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from workers.minidns import MiniDNS
-from zones import accounts, reserved, services
+from zones import accounts, reserved
 from zones.models import Blacklist, OutboxEvent, Pool, RecordSet, Tld, Zone
+from zones.services import pools, writes
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +38,7 @@ def client(username, project, role="member") -> APIClient:
 
 @pytest.fixture
 def pool():
-    return services.save_pool(None, name="default", catalog_zone=CATALOG,
+    return pools.save_pool(None, name="default", catalog_zone=CATALOG,
                               ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
 
 
@@ -63,7 +64,7 @@ def nothing_written():
 def refused(name, *, admin=False) -> str:
     """The message of the 400 naming `name` that the service gives for this zone name."""
     with pytest.raises(ValidationError) as excinfo:
-        services.create_zone(project_id="p1", name=name, email="a@example.com", admin=admin)
+        writes.create_zone(project_id="p1", name=name, email="a@example.com", admin=admin)
     errors = excinfo.value.message_dict
     assert list(errors) == ["name"], errors
     return errors["name"][0]
@@ -94,7 +95,7 @@ def test_no_zone_equals_encloses_or_sits_inside_a_catalog(pool, name, admin):
 
 @pytest.mark.parametrize("name", ["other.dnsctl.test.", "xcatalog.dnsctl.test.", "catalog.dnsctl.example."])
 def test_names_beside_the_catalog_stay_free(pool, name):
-    assert services.create_zone(project_id="p1", name=name, email="a@example.com").name == name
+    assert writes.create_zone(project_id="p1", name=name, email="a@example.com").name == name
 
 
 @pytest.mark.parametrize("name", COLLIDING)
@@ -107,11 +108,11 @@ def test_the_api_refuses_catalog_names_without_naming_the_catalog(member, admin,
 
 
 def test_a_catalog_of_another_pool_is_reserved_too(pool):
-    other = services.save_pool(None, name="other", catalog_zone="cat.elsewhere.test.",
+    other = pools.save_pool(None, name="other", catalog_zone="cat.elsewhere.test.",
                                ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
     assert "reserved" in refused("cat.elsewhere.test.")
     assert "reserved" in refused("elsewhere.test.")
-    assert services.create_zone(project_id="p", name="free.test.", email="a@example.com", pool_id=other.id,
+    assert writes.create_zone(project_id="p", name="free.test.", email="a@example.com", pool_id=other.id,
                                 admin=True)
 
 
@@ -120,21 +121,21 @@ def test_a_catalog_of_another_pool_is_reserved_too(pool):
 
 def pool_refused(pool_obj, name="second", **fields) -> str:
     with pytest.raises(ValidationError) as excinfo:
-        services.save_pool(pool_obj, name=name, **fields)
+        pools.save_pool(pool_obj, name=name, **fields)
     assert "catalog_zone" in excinfo.value.message_dict, excinfo.value.message_dict
     return excinfo.value.message_dict["catalog_zone"][0]
 
 
 @pytest.mark.parametrize("catalog", ["shop.example.", "cat.shop.example.", "deep.cat.shop.example."])
 def test_a_pool_catalog_may_not_overlap_a_live_zone(pool, catalog):
-    services.create_zone(project_id="p1", name="shop.example.", email="a@example.com")
+    writes.create_zone(project_id="p1", name="shop.example.", email="a@example.com")
     assert "shop.example." in pool_refused(None, catalog_zone=catalog)
     assert not Pool.objects.filter(name="second").exists()
 
 
 @pytest.mark.parametrize("catalog", ["inner.example.", "b.inner.example.", "a.b.inner.example.", "x.a.b.inner.example."])
 def test_a_catalog_enclosing_equal_to_or_inside_a_zone_is_refused(pool, catalog):
-    services.create_zone(project_id="p1", name="a.b.inner.example.", email="a@example.com")
+    writes.create_zone(project_id="p1", name="a.b.inner.example.", email="a@example.com")
     assert "a.b.inner.example." in pool_refused(None, catalog_zone=catalog)
     assert not Pool.objects.filter(name="second").exists()
 
@@ -146,21 +147,21 @@ def test_a_pool_catalog_may_not_overlap_another_pools_catalog(pool, catalog):
 
 
 def test_changing_a_catalog_onto_a_zone_changes_nothing(pool):
-    services.create_zone(project_id="p1", name="shop.example.", email="a@example.com")
+    writes.create_zone(project_id="p1", name="shop.example.", email="a@example.com")
     pool_refused(pool, name="renamed", catalog_zone="shop.example.", description="changed")
     pool.refresh_from_db()
     assert (pool.name, pool.catalog_zone, pool.description) == ("default", CATALOG, "")
 
 
 def test_a_pool_keeps_its_own_catalog_and_deleted_zones_do_not_count(pool):
-    zone = services.create_zone(project_id="p1", name="old.example.", email="a@example.com")
+    zone = writes.create_zone(project_id="p1", name="old.example.", email="a@example.com")
     Zone.objects.filter(id=zone.id).update(deleted_at=zone.created_at, status="DELETED")
-    assert services.save_pool(pool, name="default", catalog_zone=CATALOG).catalog_zone == CATALOG
-    assert services.save_pool(None, name="second", catalog_zone="cat.old.example.").catalog_zone == "cat.old.example."
+    assert pools.save_pool(pool, name="default", catalog_zone=CATALOG).catalog_zone == CATALOG
+    assert pools.save_pool(None, name="second", catalog_zone="cat.old.example.").catalog_zone == "cat.old.example."
 
 
 def test_the_api_refuses_a_colliding_catalog_and_saves_nothing(admin, pool):
-    services.create_zone(project_id="p1", name="shop.example.", email="a@example.com")
+    writes.create_zone(project_id="p1", name="shop.example.", email="a@example.com")
     body = assert_400(admin.post("/v2/pools", {"name": "second", "catalog_zone": "cat.shop.example."}, format="json"),
                       "catalog_zone")
     assert "shop.example." in body["errors"]["catalog_zone"][0]
@@ -174,7 +175,7 @@ def test_the_api_refuses_a_colliding_catalog_and_saves_nothing(admin, pool):
 
 def test_the_django_admin_refuses_a_colliding_catalog(client, pool):
     client.force_login(get_user_model().objects.create_superuser("staff", "s@example.com", "pw"))
-    services.create_zone(project_id="p1", name="shop.example.", email="a@example.com")
+    writes.create_zone(project_id="p1", name="shop.example.", email="a@example.com")
     data = {"name": "second", "description": "", "threshold_percentage": "100", "catalog_zone": "shop.example."}
     for prefix in ("ns_records", "targets", "nameservers", "also_notifies"):
         data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0",
@@ -213,7 +214,7 @@ def catalog_members(minidns) -> dict[str, str]:
 
 @pytest.mark.parametrize("name", COLLIDING)
 def test_minidns_answers_catalog_names_from_the_catalog_despite_a_colliding_zone_row(pool, name):
-    members = [services.create_zone(project_id="p1", name=f"m{i}.example.com.", email="a@example.com")
+    members = [writes.create_zone(project_id="p1", name=f"m{i}.example.com.", email="a@example.com")
                for i in range(2)]
     smuggled = smuggle_zone(name, pool)
     minidns = MiniDNS()
@@ -263,7 +264,7 @@ def test_members_cannot_take_a_public_suffix(pool, name):
 
 @pytest.mark.parametrize("name", ["x.co.uk.", "example.github.io.", "city.kawasaki.jp.", "example.com."])
 def test_names_below_a_public_suffix_are_free(pool, name):
-    assert services.create_zone(project_id="p1", name=name, email="a@example.com").name == name
+    assert writes.create_zone(project_id="p1", name=name, email="a@example.com").name == name
 
 
 def test_admins_may_host_a_public_suffix(member, admin):
@@ -291,7 +292,7 @@ def test_the_public_suffix_list_needs_no_network(pool, monkeypatch):
 
 
 def test_without_tlds_any_name_goes(pool):
-    assert services.create_zone(project_id="p1", name="example.whatever.", email="a@example.com")
+    assert writes.create_zone(project_id="p1", name="example.whatever.", email="a@example.com")
 
 
 @pytest.mark.parametrize("admin", [False, True])
@@ -302,7 +303,7 @@ def test_with_tlds_a_zone_sits_strictly_below_one(pool, admin):
     assert "is a TLD" in refused("co.uk.", admin=admin)
     assert nothing_written()
     for name in ("example.com.", "a.b.example.com.", "example.co.uk."):
-        services.create_zone(project_id="p1", name=name, email="a@example.com", admin=admin)
+        writes.create_zone(project_id="p1", name=name, email="a@example.com", admin=admin)
     assert Zone.objects.count() == 3
 
 

@@ -18,8 +18,9 @@ from rest_framework.test import APIClient
 from tests.conftest import wait_until
 from tests.processes import ROOT, web
 from tests.servers import free_port
-from zones import accounts, services
+from zones import accounts
 from zones.models import Zone
+from zones.services import pools
 
 BODY_LIMIT, IMPORT_LIMIT = 2048, 4096  # the test server's; small enough to stay within one read of gunicorn's
 SERVER_RATE = 5  # writes per token per day on the test server
@@ -67,7 +68,7 @@ def server(system_env):
 @pytest.fixture
 def tenant(transactional_db, server):
     """A pool and a member token, committed: the server's workers see them."""
-    services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
     return token_for("tenant", "p1")
 
 
@@ -192,7 +193,7 @@ def write_rate(settings):
 
 @pytest.fixture
 def pool(db):
-    return services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    return pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
 
 
 def writes(client, prefix, count):

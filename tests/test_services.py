@@ -2,19 +2,19 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from zones import services
 from zones.models import RecordSet, Zone
 from zones.serials import is_newer
+from zones.services import pipeline, pools, writes
 
 
 @pytest.fixture
 def pool(db):
-    return services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    return pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
 
 
 @pytest.fixture
 def zone(pool):
-    return services.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+    return writes.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
 
 
 def test_create_zone_is_pending_with_soa_and_ns(zone):
@@ -28,11 +28,11 @@ def test_create_zone_is_pending_with_soa_and_ns(zone):
 
 def test_every_change_bumps_the_serial_once(zone):
     serials = [zone.serial]
-    rs = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    rs = writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     serials.append(Zone.objects.get(id=zone.id).serial)
-    services.update_recordset(zone.id, rs.id, records=["192.0.2.2"])
+    writes.update_recordset(zone.id, rs.id, records=["192.0.2.2"])
     serials.append(Zone.objects.get(id=zone.id).serial)
-    services.update_zone(zone.id, ttl=600)
+    writes.update_zone(zone.id, ttl=600)
     serials.append(Zone.objects.get(id=zone.id).serial)
     assert all(is_newer(b, a) for a, b in zip(serials, serials[1:]))
     soa = RecordSet.objects.get(zone=zone, type="SOA")
@@ -40,47 +40,47 @@ def test_every_change_bumps_the_serial_once(zone):
 
 
 def test_no_op_changes_keep_the_serial(zone):
-    rs = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    rs = writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     before = Zone.objects.get(id=zone.id)
-    services.update_recordset(zone.id, rs.id, records=["192.0.2.1"])
-    services.update_zone(zone.id, ttl=before.ttl, email=before.email, description="only words")
+    writes.update_recordset(zone.id, rs.id, records=["192.0.2.1"])
+    writes.update_zone(zone.id, ttl=before.ttl, email=before.email, description="only words")
     after = Zone.objects.get(id=zone.id)
     assert (after.serial, after.version) == (before.serial, before.version)
     assert after.description == "only words"
 
 
 def test_update_before_create_finished_keeps_create(zone):
-    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     assert Zone.objects.get(id=zone.id).action == "CREATE"
 
 
 def test_finish_for_an_older_serial_changes_nothing(zone):
     old = zone.serial
-    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
-    assert services.finish_zone_action(zone.id, "CREATE", old, True) is False
+    writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    assert pipeline.finish_zone_action(zone.id, "CREATE", old, True) is False
     assert Zone.objects.get(id=zone.id).status == "PENDING"
     current = Zone.objects.get(id=zone.id)
-    assert services.finish_zone_action(zone.id, "CREATE", current.serial, True) is True
+    assert pipeline.finish_zone_action(zone.id, "CREATE", current.serial, True) is True
     current.refresh_from_db()
     assert (current.status, current.action) == ("ACTIVE", "NONE")
     assert set(current.recordsets.values_list("status", flat=True)) == {"ACTIVE"}
 
 
 def test_error_keeps_the_action_and_the_reason(zone):
-    services.finish_zone_action(zone.id, "CREATE", zone.serial, False, "bind-1: connection refused")
+    pipeline.finish_zone_action(zone.id, "CREATE", zone.serial, False, "bind-1: connection refused")
     zone.refresh_from_db()
     assert (zone.status, zone.action, zone.reason) == ("ERROR", "CREATE", "bind-1: connection refused")
 
 
 def test_delete_then_deleted_frees_the_name(zone):
-    deleting = services.delete_zone(zone.id)
+    deleting = writes.delete_zone(zone.id)
     assert (deleting.status, deleting.action) == ("PENDING", "DELETE")
     with pytest.raises(ValidationError):
-        services.create_zone(project_id="p1", name="example.com.", email="a@example.com")
-    assert services.finish_zone_action(zone.id, "DELETE", deleting.serial, True)
+        writes.create_zone(project_id="p1", name="example.com.", email="a@example.com")
+    assert pipeline.finish_zone_action(zone.id, "DELETE", deleting.serial, True)
     zone.refresh_from_db()
     assert zone.status == "DELETED" and zone.deleted_at is not None
-    again = services.create_zone(project_id="p1", name="example.com.", email="a@example.com")
+    again = writes.create_zone(project_id="p1", name="example.com.", email="a@example.com")
     assert again.id != zone.id
 
 
@@ -104,14 +104,14 @@ def test_bad_zone_input_names_the_field_and_writes_nothing(zone, kwargs, field):
     args = {"project_id": "p1", "name": "fresh.org.", "email": "a@example.org", **kwargs}
     count = Zone.objects.count(), RecordSet.objects.count()
     with pytest.raises(ValidationError) as err:
-        services.create_zone(**args)
+        writes.create_zone(**args)
     assert field in err.value.message_dict
     assert (Zone.objects.count(), RecordSet.objects.count()) == count
 
 
 def test_parent_zone_of_another_projects_zone_is_refused(zone):
     with pytest.raises(ValidationError) as err:
-        services.create_zone(project_id="p2", name="com.", email="a@example.org")
+        writes.create_zone(project_id="p2", name="com.", email="a@example.org")
     assert "name" in err.value.message_dict
 
 
@@ -139,7 +139,7 @@ def test_bad_recordsets_write_nothing(zone, name, rtype, records, field):
     serial = Zone.objects.get(id=zone.id).serial
     count = RecordSet.objects.count()
     with pytest.raises(ValidationError) as err:
-        services.create_recordset(zone.id, name=name, type=rtype, records=records,
+        writes.create_recordset(zone.id, name=name, type=rtype, records=records,
                                   ttl=-5 if field == "ttl" else None)
     assert field in err.value.message_dict
     assert RecordSet.objects.count() == count and Zone.objects.get(id=zone.id).serial == serial
@@ -159,40 +159,40 @@ def test_valid_rdata_of_every_supported_type_is_canonicalised(zone):
         ("alias", "CNAME"): ["www"],
     }
     for (name, rtype), records in cases.items():
-        services.create_recordset(zone.id, name=name, type=rtype, records=records)
+        writes.create_recordset(zone.id, name=name, type=rtype, records=records)
     assert RecordSet.objects.get(zone=zone, type="AAAA").records == ["2001:db8::1"]
     assert RecordSet.objects.get(zone=zone, type="MX").records == ["10 mx1.example.com."]
     assert RecordSet.objects.get(zone=zone, type="CNAME").records == ["www.example.com."]
 
 
 def test_cname_must_be_alone(zone):
-    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     with pytest.raises(ValidationError):
-        services.create_recordset(zone.id, name="www", type="CNAME", records=["x.example.org."])
-    services.create_recordset(zone.id, name="alias", type="CNAME", records=["x.example.org."])
+        writes.create_recordset(zone.id, name="www", type="CNAME", records=["x.example.org."])
+    writes.create_recordset(zone.id, name="alias", type="CNAME", records=["x.example.org."])
     with pytest.raises(ValidationError):
-        services.create_recordset(zone.id, name="alias", type="TXT", records=['"x"'])
+        writes.create_recordset(zone.id, name="alias", type="TXT", records=['"x"'])
 
 
 def test_managed_recordsets_are_immutable(zone):
     soa = zone.recordsets.get(type="SOA")
     with pytest.raises(ValidationError):
-        services.delete_recordset(zone.id, soa.id)
+        writes.delete_recordset(zone.id, soa.id)
     with pytest.raises(ValidationError):
-        services.update_recordset(zone.id, soa.id, records=["a. b. 1 2 3 4 5"])
+        writes.update_recordset(zone.id, soa.id, records=["a. b. 1 2 3 4 5"])
 
 
 def test_changes_to_a_zone_being_deleted_are_refused(zone):
-    services.delete_zone(zone.id)
+    writes.delete_zone(zone.id)
     with pytest.raises(ValidationError):
-        services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+        writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     with pytest.raises(ValidationError):
-        services.update_zone(zone.id, ttl=60)
+        writes.update_zone(zone.id, ttl=60)
 
 
 def test_pool_with_unknown_backend_type_is_refused(db):
     with pytest.raises(ValidationError) as err:
-        services.save_pool(None, name="p", targets=[{"name": "t", "type": "nope", "masters": ["127.0.0.1:5354"]}])
+        pools.save_pool(None, name="p", targets=[{"name": "t", "type": "nope", "masters": ["127.0.0.1:5354"]}])
     assert "targets[0].type" in err.value.message_dict
 
 
@@ -200,15 +200,27 @@ def test_pool_with_unknown_backend_type_is_refused(db):
 def test_status_rows_keep_the_newest_result(zone):
     from zones.models import NameserverStatus, TargetStatus
 
-    services.save_pool(zone.pool, name="default", targets=[{"name": "t1", "type": "bind9", "options": {"rndc_key_secret": "c2VjcmV0"},
+    pools.save_pool(zone.pool, name="default", targets=[{"name": "t1", "type": "bind9", "options": {"rndc_key_secret": "c2VjcmV0"},
                                                 "masters": ["127.0.0.1:5354"]}],
                        nameservers=[{"host": "127.0.0.1", "port": 5300}])
     target, ns = zone.pool.targets.get(), zone.pool.nameservers.get()
-    services.record_target_result(zone.id, target.id, "UPDATE", zone.serial, True)
-    services.record_target_result(zone.id, target.id, "CREATE", zone.serial - 1, False, "late")  # dropped
-    services.record_nameserver_result(zone.id, ns.id, zone.serial, zone.serial, True)
-    services.record_nameserver_result(zone.id, ns.id, zone.serial - 1, None, False, "late")  # dropped
+    pipeline.record_target_result(zone.id, target.id, "UPDATE", zone.serial, True)
+    pipeline.record_target_result(zone.id, target.id, "CREATE", zone.serial - 1, False, "late")  # dropped
+    pipeline.record_nameserver_result(zone.id, ns.id, zone.serial, zone.serial, True)
+    pipeline.record_nameserver_result(zone.id, ns.id, zone.serial - 1, None, False, "late")  # dropped
     assert TargetStatus.objects.values_list("serial", "ok", "message").get() == (zone.serial, True, "")
     assert NameserverStatus.objects.values_list("serial", "ok").get() == (zone.serial, True)
-    services.record_target_result(zone.id, target.id, "UPDATE", zone.serial + 1, False, "refused")
+    pipeline.record_target_result(zone.id, target.id, "UPDATE", zone.serial + 1, False, "refused")
     assert TargetStatus.objects.values_list("serial", "ok", "message").get() == (zone.serial + 1, False, "refused")
+
+
+def test_a_zone_ref_travels_in_celery_messages_as_the_json_it_always_was(zone):
+    import json
+
+    ref = pipeline.change_ref(zone.id, zone.action, zone.serial)
+    message = json.loads(json.dumps([pipeline.refs_to_json([ref]), pipeline.Mode.TARGET_SYNC]))
+    assert message == [[{"id": str(zone.id), "name": zone.name, "action": "CREATE", "serial": zone.serial,
+                         "pool": str(zone.pool_id)}], "target_sync"]
+    assert pipeline.refs_from_json(message[0]) == [ref] and pipeline.Mode(message[1]) is pipeline.Mode.TARGET_SYNC
+    with pytest.raises(AttributeError):
+        ref.serial += 1  # frozen: a stage never changes the work it was given

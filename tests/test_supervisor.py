@@ -16,8 +16,8 @@ from tests.conftest import needs_named, wait_until
 from tests.processes import ROOT, Process, RedisServer
 from tests.servers import free_port
 from workers.dnsclient import query_soa_serial
-from zones import services
 from zones.models import Pool, Zone
+from zones.services import pools
 
 pytestmark = [needs_named, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 PROGRAMS = ("web", "worker", "beat", "minidns", "producer", "bind9")
@@ -121,7 +121,7 @@ def _post_zone(api, token, name):
 
 def test_bootstrap_gives_a_targetless_demo_pool_its_bind9(tmp_path, capsys):
     """The pool as a first run without BIND9 left it; named is installed now (needs_named)."""
-    services.save_pool(None, name="default", description="Demo pool: add a target",
+    pools.save_pool(None, name="default", description="Demo pool: add a target",
                        ns_records=[{"hostname": "ns1.dnsctl.test.", "priority": 1}])
     call_command("bootstrap_demo", run_dir=str(tmp_path), bind_port=15399, rndc_port=19599, minidns_port=15398)
     pool = Pool.objects.get(name="default")

@@ -7,14 +7,14 @@ import pytest
 from dnsctl.celery import app as celery_app
 from tests.fakes import FakeBackend, make_pool, run
 from workers import dnsclient, tasks
-from zones import services
 from zones.models import NameserverStatus, TargetStatus, Zone
+from zones.services import pipeline, pools, writes
 
 
 @pytest.mark.django_db
 def test_create_reaches_active_on_every_target(eager, django_capture_on_commit_callbacks):
     make_pool()
-    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+    zone = run(django_capture_on_commit_callbacks, writes.create_zone,
                project_id="p", name="example.com.", email="a@example.com")
     assert (zone.status, zone.action) == ("ACTIVE", "NONE")
     assert all("example.com." in FakeBackend.zones[t] for t in ("t1", "t2"))
@@ -26,7 +26,7 @@ def test_create_reaches_active_on_every_target(eager, django_capture_on_commit_c
 def test_failed_target_below_threshold_is_error_with_reason(eager, django_capture_on_commit_callbacks):
     make_pool(threshold=100)
     FakeBackend.failing.add("t2")
-    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+    zone = run(django_capture_on_commit_callbacks, writes.create_zone,
                project_id="p", name="example.com.", email="a@example.com")
     assert (zone.status, zone.action) == ("ERROR", "CREATE")
     assert "1 of 2 targets" in zone.reason and "t2: target t2: connection refused" in zone.reason
@@ -36,7 +36,7 @@ def test_failed_target_below_threshold_is_error_with_reason(eager, django_captur
 def test_failed_target_within_threshold_is_active(eager, django_capture_on_commit_callbacks):
     make_pool(threshold=50)
     FakeBackend.failing.add("t2")
-    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+    zone = run(django_capture_on_commit_callbacks, writes.create_zone,
                project_id="p", name="example.com.", email="a@example.com")
     assert zone.status == "ACTIVE"
     statuses = {s.nameserver.host: s for s in NameserverStatus.objects.select_related("nameserver")}
@@ -46,7 +46,7 @@ def test_failed_target_within_threshold_is_active(eager, django_capture_on_commi
 @pytest.mark.django_db
 def test_unreachable_nameserver_counts_against_consensus(eager, django_capture_on_commit_callbacks):
     make_pool(threshold=100, targets=("t1",), nameservers=("t1", "unreachable"))
-    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+    zone = run(django_capture_on_commit_callbacks, writes.create_zone,
                project_id="p", name="example.com.", email="a@example.com")
     assert zone.status == "ERROR"
     assert "1 of 2 nameservers" in zone.reason and "unreachable:53: timed out" in zone.reason
@@ -55,13 +55,13 @@ def test_unreachable_nameserver_counts_against_consensus(eager, django_capture_o
 @pytest.mark.django_db
 def test_recordset_change_and_delete(eager, django_capture_on_commit_callbacks):
     make_pool()
-    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+    zone = run(django_capture_on_commit_callbacks, writes.create_zone,
                project_id="p", name="example.com.", email="a@example.com")
-    zone = run(django_capture_on_commit_callbacks, services.create_recordset,
+    zone = run(django_capture_on_commit_callbacks, writes.create_recordset,
                zone.id, name="www", type="A", records=["192.0.2.1"])
     assert zone.status == "ACTIVE" and zone.recordsets.get(type="A").status == "ACTIVE"
     assert ("t1", "update", "example.com.") in FakeBackend.calls
-    zone = run(django_capture_on_commit_callbacks, services.delete_zone, zone.id)
+    zone = run(django_capture_on_commit_callbacks, writes.delete_zone, zone.id)
     assert (zone.status, zone.action) == ("DELETED", "NONE") and zone.deleted_at
     assert FakeBackend.zones == {"t1": set(), "t2": set()}
 
@@ -69,17 +69,17 @@ def test_recordset_change_and_delete(eager, django_capture_on_commit_callbacks):
 @pytest.mark.django_db
 def test_delete_needs_every_target(eager, django_capture_on_commit_callbacks):
     make_pool(threshold=50)
-    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+    zone = run(django_capture_on_commit_callbacks, writes.create_zone,
                project_id="p", name="example.com.", email="a@example.com")
     FakeBackend.failing.add("t2")
-    zone = run(django_capture_on_commit_callbacks, services.delete_zone, zone.id)
+    zone = run(django_capture_on_commit_callbacks, writes.delete_zone, zone.id)
     assert (zone.status, zone.action) == ("ERROR", "DELETE") and "100% needed" in zone.reason
 
 
 @pytest.mark.django_db
 def test_superseded_work_does_nothing(eager):
     make_pool()
-    zone = services.create_zone(project_id="p", name="example.com.", email="a@example.com")
+    zone = writes.create_zone(project_id="p", name="example.com.", email="a@example.com")
     assert tasks.zone_action(str(zone.id), "CREATE", zone.serial - 1) == "superseded"
     assert FakeBackend.calls == []
     # a late chord body for an older serial leaves the newer change alone
@@ -93,7 +93,7 @@ def test_superseded_work_does_nothing(eager):
 @pytest.mark.django_db
 def test_running_the_same_action_twice_is_harmless(eager, django_capture_on_commit_callbacks):
     make_pool()
-    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+    zone = run(django_capture_on_commit_callbacks, writes.create_zone,
                project_id="p", name="example.com.", email="a@example.com")
     assert tasks.zone_action(str(zone.id), "CREATE", zone.serial) == "superseded"  # already done
     assert Zone.objects.get(id=zone.id).status == "ACTIVE"
@@ -102,7 +102,7 @@ def test_running_the_same_action_twice_is_harmless(eager, django_capture_on_comm
 @pytest.mark.django_db
 def test_pool_without_targets_is_error(eager, django_capture_on_commit_callbacks):
     make_pool(targets=(), nameservers=("t1",))
-    zone = run(django_capture_on_commit_callbacks, services.create_zone,
+    zone = run(django_capture_on_commit_callbacks, writes.create_zone,
                project_id="p", name="example.com.", email="a@example.com")
     assert zone.status == "ERROR" and "no targets" in zone.reason
 
@@ -120,24 +120,24 @@ def test_celery_configuration_is_effective():
 @pytest.mark.django_db
 def test_a_burst_of_changes_travels_in_one_batch(eager):
     make_pool()
-    zones = [services.create_zone(project_id="p", name=f"b{i}.example.com.", email="a@example.com")
+    zones = [writes.create_zone(project_id="p", name=f"b{i}.example.com.", email="a@example.com")
              for i in range(3)]  # committed, their zone_action messages not yet run
     assert tasks.zone_action(str(zones[1].id), "CREATE", zones[1].serial) == {"pushed": 3}
     assert [c for c in FakeBackend.calls if c[0] == "t1"] == [("t1", "create", z.name) for z in zones]
     assert set(Zone.objects.values_list("status", flat=True)) == {"ACTIVE"}
     for zone in (zones[0], zones[2]):  # the other messages find their change already pushed
         assert tasks.zone_action(str(zone.id), "CREATE", zone.serial) == "superseded"
-    late = services.create_zone(project_id="p", name="late.example.com.", email="a@example.com")
-    services.claim_changes(10)  # another worker took it
+    late = writes.create_zone(project_id="p", name="late.example.com.", email="a@example.com")
+    pipeline.claim_changes(10)  # another worker took it
     assert tasks.zone_action(str(late.id), "CREATE", late.serial) == "pushed with an earlier batch"
 
 
 @pytest.mark.django_db
 def test_notify_leaves_from_the_pool_notify_source(eager, monkeypatch, django_capture_on_commit_callbacks):
     pool = make_pool()
-    services.save_pool(pool, name=pool.name, notify_source="127.0.0.2")
+    pools.save_pool(pool, name=pool.name, notify_source="127.0.0.2")
     sent = []
     monkeypatch.setattr(dnsclient, "send_notify", lambda name, host, port, serial, **kw: sent.append((host, kw)))
-    run(django_capture_on_commit_callbacks, services.create_zone, project_id="p", name="n.example.com.",
+    run(django_capture_on_commit_callbacks, writes.create_zone, project_id="p", name="n.example.com.",
         email="a@example.com")
     assert sorted(host for host, _ in sent) == ["t1", "t2"] and {kw["source"] for _, kw in sent} == {"127.0.0.2"}

@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 
 from tests.test_query_params import api_routes
-from zones import accounts, quotas, reserved, services
+from zones import accounts, quotas, reserved
+from zones.services import pools, writes
 from zones.models import (
     ApiToken,
     Blacklist,
@@ -45,16 +46,16 @@ BODIES = {
 @pytest.fixture
 def alice_world(db):
     """Alice's objects (project p1), a pool open only to p1 with real-looking servers, and the rest."""
-    services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
-    pool = services.save_pool(
+    pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    pool = pools.save_pool(
         None, name="alice-only", ns_records=[{"hostname": "ns1.example.net."}], allowed_projects=["p1"],
         targets=[{"name": "bind-secret", "type": "bind9", "masters": ["127.0.0.1:5354"],
                   "options": {"rndc_host": "198.51.100.7", "rndc_port": 9531, "rndc_key_secret": SECRET}}],
         nameservers=[{"host": "198.51.100.8", "port": 5300, "name": "ns1.example.net."}])
     alice = accounts.api_user("alice", "p1")
-    zone = services.create_zone(project_id="p1", name="alice.example.", email="hostmaster@alice.example",
+    zone = writes.create_zone(project_id="p1", name="alice.example.", email="hostmaster@alice.example",
                                 pool_id=pool.id)
-    recordset = services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+    recordset = writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
     alice_key = accounts.issue_token(alice)
     quotas.set_quotas("p1", {"zones": 7})
     ids = {"zone_id": zone.id, "recordset_id": recordset.id, "pool_id": pool.id, "project_id": "p1",

@@ -199,10 +199,10 @@ def stored_keys(db):
 
 
 def keyed_pool(stored_keys, **extra):
-    from zones import services
+    from zones.services import pipeline, pools, writes
 
     pool_key, target_key = stored_keys
-    return services.save_pool(
+    return pools.save_pool(
         None, name="keyed", tsig_key="pool-key", notify_source="127.0.0.2",
         ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
         targets=[{"name": "k1", "type": "knot", "options": {"socket": "/run/knot/knot.sock"},
@@ -212,10 +212,10 @@ def keyed_pool(stored_keys, **extra):
 
 
 def test_workers_get_the_key_of_the_target_else_the_pool(stored_keys):
-    from zones import services
+    from zones.services import pipeline, pools, writes
 
     pool = keyed_pool(stored_keys)
-    work = services.pool_work(pool.id)
+    work = pipeline.pool_work(pool.id)
     assert work["notify_source"] == "127.0.0.2"
     keys = {t["name"]: t["options"]["tsig_key"]["name"] for t in work["targets"]}
     assert keys == {"k1": "target-key", "k2": "pool-key"}
@@ -223,10 +223,10 @@ def test_workers_get_the_key_of_the_target_else_the_pool(stored_keys):
 
 
 def test_minidns_accepts_the_pool_and_target_keys_of_the_zone(stored_keys):
-    from zones import services
+    from zones.services import pipeline, pools, writes
 
     pool = keyed_pool(stored_keys)
-    zone = services.create_zone(project_id="p1", name="keyed.example.com.", email="a@example.com",
+    zone = writes.create_zone(project_id="p1", name="keyed.example.com.", email="a@example.com",
                                 pool_id=pool.id, admin=True)
     source = DatabaseZoneSource()
     assert source.transfer_keys(zone.id) == {"pool-key", "target-key"}
@@ -244,12 +244,12 @@ def test_bad_pool_input_is_a_400_and_changes_nothing(stored_keys):
 
     from zones.models import Pool
 
-    from zones import services
+    from zones.services import pipeline, pools, writes
 
     for extra, field in (({"tsig_key": "nope"}, "tsig_key"), ({"notify_source": "not-an-ip"}, "notify_source"),
                          ({"targets": [{"name": "t", "type": "knot", "options": {}}]}, "targets[0].options")):
         with pytest.raises(ValidationError) as excinfo:
-            services.save_pool(None, name="bad", **extra)
+            pools.save_pool(None, name="bad", **extra)
         assert field in excinfo.value.message_dict
     assert not Pool.objects.filter(name="bad").exists()
 

@@ -13,8 +13,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from rest_framework.test import APIClient
 
-from zones import accounts, services, validation
+from zones import accounts, validation
 from zones.models import Pool, RecordSet, Zone
+from zones.services import pools
 
 ZONE = "example.com."
 MAX = validation.MAX_RRSET_WIRE
@@ -339,7 +340,7 @@ def test_naptr_regexps(regexp, accepted, _):
 
 @pytest.fixture
 def pool(db):
-    return services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    return pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
 
 
 @pytest.fixture
@@ -410,7 +411,7 @@ def test_bad_zone_patch_is_400_and_changes_nothing(alice, zone, body, field, say
 
 
 def test_a_zone_in_a_pool_without_ns_records_is_refused(alice, pool):
-    services.save_pool(pool, name="default", ns_records=[])
+    pools.save_pool(pool, name="default", ns_records=[])
     before = state()
     assert_400(alice.post("/v2/zones", {"name": ZONE, "email": "a@example.com"}, format="json"), "pool_id",
                "no NS records")
@@ -496,7 +497,7 @@ def test_bad_pool_input_is_400_and_writes_nothing(admin, body, field):
 
 
 def test_target_sync_since_must_be_a_string(admin, pool):
-    target = services.save_pool(pool, name="default", targets=[
+    target = pools.save_pool(pool, name="default", targets=[
         {"name": "t1", "type": "bind9", "masters": ["127.0.0.1:5354"], "options": {"rndc_key_secret": "c2VjcmV0"}}])
     target = target.targets.get()
     assert_400(admin.post(f"/v2/pools/{pool.id}/targets/{target.id}/sync", {"since": 0}, format="json"), "since",

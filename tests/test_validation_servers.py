@@ -27,8 +27,9 @@ from tests.servers.pdns import needs_pdns
 from tests.test_validation import MAX, NAPTR_REGEXPS, naptr, txt_records
 from workers.backends import get_backend
 from workers.dnsclient import query_soa_serial
-from zones import accounts, services, validation
+from zones import accounts, validation
 from zones.models import RecordSet, Zone
+from zones.services import pools, writes
 
 pytestmark = [needs_named, needs_knot, needs_pdns, needs_nsd, pytest.mark.integration,
               pytest.mark.django_db(transaction=True)]
@@ -164,14 +165,14 @@ def outcome(kind: str, server, zone: str, rows) -> str:
 
 
 def test_what_validation_refuses_a_real_server_cannot_load_or_serve(four_servers, mixed_pool, minidns_address):
-    bare = services.save_pool(None, name="bare")  # no NS records
+    bare = pools.save_pool(None, name="bare")  # no NS records
     zones = {}
     for what, accepted, rows, _, _ in CASES:
         name = f"v{len(zones)}-{uuid.uuid4().hex[:6]}.example.com."
         for rtype, owner, records in rows:
             if rtype == "-NS":
                 with pytest.raises(ValidationError):
-                    services.create_zone(project_id="p1", name=name, email="a@example.com", pool_id=bare.id,
+                    writes.create_zone(project_id="p1", name=name, email="a@example.com", pool_id=bare.id,
                                          admin=True)
             elif accepted:
                 validation.records(records, rtype, name, absolute(owner, name))

@@ -4,8 +4,9 @@ MiniDNS serves the pool's catalog (its live zones as members; see `rows`); the p
 consume it (BIND9 catalog-zones, Knot catalog-role interpret, PowerDNS kind Consumer) and create
 or drop member zones themselves, so a catalog pool's targets need no control-channel action.
 
-A catalog pool's targets get a CatalogMemberBackend (workers.backends.get_backend): its create
-and delete call `members_changed(pool_id)`, after the change committed. That debounces: the first
+The pipeline provisions a catalog pool's targets here (`provision`, called by
+workers.tasks.target_batch instead of the target's backend): a batch with a create or delete
+calls `members_changed(pool_id)`, after the changes committed. That debounces: the first
 change of a burst schedules one `catalog_changed` task CATALOG_DEBOUNCE seconds later, and the
 changes in between ride on it, so 1,000 creates in a burst give a few serials, not 1,000. The task
 clears the pending mark BEFORE it bumps the serial, so a change that finds the mark set has
@@ -18,8 +19,9 @@ from celery import shared_task
 from django.conf import settings
 
 from workers import dnsclient
-from workers.backends.base import Backend
-from zones import services
+from workers.backends import check_target
+from zones.services import pipeline
+from zones.services.catalog import bump_catalog
 
 log = logging.getLogger(__name__)
 
@@ -63,8 +65,8 @@ def members_changed(pool_id) -> bool:
 def catalog_changed(pool_id):
     """Bump the catalog's serial once for every change so far, then NOTIFY the pool's consumers."""
     _redis().delete(_mark(pool_id))
-    bumped = services.bump_catalog(pool_id)
-    pool = services.pool_work(pool_id)
+    bumped = bump_catalog(pool_id)
+    pool = pipeline.pool_work(pool_id)
     if bumped is None or pool is None:
         return
     name, serial = bumped
@@ -76,20 +78,13 @@ def catalog_changed(pool_id):
             log.warning("catalog %s: NOTIFY to %s:%s failed: %s", name, peer["host"], peer["port"], exc)
 
 
-class CatalogMemberBackend(Backend):
-    """A target of a catalog pool: its server consumes the catalog, so a create or delete only has to
-    reach the catalog (an update needs nothing: the zone's NOTIFY reaches the server). Every action
-    succeeds once the catalog's bump is scheduled; apply() schedules it once per batch."""
-
-    def create_zone(self, zone_name: str) -> None:
-        members_changed(self.options["catalog"]["pool"])
-
-    delete_zone = create_zone
-
-    def update_zone(self, zone_name: str) -> None:
-        pass
-
-    def apply(self, changes: list[tuple[str, str]]) -> dict[str, str | None]:
-        if any(action != "UPDATE" for action, _ in changes):
-            members_changed(self.options["catalog"]["pool"])
-        return {zone_name: None for _, zone_name in changes}
+def provision(pool_id, target: dict, changes: list[tuple[str, str]]) -> dict[str, str | None]:
+    """Apply a batch of (action, zone name) to a target of the pool's catalog: its server consumes the
+    catalog, so a create or delete only has to reach the catalog (an update needs nothing: the zone's
+    NOTIFY reaches the server). The target's options are still checked, and its server must consume
+    catalogs (BackendError if not). Every change succeeds once the catalog's bump is scheduled,
+    once per batch."""
+    check_target(target["type"], target["name"], target["options"], target["masters"])
+    if any(action != "UPDATE" for action, _ in changes):
+        members_changed(pool_id)
+    return {zone_name: None for _, zone_name in changes}

@@ -10,7 +10,7 @@ from contextlib import ExitStack, contextmanager
 from tooz import coordination as tooz_coordination
 
 from workers import coordination
-from zones import services
+from zones.services import sweeps
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,11 @@ def once_per_interval(name: str, interval: float, force: bool = False):
         except tooz_coordination.ToozError as exc:
             log.warning("%s skipped: the coordination backend is unreachable (%s)", name, exc)
             held = False
-        if not held or not services.start_periodic_run(name, 0 if force else interval):
+        if not held or not sweeps.start_periodic_run(name, 0 if force else interval):
             yield None
             return
         summary = {}
         try:
             yield summary
         finally:
-            services.end_periodic_run(name, summary)
+            sweeps.end_periodic_run(name, summary)

@@ -7,9 +7,10 @@ push(pool, refs, mode) ─► chord(target_batch × targets) ─► targets_done
                                                                         └► chord(poll_batch × nameservers) ─► polls_done
 
 A batch's zones travel together, so a sweep, or a burst of API changes (zone_action takes every
-change waiting when it runs), costs a few tasks per batch, not per zone. A ref is
-one zone's {"id", "name", "action", "serial", "pool"}; the mode (services.CHANGE, SYNC,
-TARGET_SYNC) says what the outcome means for the zone. Retries re-schedule the task with what is
+change waiting when it runs), costs a few tasks per batch, not per zone. A ref is one zone's
+zones.services.pipeline.ZoneRef (in messages its JSON form: tasks read it with refs_from_json and
+send it with refs_to_json); the Mode (CHANGE, SYNC, TARGET_SYNC) says what the outcome means for the
+zone. Retries re-schedule the task with what is
 left to do (never sleep in a worker); every stage drops zones a newer change superseded.
 """
 import logging
@@ -19,11 +20,13 @@ from celery import chord, group, shared_task
 from django.conf import settings
 
 from dnsctl import metrics
-from workers import consensus, dnsclient, periodic
+from workers import catalog, consensus, dnsclient, periodic
 from workers.backends import get_backend
-from zones import journal, services
+from zones import journal
 from zones.models import Zone
 from zones.serials import reached
+from zones.services import pipeline, selectors, sweeps
+from zones.services.pipeline import Mode, ZoneRef, refs_from_json, refs_to_json
 
 log = logging.getLogger(__name__)
 DELETE = Zone.Action.DELETE
@@ -47,15 +50,16 @@ def _concurrently(fn, items):
         return list(pool.map(fn, items))
 
 
-def push(pool_id, refs: list[dict], mode: str, target_ids: list[str] | None = None) -> str:
+def push(pool_id, refs: list[ZoneRef], mode: Mode, target_ids: list[str] | None = None) -> str:
     """Start the pipeline for a batch of zones of one pool (a helper, not a task: it builds the chord)."""
-    pool = services.pool_work(pool_id)
+    pool = pipeline.pool_work(pool_id)
     targets = [t for t in (pool or {}).get("targets", []) if target_ids is None or t["id"] in target_ids]
     if not targets:
         _finish_each(refs, mode, False, "The zone's pool has no targets.", NOT_READY)
         return "no targets"
-    header = [target_batch.s(pool_id, t["id"], refs, mode).set(priority=PUSH) for t in targets]
-    chord(header)(targets_done.s(pool_id, refs, mode).set(priority=FINISH))
+    message = refs_to_json(refs)
+    header = [target_batch.s(pool_id, t["id"], message, mode).set(priority=PUSH) for t in targets]
+    chord(header)(targets_done.s(pool_id, message, mode).set(priority=FINISH))
     return f"{len(refs)} zones on {len(targets)} targets"
 
 
@@ -67,27 +71,27 @@ def _finish_each(refs, mode, ok, reason="", tenant_reason=""):
     to record never stops the others."""
     for ref in refs:
         try:
-            services.finish(ref, mode, ok, reason, tenant_reason)
+            pipeline.finish(ref, mode, ok, reason, tenant_reason)
         except Exception:  # noqa: BLE001
-            log.exception("zone %s (%s): recording the outcome failed", ref["name"], ref["id"])
+            log.exception("zone %s (%s): recording the outcome failed", ref.name, ref.id)
 
 
 @shared_task(ignore_result=True)
 def zone_action(zone_id, action, serial):
     """A change committed (zones.services enqueues this on commit): push it, together with every
     other change waiting at this moment, so a burst travels in batches."""
-    if services.change_ref(zone_id, action, serial) is None:
+    if pipeline.change_ref(zone_id, action, serial) is None:
         return "superseded"
-    refs = services.claim_changes(_conf("BATCH_SIZE"))
+    refs = pipeline.claim_changes(_conf("BATCH_SIZE"))
     if not refs:
         return "pushed with an earlier batch"
     summary = {}
-    _push_batches(refs, services.CHANGE, summary)
+    _push_batches(refs, Mode.CHANGE, summary)
     return summary
 
 
 def _retry_policy(mode):
-    if mode == services.SYNC:
+    if mode == Mode.SYNC:
         return _conf("PERIODIC_SYNC_MAX_ATTEMPTS") - 1, _conf("PERIODIC_SYNC_RETRY_INTERVAL")
     return _conf("TARGET_MAX_RETRIES"), _conf("TARGET_RETRY_INTERVAL")
 
@@ -96,68 +100,75 @@ def _retry_policy(mode):
 def target_batch(self, pool_id, target_id, refs, mode, errors=None):
     """Apply a batch of zones to one target. Returns {zone id: None or the failure}, never raises
     for a target's failure (the chord body decides); the failed zones are retried first."""
-    errors = dict(errors or {})
-    refs = services.current_refs(refs, mode)
-    pool = services.pool_work(pool_id) or {}
+    errors, mode = dict(errors or {}), Mode(mode)
+    refs = pipeline.current_refs(refs_from_json(refs), mode)
+    pool = pipeline.pool_work(pool_id) or {}
     target = next((t for t in pool.get("targets", []) if t["id"] == target_id), None)
     name = target["name"] if target else target_id
     if target is None:
-        results = {r["name"]: "target removed from the pool" for r in refs}
+        results = {r.name: "target removed from the pool" for r in refs}
     else:
         try:
-            backend = get_backend(target["type"], target["name"], target["options"], target["masters"])
-            results = backend.apply([(r["action"], r["name"]) for r in refs]) if refs else {}
+            changes = [(r.action, r.name) for r in refs]
+            if not changes:
+                results = {}
+            elif pool["catalog_zone"]:  # its servers learn zones from the pool's catalog zone, not from us
+                results = catalog.provision(pool_id, target, changes)
+            else:
+                backend = get_backend(target["type"], target["name"], target["options"], target["masters"])
+                results = backend.apply(changes)
         except Exception as exc:  # noqa: BLE001 - a broken target is this target's result, for every zone
             log.exception("target %s failed unexpectedly", name)
-            results = {r["name"]: str(exc) or type(exc).__name__ for r in refs}
+            results = {r.name: str(exc) or type(exc).__name__ for r in refs}
     for ref in refs:
-        errors[ref["id"]] = results.get(ref["name"], "no result from the backend")
-    failed = [ref for ref in refs if errors[ref["id"]]]
+        errors[ref.id] = results.get(ref.name, "no result from the backend")
+    failed = [ref for ref in refs if errors[ref.id]]
     max_retries, interval = _retry_policy(mode)
     retrying = failed and self.request.retries < max_retries
     pool_name = pool.get("name", pool_id)
     metrics.TARGET_ACTIONS.labels(pool_name, name, "ok").inc(len(refs) - len(failed))
     metrics.TARGET_ACTIONS.labels(pool_name, name, "retry" if retrying else "error").inc(len(failed))
     if retrying:
-        services.record_target_results(target_id, [r for r in refs if r not in failed], errors)
-        raise self.retry(args=(pool_id, target_id, failed, mode), kwargs={"errors": errors},
+        pipeline.record_target_results(target_id, [r for r in refs if r not in failed], errors)
+        raise self.retry(args=(pool_id, target_id, refs_to_json(failed), mode), kwargs={"errors": errors},
                          countdown=interval, max_retries=max_retries)
-    services.record_target_results(target_id, refs, errors)
+    pipeline.record_target_results(target_id, refs, errors)
     return {"target": target_id, "name": name, "errors": errors}
 
 
 @shared_task(ignore_result=True)
 def targets_done(results, pool_id, refs, mode):
     """Consensus over the targets per zone; then NOTIFY the nameservers and poll them for the serials."""
-    pool = services.pool_work(pool_id)
+    mode = Mode(mode)
+    pool = pipeline.pool_work(pool_id)
     passed = []
-    for ref in services.current_refs(refs, mode):
-        per_target = {r["name"]: r["errors"][ref["id"]] for r in results if ref["id"] in r["errors"]}
+    for ref in pipeline.current_refs(refs_from_json(refs), mode):
+        per_target = {r["name"]: r["errors"][ref.id] for r in results if ref.id in r["errors"]}
         if len(per_target) < len(results):
             continue  # a target saw the zone move on: the newer change decides
-        ok, reason, tenant_reason = consensus.targets_verdict(ref["action"], pool["threshold"], per_target)
+        ok, reason, tenant_reason = consensus.targets_verdict(ref.action, pool["threshold"], per_target)
         if ok:
             passed.append(ref)
         else:
             _finish_each([ref], mode, False, reason, tenant_reason)
-    if mode == services.TARGET_SYNC:  # replayed deletes are done: nothing to poll for
-        passed = [ref for ref in passed if ref["action"] != DELETE]
+    if mode == Mode.TARGET_SYNC:  # replayed deletes are done: nothing to poll for
+        passed = [ref for ref in passed if ref.action != DELETE]
     if not passed:
         return "nothing to poll"
     if not pool["nameservers"]:
         _finish_each(passed, mode, False, "The zone's pool has no nameservers to poll.", NOT_READY)
         return "no nameservers"
-    changed = [(ref["name"], ref["serial"]) for ref in passed if ref["action"] != DELETE]
+    changed = [(ref.name, ref.serial) for ref in passed if ref.action != DELETE]
     if changed:
         peers = pool["nameservers"] + pool["also_notifies"]
         group(notify_batch.si(p["host"], p["port"], changed, pool["notify_source"])
               for p in peers).apply_async(priority=FINISH)
     polls = [
-        poll_batch.s(ns["id"], ns["host"], ns["port"], passed, mode).set(countdown=_conf("POLL_DELAY"),
+        poll_batch.s(ns["id"], ns["host"], ns["port"], refs_to_json(passed), mode).set(countdown=_conf("POLL_DELAY"),
                                                                          priority=FINISH)
         for ns in pool["nameservers"]
     ]
-    chord(polls)(polls_done.s(pool_id, passed, mode).set(priority=FINISH))
+    chord(polls)(polls_done.s(pool_id, refs_to_json(passed), mode).set(priority=FINISH))
     return f"polling {len(passed)} zones"
 
 
@@ -180,9 +191,9 @@ def _poll(host, port, refs) -> dict:
     """Ask host:port for every zone's SOA serial at once: {zone id: (serial or None, error)}."""
     def one(ref):
         try:
-            return ref["id"], (dnsclient.query_soa_serial(ref["name"], host, port, timeout=_conf("POLL_TIMEOUT")), "")
+            return ref.id, (dnsclient.query_soa_serial(ref.name, host, port, timeout=_conf("POLL_TIMEOUT")), "")
         except dnsclient.DNSClientError as exc:
-            return ref["id"], (None, str(exc))
+            return ref.id, (None, str(exc))
 
     return dict(_concurrently(one, refs))
 
@@ -193,29 +204,29 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None):
 
     Returns {"seen": {zone id: [serial, done, message]}}; done means the nameserver serves the
     zone's serial (for DELETE: no longer serves the zone)."""
-    seen = dict(seen or {})
+    seen, refs, mode = dict(seen or {}), refs_from_json(refs), Mode(mode)
     if self.request.retries:
-        refs = services.current_refs(refs, mode)
+        refs = pipeline.current_refs(refs, mode)
     for zone_id, (observed, error) in _poll(host, port, refs).items():
         seen[zone_id] = [observed, False, error]
     behind = []
     for ref in refs:
-        observed, _, error = seen[ref["id"]]
-        done = (observed is None and not error) if ref["action"] == DELETE else reached(observed, ref["serial"])
-        seen[ref["id"]][1] = done
+        observed, _, error = seen[ref.id]
+        done = (observed is None and not error) if ref.action == DELETE else reached(observed, ref.serial)
+        seen[ref.id][1] = done
         if not done:
             behind.append(ref)
     if behind and self.request.retries < _conf("POLL_MAX_RETRIES"):
         _record_polls(nameserver_id, [r for r in refs if r not in behind], seen)
-        raise self.retry(args=(nameserver_id, host, port, behind, mode), kwargs={"seen": seen},
+        raise self.retry(args=(nameserver_id, host, port, refs_to_json(behind), mode), kwargs={"seen": seen},
                          countdown=_conf("POLL_RETRY_INTERVAL"), max_retries=_conf("POLL_MAX_RETRIES"))
-    no_answer = sum(1 for ref in behind if seen[ref["id"]][2])
+    no_answer = sum(1 for ref in behind if seen[ref.id][2])
     for outcome, count in (("ok", len(refs) - len(behind)), ("error", no_answer), ("behind", len(behind) - no_answer)):
         metrics.NAMESERVER_POLLS.labels(f"{host}:{port}", outcome).inc(count)
     for ref in behind:
-        observed, _, error = seen[ref["id"]]
+        observed, _, error = seen[ref.id]
         if not error:
-            seen[ref["id"]][2] = (f"still serves the zone (serial {observed})" if ref["action"] == DELETE else
+            seen[ref.id][2] = (f"still serves the zone (serial {observed})" if ref.action == DELETE else
                                   f"still serves serial {observed}" if observed is not None else
                                   "does not serve the zone")
     _record_polls(nameserver_id, refs, seen)
@@ -223,22 +234,23 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None):
 
 
 def _record_polls(nameserver_id, refs, seen):
-    services.record_nameserver_results(nameserver_id, [
-        {"zone_id": ref["id"], "expected_serial": ref["serial"], "serial": seen[ref["id"]][0],
-         "ok": seen[ref["id"]][1], "message": seen[ref["id"]][2] or ""} for ref in refs])
+    pipeline.record_nameserver_results(nameserver_id, [
+        {"zone_id": ref.id, "expected_serial": ref.serial, "serial": seen[ref.id][0],
+         "ok": seen[ref.id][1], "message": seen[ref.id][2] or ""} for ref in refs])
 
 
 @shared_task(ignore_result=True)
 def polls_done(results, pool_id, refs, mode):
     """Consensus over the nameservers per zone: ACTIVE (or DELETED) when enough serve it, else ERROR."""
-    pool = services.pool_work(pool_id)
+    mode = Mode(mode)
+    pool = pipeline.pool_work(pool_id)
     names = {f"{ns['host']}:{ns['port']}": ns["name"] for ns in pool["nameservers"]}
     outcomes = {"ok": 0, "error": 0}
-    for ref in services.current_refs(refs, mode):
-        observed = {r["address"]: tuple(r["seen"][ref["id"]]) for r in results if ref["id"] in r["seen"]}
+    for ref in pipeline.current_refs(refs_from_json(refs), mode):
+        observed = {r["address"]: tuple(r["seen"][ref.id]) for r in results if ref.id in r["seen"]}
         if len(observed) < len(results):
             continue  # a poll saw the zone move on
-        ok, reason, tenant_reason = consensus.nameservers_verdict(ref["action"], ref["serial"], pool["threshold"],
+        ok, reason, tenant_reason = consensus.nameservers_verdict(ref.action, ref.serial, pool["threshold"],
                                                                   observed, names)
         _finish_each([ref], mode, ok, reason, tenant_reason)
         outcomes["ok" if ok else "error"] += 1
@@ -248,12 +260,12 @@ def polls_done(results, pool_id, refs, mode):
 # --- periodic and on-demand sweeps (fired by beat on every node; run once per interval) ---------
 
 
-def _push_batches(refs: list[dict], mode: str, summary: dict, target_ids=None):
+def _push_batches(refs: list[ZoneRef], mode: Mode, summary: dict, target_ids=None):
     """Push refs pool by pool, BATCH_SIZE zones at a time. A batch that cannot start (broker
     down) is logged with its zones; they stay claimed, so a later sweep sends them again."""
     by_pool = {}
     for ref in refs:
-        by_pool.setdefault(ref["pool"], []).append(ref)
+        by_pool.setdefault(ref.pool, []).append(ref)
     size = _conf("BATCH_SIZE")
     for pool_id, pool_refs in by_pool.items():
         for start in range(0, len(pool_refs), size):
@@ -262,7 +274,7 @@ def _push_batches(refs: list[dict], mode: str, summary: dict, target_ids=None):
                 push(pool_id, batch, mode, target_ids)
                 summary["pushed"] = summary.get("pushed", 0) + len(batch)
             except Exception:  # noqa: BLE001 - one bad batch never stops a sweep
-                log.exception("%s: could not push %s", mode, ", ".join(r["name"] for r in batch))
+                log.exception("%s: could not push %s", mode, ", ".join(r.name for r in batch))
                 summary["failed"] = summary.get("failed", 0) + len(batch)
 
 
@@ -285,9 +297,9 @@ def _sweep(name, interval_setting, force, body):
 def recover(force=False):
     """Give zones in ERROR, and PENDING zones whose work was lost, their pending action again."""
     def body(summary):
-        refs = services.claim_recovery(_conf("RECOVERY_MAX_ZONES"))
+        refs = sweeps.claim_recovery(_conf("RECOVERY_MAX_ZONES"))
         summary["zones"] = len(refs)
-        _push_batches(refs, services.CHANGE, summary)
+        _push_batches(refs, Mode.CHANGE, summary)
 
     return _sweep("recovery", "RECOVERY_INTERVAL", force, body)
 
@@ -296,8 +308,8 @@ def recover(force=False):
 def periodic_sync(force=False):
     """Re-push healthy zones to every target (and lagging ones until every nameserver has them)."""
     def body(summary):
-        for batch in services.sync_batches(_conf("BATCH_SIZE"), _conf("PERIODIC_SYNC_SECONDS")):
-            _push_batches(batch, services.SYNC, summary)
+        for batch in sweeps.sync_batches(_conf("BATCH_SIZE"), _conf("PERIODIC_SYNC_SECONDS")):
+            _push_batches(batch, Mode.SYNC, summary)
 
     return _sweep("sync", "PERIODIC_SYNC_INTERVAL", force, body)
 
@@ -305,10 +317,10 @@ def periodic_sync(force=False):
 @shared_task(ignore_result=True)
 def target_sync(pool_id, target_id, since):
     """Replay everything since `since` onto one target (started by services.start_target_sync)."""
-    target = services.find_target(pool_id, target_id)
-    refs = services.target_sync_plan(target, services.parse_since(since))
+    target = selectors.find_target(pool_id, target_id)
+    refs = sweeps.target_sync_plan(target, sweeps.parse_since(since))
     summary = {"zones": len(refs)}
-    _push_batches(refs, services.TARGET_SYNC, summary, target_ids=[str(target.id)])
+    _push_batches(refs, Mode.TARGET_SYNC, summary, target_ids=[str(target.id)])
     return summary
 
 
@@ -317,7 +329,7 @@ def purge(force=False):
     """Remove soft-deleted zones once they are older than the retention period, and trim the change
     journal by age and by changes per zone."""
     def body(summary):
-        summary["purged"] = services.purge_deleted(_conf("PURGE_AFTER"), _conf("PURGE_BATCH_SIZE"))
+        summary["purged"] = sweeps.purge_deleted(_conf("PURGE_AFTER"), _conf("PURGE_BATCH_SIZE"))
         summary["journal_trimmed"] = journal.trim(_conf("JOURNAL_MAX_AGE"), _conf("JOURNAL_MAX_CHANGES_PER_ZONE"))
 
     return _sweep("purge", "PURGE_INTERVAL", force, body)

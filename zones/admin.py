@@ -10,8 +10,9 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 
-from zones import journal, overview, quotas, reserved, services
+from zones import backends, journal, overview, quotas, reserved
 from zones.api.serializers import REDACTED, drop_redacted, redact_options
+from zones.services import pools, writes
 from zones.models import (
     ApiToken,
     Blacklist,
@@ -43,9 +44,7 @@ def _describe(exc: ValidationError) -> str:
 
 
 def _backend_choices():
-    from workers.backends import backend_types  # names only, as in services.save_pool
-
-    return [(t, t) for t in backend_types()]
+    return [(t, t) for t in backends.types()]
 
 
 class PoolTargetForm(forms.ModelForm):
@@ -124,7 +123,7 @@ class PoolAdmin(admin.ModelAdmin):
             nested[key] = rows
             formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
         data = form.cleaned_data
-        services.save_pool(form.instance, name=data["name"], description=data.get("description", ""),
+        pools.save_pool(form.instance, name=data["name"], description=data.get("description", ""),
                            threshold_percentage=data["threshold_percentage"],
                            notify_source=data.get("notify_source") or "",
                            tsig_key=data["tsig_key"].name if data.get("tsig_key") else "",
@@ -132,11 +131,11 @@ class PoolAdmin(admin.ModelAdmin):
                            allowed_projects=data.get("allowed_projects") or [], **nested)
 
     def delete_model(self, request, obj):
-        services.delete_pool(obj)
+        pools.delete_pool(obj)
 
     def delete_queryset(self, request, queryset):
         for pool in queryset:
-            services.delete_pool(pool)
+            pools.delete_pool(pool)
 
 
 class TsigKeyForm(forms.ModelForm):
@@ -241,7 +240,7 @@ class ZoneAdmin(ReadOnlyAdmin):
     def delete_zones(self, request, queryset):
         actor = journal.Actor(request.user.pk, request.user.get_username(), None, "admin")
         for zone in queryset.filter(deleted_at__isnull=True):
-            services.delete_zone(zone.id, actor=actor)
+            writes.delete_zone(zone.id, actor=actor)
         self.message_user(request, "The zones are being deleted.", messages.SUCCESS)
 
 

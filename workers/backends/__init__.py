@@ -17,7 +17,8 @@ BACKENDS: dict[str, str] = {
     "pdns": "workers.backends.pdns.PowerDNSBackend",
 }
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "backend_types", "get_backend", "plain_zone_name", "target_lock"]
+__all__ = ["BACKENDS", "Backend", "BackendError", "backend_types", "check_target", "get_backend", "plain_zone_name",
+           "target_lock", "target_problem"]
 
 # Zone names go on control-channel command lines and into file names: plain hostname-ish labels
 # only ('/' is allowed for RFC 2317 classless reverse zones).
@@ -30,25 +31,34 @@ def backend_types() -> list[str]:
 
 
 def get_backend(type: str, name: str, options: dict, masters: list[tuple[str, int]]) -> Backend:
-    """Instantiate the backend registered for type; BackendError if the type is unknown.
-
-    A target of a catalog pool (options["catalog"], set by zones.services.target_options) gets a
-    CatalogMemberBackend: its server learns the zones from the pool's catalog zone, not from us.
-    """
+    """Instantiate the backend registered for type (it validates its options); BackendError if the
+    type is unknown or an option is wrong."""
     try:
         path = BACKENDS[type]
     except KeyError:
         raise BackendError(f"target {name!r}: unknown backend type {type!r} "
                            f"(known: {', '.join(backend_types())})") from None
     module_name, _, class_name = path.rpartition(".")
-    cls = getattr(import_module(module_name), class_name)
-    backend = cls(name, options, masters)  # validates the options, catalog pool or not
-    if (options or {}).get("catalog"):
-        if not cls.consumes_catalogs:
-            raise BackendError(f"{type} target {name!r}: this server cannot consume the pool's catalog zone; "
-                               "give it a pool without catalog_zone")
-        return catalog.CatalogMemberBackend(name, options, masters)
+    return getattr(import_module(module_name), class_name)(name, options, masters)
+
+
+def check_target(type: str, name: str, options: dict, masters: list[tuple[str, int]]) -> Backend:
+    """get_backend, and for a target of a catalog pool (options["catalog"], set by
+    zones.services.pools.target_options) a server that can consume the pool's catalog zone."""
+    backend = get_backend(type, name, options, masters)
+    if (options or {}).get("catalog") and not backend.consumes_catalogs:
+        raise BackendError(f"{type} target {name!r}: this server cannot consume the pool's catalog zone; "
+                           "give it a pool without catalog_zone")
     return backend
+
+
+def target_problem(type: str, name: str, options: dict, masters: list[tuple[str, int]]) -> str | None:
+    """check_target's verdict as zones.backends wants it: None, or the reason."""
+    try:
+        check_target(type, name, options, masters)
+    except BackendError as exc:
+        return str(exc)
+    return None
 
 
 def plain_zone_name(zone_name: str, target: str) -> str:
@@ -70,7 +80,3 @@ def target_lock(key: str, timeout: float, where: str):
             raise BackendError(f"{where}: another change to this target still runs after {timeout:g} s")
         yield
 
-
-# Catalog pools' targets use workers.catalog, whose debounced Celery task must be registered in every
-# worker before one receives it; workers.tasks imports this package, so importing it here does that.
-from workers import catalog  # noqa: E402,F401

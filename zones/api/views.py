@@ -10,8 +10,8 @@ from rest_framework.response import Response
 from rest_framework.reverse import reverse
 from rest_framework.views import APIView
 
-from zones import services
 from zones.models import Pool, RecordSet, Zone
+from zones.services import pools, selectors, sweeps, writes
 
 from .auth import API_PERMISSIONS, IsAdmin, IsAdminOrReadOnly, acting_project, actor_of, is_admin, project_scope
 from .errors import PoolNotFound, RecordSetNotFound, ZoneNotFound
@@ -49,7 +49,7 @@ def _get(queryset, object_id, not_found):
 
 def visible_zone(request, zone_id) -> Zone:
     """A live zone of the caller's project (any project for an admin); else 404."""
-    return _get(services.zones_for(project_scope(request)), zone_id, ZoneNotFound)
+    return _get(selectors.zones_for(project_scope(request)), zone_id, ZoneNotFound)
 
 
 def _input(serializer_class, request, partial=False) -> dict:
@@ -87,7 +87,7 @@ class ZoneViewSet(ListMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return Zone.objects.none()
-        return services.zones_for(project_scope(self.request)).order_by("created_at", "id")
+        return selectors.zones_for(project_scope(self.request)).order_by("created_at", "id")
 
     def get_object(self):
         return visible_zone(self.request, self.kwargs["zone_id"])
@@ -100,17 +100,17 @@ class ZoneViewSet(ListMixin, viewsets.GenericViewSet):
         data = _input(ZoneCreateSerializer, request)
         data.pop("type", None)
         pool_id = data.pop("attributes", {}).get("pool_id")
-        return self.accepted(services.create_zone(project_id=acting_project(request), pool_id=pool_id,
+        return self.accepted(writes.create_zone(project_id=acting_project(request), pool_id=pool_id,
                                                   admin=is_admin(request), actor=actor_of(request), **data))
 
     @extend_schema(request=ZoneUpdateSerializer, responses={202: ZoneSerializer})
     def partial_update(self, request, zone_id):
         data = _input(ZoneUpdateSerializer, request)
-        return self.accepted(services.update_zone(self.get_object().id, actor=actor_of(request), **data))
+        return self.accepted(writes.update_zone(self.get_object().id, actor=actor_of(request), **data))
 
     @extend_schema(request=None, responses={202: ZoneSerializer})
     def destroy(self, request, zone_id):
-        return self.accepted(services.delete_zone(self.get_object().id, actor=actor_of(request)))
+        return self.accepted(writes.delete_zone(self.get_object().id, actor=actor_of(request)))
 
 
 class RecordSetViewSet(ListMixin, viewsets.GenericViewSet):
@@ -142,17 +142,17 @@ class RecordSetViewSet(ListMixin, viewsets.GenericViewSet):
     @extend_schema(request=RecordSetCreateSerializer, responses={202: RecordSetSerializer})
     def create(self, request, zone_id):
         data = _input(RecordSetCreateSerializer, request)
-        return self.accepted(services.create_recordset(self.zone().id, actor=actor_of(request), **data))
+        return self.accepted(writes.create_recordset(self.zone().id, actor=actor_of(request), **data))
 
     @extend_schema(request=RecordSetUpdateSerializer, responses={202: RecordSetSerializer})
     def update(self, request, zone_id, recordset_id):
         data = _input(RecordSetUpdateSerializer, request)
-        return self.accepted(services.update_recordset(self.zone().id, self.get_object().id,
+        return self.accepted(writes.update_recordset(self.zone().id, self.get_object().id,
                                                        actor=actor_of(request), **data))
 
     @extend_schema(request=None, responses={202: RecordSetSerializer})
     def destroy(self, request, zone_id, recordset_id):
-        return self.accepted(services.delete_recordset(self.zone().id, self.get_object().id,
+        return self.accepted(writes.delete_recordset(self.zone().id, self.get_object().id,
                                                        actor=actor_of(request)))
 
 
@@ -168,7 +168,7 @@ class AllRecordSetsViewSet(ListMixin, viewsets.GenericViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return RecordSet.objects.none()
-        zones = services.zones_for(project_scope(self.request))
+        zones = selectors.zones_for(project_scope(self.request))
         return RecordSet.objects.filter(zone__in=zones).select_related("zone").order_by("created_at", "id")
 
 
@@ -186,7 +186,7 @@ class PoolViewSet(ListMixin, viewsets.GenericViewSet):
         if getattr(self, "swagger_fake_view", False):
             return Pool.objects.none()
         scope = None if is_admin(self.request) else acting_project(self.request)
-        return services.pools_for(scope).prefetch_related("ns_records", "targets", "nameservers",
+        return selectors.pools_for(scope).prefetch_related("ns_records", "targets", "nameservers",
                                                           "also_notifies").order_by("created_at", "id")
 
     def get_serializer_class(self):
@@ -204,7 +204,7 @@ class PoolViewSet(ListMixin, viewsets.GenericViewSet):
     @extend_schema(request=PoolInputSerializer, responses={201: PoolAdminSerializer})
     def create(self, request):
         data = _input(PoolInputSerializer, request)
-        return self.reloaded(services.save_pool(None, **data), status.HTTP_201_CREATED)
+        return self.reloaded(pools.save_pool(None, **data), status.HTTP_201_CREATED)
 
     @extend_schema(request=PoolInputSerializer, responses={200: PoolAdminSerializer})
     def partial_update(self, request, pool_id):
@@ -212,11 +212,11 @@ class PoolViewSet(ListMixin, viewsets.GenericViewSet):
         data = _input(PoolInputSerializer, request, partial=True)
         for field in ("name", "description", "threshold_percentage"):
             data.setdefault(field, getattr(pool, field))
-        return self.reloaded(services.save_pool(pool, **data))
+        return self.reloaded(pools.save_pool(pool, **data))
 
     @extend_schema(request=None, responses={204: None})
     def destroy(self, request, pool_id):
-        services.delete_pool(self.get_object())
+        pools.delete_pool(self.get_object())
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -229,7 +229,7 @@ class TargetSyncView(QueryParamsMixin, APIView):
     def post(self, request, pool_id, target_id):
         pool = _get(Pool.objects.all(), pool_id, PoolNotFound)
         since = _input(TargetSyncSerializer, request)["since"]
-        message = services.start_target_sync(str(pool.id), target_id, since)
+        message = sweeps.start_target_sync(str(pool.id), target_id, since)
         return Response({"message": message}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -238,7 +238,7 @@ class NameserversView(QueryParamsMixin, APIView):
 
     @extend_schema(responses=NameserverListSerializer)
     def get(self, request, zone_id):
-        return Response({"nameservers": services.nameservers_of(visible_zone(request, zone_id))})
+        return Response({"nameservers": selectors.nameservers_of(visible_zone(request, zone_id))})
 
 
 class PropagationView(QueryParamsMixin, APIView):
@@ -248,7 +248,7 @@ class PropagationView(QueryParamsMixin, APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request, zone_id):
-        return Response(services.propagation_of(visible_zone(request, zone_id), operator=is_admin(request)))
+        return Response(selectors.propagation_of(visible_zone(request, zone_id), operator=is_admin(request)))
 
 
 def _version(request) -> dict:

@@ -18,8 +18,9 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from workers.backends.bind9 import named_conf
-from zones import accounts, services
+from zones import accounts
 from zones.models import Pool
+from zones.services import pools
 
 
 class Command(BaseCommand):
@@ -71,18 +72,18 @@ class Command(BaseCommand):
                                   "rndc_port": rndc_port, "rndc_key_secret": secret}}
             nameserver = {"host": "127.0.0.1", "port": bind_port, "name": "ns1.dnsctl.test."}
             if pool is None:
-                services.save_pool(
+                pools.save_pool(
                     None, name="default", description="Demo pool: one private BIND9",
                     ns_records=[{"hostname": "ns1.dnsctl.test.", "priority": 1}],
                     targets=[target], nameservers=[nameserver])
             elif not pool.targets.exists():  # made before BIND9 was installed: give it the target now
-                services.save_pool(
+                pools.save_pool(
                     pool, name=pool.name, description="Demo pool: one private BIND9",
                     threshold_percentage=pool.threshold_percentage, targets=[target],
                     nameservers=None if pool.nameservers.exists() else [nameserver])
                 self.stdout.write("The demo pool 'default' had no target: BIND9 (bind9-demo) is its target now.")
         elif pool is None:
-            services.save_pool(None, name="default", description="Demo pool: add a target",
+            pools.save_pool(None, name="default", description="Demo pool: add a target",
                                ns_records=[{"hostname": "ns1.dnsctl.test.", "priority": 1}])
         conf = run / "supervisord.conf"
         conf.touch(mode=0o600)

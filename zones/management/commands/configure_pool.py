@@ -19,8 +19,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from workers.backends import BACKENDS, BackendError, get_backend
-from zones import services
 from zones.models import Pool
+from zones.services import pools
 
 KEY_RE = re.compile(r'key\s+"?(?P<name>[^"\s{]+)"?\s*{[^}]*algorithm\s+(?P<alg>[\w-]+);[^}]*secret\s+"(?P<secret>[^"]+)"')
 
@@ -130,7 +130,7 @@ class Command(BaseCommand):
         return "\n".join(lines)
 
     def set(self, pool, pool_name, *, description, threshold, notify_source, tsig_key, catalog_zone, **options):
-        saved = services.save_pool(
+        saved = pools.save_pool(
             pool, name=pool_name,
             description=description if description is not None else getattr(pool, "description", ""),
             threshold_percentage=threshold if threshold is not None else getattr(pool, "threshold_percentage", 100),
@@ -151,41 +151,41 @@ class Command(BaseCommand):
         for field in ("description", "tsig_key"):
             if options[field] is not None:
                 spec[field] = options[field]
-        target = services.put_target(pool, spec)
+        target = pools.put_target(pool, spec)
         if options["nameserver"]:
             host, port = options["nameserver"]
-            services.put_nameserver(pool, {"host": host, "port": port, **named(options["ns_name"])})
+            pools.put_nameserver(pool, {"host": host, "port": port, **named(options["ns_name"])})
         if not options["no_check"]:
             self.probe(pool, target)
         return f"pool {pool_name}: target {target_name} ({kind}) {'changed' if existing else 'added'}" + (
             " without a check of its control channel" if options["no_check"] else "")
 
     def remove_target(self, pool, pool_name, **options):
-        services.remove_target(pool, options["name"])
+        pools.remove_target(pool, options["name"])
         return f"pool {pool_name}: target {options['name']} removed"
 
     def set_nameserver(self, pool, pool_name, *, address, **options):
-        services.put_nameserver(pool, {"host": address[0], "port": address[1], **named(options["name"])})
+        pools.put_nameserver(pool, {"host": address[0], "port": address[1], **named(options["name"])})
         return f"pool {pool_name}: nameserver {address[0]}:{address[1]} set"
 
     def remove_nameserver(self, pool, pool_name, *, address, **options):
-        services.remove_nameserver(pool, *address)
+        pools.remove_nameserver(pool, *address)
         return f"pool {pool_name}: nameserver {address[0]}:{address[1]} removed"
 
     def add_also_notify(self, pool, pool_name, *, address, **options):
-        services.put_also_notify(pool, {"host": address[0], "port": address[1]})
+        pools.put_also_notify(pool, {"host": address[0], "port": address[1]})
         return f"pool {pool_name}: also-notify {address[0]}:{address[1]} set"
 
     def remove_also_notify(self, pool, pool_name, *, address, **options):
-        services.remove_also_notify(pool, *address)
+        pools.remove_also_notify(pool, *address)
         return f"pool {pool_name}: also-notify {address[0]}:{address[1]} removed"
 
     def set_ns_record(self, pool, pool_name, *, hostname, priority, **options):
-        record = services.put_ns_record(pool, {"hostname": hostname, "priority": priority})
+        record = pools.put_ns_record(pool, {"hostname": hostname, "priority": priority})
         return f"pool {pool_name}: NS record {record.hostname} set"
 
     def remove_ns_record(self, pool, pool_name, *, hostname, **options):
-        services.remove_ns_record(pool, hostname)
+        pools.remove_ns_record(pool, hostname)
         return f"pool {pool_name}: NS record {hostname} removed"
 
     # -- helpers ---------------------------------------------------------
@@ -229,7 +229,7 @@ class Command(BaseCommand):
     def probe(pool, target) -> None:
         """Ask the target's control channel (its own, even in a catalog pool); a PowerDNS target of a
         catalog pool gets the catalog's Consumer zone now, as that is how it learns the zones."""
-        options = services.target_options(target, pool)
+        options = pools.target_options(target, pool)
         catalog = options.pop("catalog", None)
         backend = get_backend(target.type, target.name, options, target.master_addresses())
         backend.check()

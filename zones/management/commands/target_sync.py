@@ -7,7 +7,7 @@ Answers at once with how many zones will be replayed; a Celery worker does the w
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 
-from zones import services
+from zones.services import sweeps
 
 
 class Command(BaseCommand):
@@ -20,6 +20,6 @@ class Command(BaseCommand):
 
     def handle(self, *args, pool, target, since, **options):
         try:
-            self.stdout.write(services.start_target_sync(pool, target, since))
+            self.stdout.write(sweeps.start_target_sync(pool, target, since))
         except ValidationError as exc:
             raise CommandError("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in exc.message_dict.items()))

@@ -1,0 +1,159 @@
+"""What the periodic and on-demand sweeps claim: recovery of lost or failed changes, periodic
+sync of healthy zones, a target's replay since a time, and the purge of deleted zones; each
+periodic run is claimed once per interval."""
+import uuid
+from datetime import datetime, timedelta
+from datetime import timezone as dt_timezone
+
+from celery import signature
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Case, Exists, F, OuterRef, Q, When
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from zones import validation
+from zones.models import NameserverStatus, PeriodicRun, PoolNameserver, PoolTarget, Zone
+
+from .pipeline import ZoneRef
+from .selectors import find_target
+
+Action, Status = Zone.Action, Zone.Status
+
+
+def max_propagation_seconds() -> float:
+    """How long a change's work may take before it counts as lost: the whole SOA polling budget."""
+    c = settings.DNSCTL
+    return (c["POLL_TIMEOUT"] * c["POLL_MAX_RETRIES"] + c["POLL_RETRY_INTERVAL"] * c["POLL_MAX_RETRIES"]
+            + c["POLL_DELAY"])
+
+
+def start_periodic_run(name: str, interval: float) -> bool:
+    """Claim this interval's run of a sweep; False if a run started less than ~an interval ago.
+
+    Called under the sweep's cluster lock. 0.9 × interval leaves room for beat's jitter."""
+    now = timezone.now()
+    PeriodicRun.objects.get_or_create(name=name)
+    recent = now - timedelta(seconds=interval * 0.9)
+    return bool(PeriodicRun.objects.filter(Q(started_at__isnull=True) | Q(started_at__lte=recent), name=name)
+                .update(started_at=now, finished_at=None, runs=F("runs") + 1))
+
+
+def end_periodic_run(name: str, summary: dict):
+    text = ", ".join(f"{k}: {v}" for k, v in summary.items())
+    PeriodicRun.objects.filter(name=name).update(finished_at=timezone.now(), summary=text[:4000])
+
+
+def _not_in_flight(now) -> Q:
+    return Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=now - timedelta(seconds=max_propagation_seconds()))
+
+
+def _claim(refs: list[ZoneRef], now) -> list[ZoneRef]:
+    """Mark the zones' work as in flight; a zone claimed meanwhile (a new change) is left out."""
+    claimed = set(Zone.objects.filter(_not_in_flight(now), id__in=[r.id for r in refs])
+                  .values_list("id", flat=True))
+    Zone.objects.filter(id__in=claimed).update(enqueued_at=now, pushed_serial=F("serial"))
+    return [r for r in refs if uuid.UUID(r.id) in claimed]
+
+
+RECOVERY_ORDER = Case(When(action=Action.DELETE, then=0), When(action=Action.CREATE, then=1), default=2)
+
+
+@transaction.atomic
+def claim_recovery(limit: int) -> list[ZoneRef]:
+    """Zones in ERROR, or PENDING with no work in flight, with their pending action: deletes first,
+    then creates, then updates, oldest change first. Claimed, so the next sweep leaves them alone
+    while this one's work runs."""
+    now = timezone.now()
+    rows = (Zone.objects.filter(_not_in_flight(now), deleted_at__isnull=True,
+                                status__in=[Status.ERROR, Status.PENDING])
+            .annotate(order=RECOVERY_ORDER).order_by("order", "updated_at")
+            .values("id", "name", "action", "serial", "pool_id")[:limit])
+    refs = [ZoneRef.of(z, z["action"] if z["action"] != Action.NONE else Action.UPDATE) for z in rows]
+    # A zone left in ERROR with no action pending (an old row) is pushed as an update.
+    Zone.objects.filter(id__in=[r.id for r in refs if r.action == Action.UPDATE],
+                        action=Action.NONE).update(action=Action.UPDATE)
+    return _claim(refs, now)
+
+
+def lagging_zones():
+    """ACTIVE zones that some nameserver of their pool does not serve at the current serial."""
+    in_sync = NameserverStatus.objects.filter(zone=OuterRef(OuterRef("pk")), serial=OuterRef(OuterRef("serial")))
+    missing = PoolNameserver.objects.filter(pool=OuterRef("pool")).exclude(id__in=in_sync.values("nameserver_id"))
+    return Zone.objects.filter(Exists(missing), status=Status.ACTIVE, deleted_at__isnull=True)
+
+
+def sync_batches(batch_size: int, changed_within: int | None = None):
+    """Yield claimed batches of healthy zones to re-push: ACTIVE ones (only those changed in the last
+    changed_within seconds, if given) and every lagging one. Keyset-paged, never the whole table."""
+    healthy = Zone.objects.filter(status=Status.ACTIVE, action=Action.NONE, deleted_at__isnull=True)
+    if changed_within:
+        healthy = healthy.filter(Q(updated_at__gte=timezone.now() - timedelta(seconds=changed_within))
+                                 | Q(id__in=lagging_zones().values("id")))
+    last = None
+    while True:
+        page = healthy.filter(id__gt=last) if last else healthy
+        rows = list(page.order_by("id").values("id", "name", "action", "serial", "pool_id")[:batch_size])
+        if not rows:
+            return
+        last = rows[-1]["id"]
+        yield _claim([ZoneRef.of(z, Action.UPDATE) for z in rows], timezone.now())
+
+
+def target_sync_plan(target: PoolTarget, since) -> list[ZoneRef]:
+    """What to replay on one target for everything that changed since `since`, in change order:
+    a zone deleted since then that existed before → DELETE; a zone created since → CREATE (it
+    replaces an earlier delete of the same name); anything else changed since → UPDATE."""
+    zones = (Zone.objects.filter(pool_id=target.pool_id)
+             .filter(Q(updated_at__gte=since) | Q(created_at__gte=since) | Q(deleted_at__gte=since))
+             .order_by("updated_at", "id").values("id", "name", "action", "serial", "pool_id", "created_at",
+                                                  "deleted_at"))
+    plan = {}
+    for zone in zones.iterator(chunk_size=2000):
+        gone = zone["deleted_at"] is not None or zone["action"] == Action.DELETE
+        if gone:
+            if zone["created_at"] < since:
+                plan[zone["name"]] = ZoneRef.of(zone, Action.DELETE)
+        elif zone["created_at"] >= since:
+            plan[zone["name"]] = ZoneRef.of(zone, Action.CREATE)
+        else:
+            plan[zone["name"]] = ZoneRef.of(zone, Action.UPDATE)
+    return list(plan.values())
+
+
+def parse_since(value) -> datetime:
+    """An ISO 8601 timestamp (naive means UTC) that is not in the future, or a ValidationError."""
+    parsed = parse_datetime(str(value or "").strip())
+    if parsed is None:
+        validation.fail("since", f"'{value}' is not an ISO 8601 timestamp (e.g. 2026-01-31T12:00:00Z).")
+    if timezone.is_naive(parsed):
+        parsed = timezone.make_aware(parsed, dt_timezone.utc)
+    if parsed > timezone.now():
+        validation.fail("since", f"{parsed.isoformat()} is in the future.")
+    return parsed
+
+
+def start_target_sync(pool, target, since) -> str:
+    """Validate, count and hand a target sync to Celery; answers at once (CLI and API)."""
+    target = find_target(str(pool), str(target))
+    since = parse_since(since)
+    count = len(target_sync_plan(target, since))
+    signature("workers.tasks.target_sync", args=(str(target.pool_id), str(target.id), since.isoformat())).apply_async(
+        ignore_result=True)
+    return f"Syncing {count} zones on target {target.name}"
+
+
+def purge_deleted(older_than: int, batch_size: int, max_batches: int = 100) -> int:
+    """Remove soft-deleted zones deleted more than older_than seconds ago, batch_size at a time."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    purged = 0
+    for _ in range(max_batches):
+        ids = list(Zone.objects.filter(status=Status.DELETED, deleted_at__lt=cutoff)
+                   .values_list("id", flat=True)[:batch_size])
+        if not ids:
+            break
+        with transaction.atomic():
+            Zone.objects.filter(id__in=ids).delete()
+        purged += len(ids)
+    return purged
+

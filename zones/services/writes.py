@@ -1,0 +1,295 @@
+"""The only code that changes zones and recordsets.
+
+Every change runs in one transaction that locks the zone row, bumps the serial once (only if
+the zone's content really changed), sets status PENDING with the action, records the change once
+(zones.journal: who, what, which serial; with its outbox event), and enqueues the provisioning
+work on commit: nothing is sent for a change that did not commit. Who: every change takes an
+`actor` (zones.journal.Actor); without one it is the system's.
+"""
+import logging
+
+from celery import signature
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from zones import events, journal, quotas, reserved, validation
+from zones.journal import SYSTEM, Actor, effective_ttl
+from zones.models import Pool, RecordSet, Zone
+from zones.serials import next_serial
+
+from .selectors import default_pool, pool_allows
+
+log = logging.getLogger(__name__)
+Action, Status = Zone.Action, Zone.Status
+
+
+def _check_zone_name_free(name: str, project_id: str):
+    live = Zone.objects.filter(deleted_at__isnull=True)
+    if live.filter(name=name).exists():
+        raise validation.Duplicate("zone", "name", f"A zone named {name} already exists.")
+    labels = name.split(".")
+    parents = [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
+    if live.filter(name__in=parents).exclude(project_id=project_id).exists():
+        validation.fail("name", f"{name} is inside a zone that belongs to another project.")
+    if live.filter(name__endswith="." + name).exclude(project_id=project_id).exists():
+        validation.fail("name", f"{name} would contain a zone that belongs to another project.")
+
+
+@transaction.atomic
+def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_id=None, admin=False,
+                actor: Actor = SYSTEM) -> Zone:
+    """A new zone in the default pool, or in pool_id if the project may use it. admin: the caller is an
+    API admin, who may choose any pool and take public suffixes and blacklisted names."""
+    name = validation.zone_name(name)
+    reserved.check_zone_name(name, admin=admin)
+    email = validation.email(email)
+    ttl = validation.ttl(ttl) or settings.DNSCTL["DEFAULT_TTL"]
+    pool = _pool_for(pool_id, project_id, admin)
+    quotas.check_new_zone(project_id)
+    _check_zone_name_free(name, project_id)
+    zone = Zone(project_id=project_id, name=name, email=email, ttl=ttl, description=description or "",
+                pool=pool, serial=next_serial(0), status=Status.PENDING, action=Action.CREATE,
+                enqueued_at=timezone.now())
+    try:
+        with transaction.atomic():
+            zone.save()
+    except IntegrityError:
+        raise validation.Duplicate("zone", "name", f"A zone named {name} already exists.") from None
+    change = journal.Change(zone, journal.ZONE_CREATE, actor)
+    change.zone_after = {field: getattr(zone, field) for field in journal.ZONE_FIELDS}
+    _write_managed_recordsets(zone, change)
+    _commit(zone, change, events.CREATE)
+    return zone
+
+
+def _pool_for(pool_id, project_id: str, admin: bool) -> Pool:
+    if not pool_id:
+        return default_pool()
+    try:
+        pool = Pool.objects.get(id=pool_id)
+    except (Pool.DoesNotExist, ValidationError, ValueError):
+        pool = None
+    if pool is None or not (admin or pool_allows(pool, project_id)):
+        # The same answer for a pool that does not exist and one the project may not use.
+        validation.fail("attributes.pool_id", "No such pool is available to the project.")
+    return pool
+
+
+@transaction.atomic
+def update_zone(zone_id, *, actor: Actor = SYSTEM, **fields) -> Zone:
+    """Change email, ttl or description; only email and ttl change the zone's content (and are recorded,
+    with a description changed at the same time)."""
+    zone = _lock(zone_id)
+    if zone.action == Action.DELETE:
+        validation.fail("zone", "The zone is being deleted.")
+    change = journal.Change(zone, journal.ZONE_UPDATE, actor)
+    if "email" in fields and fields["email"] is not None:
+        email = validation.email(fields["email"])
+        change.field("email", zone.email, email)
+        zone.email = email
+    if "ttl" in fields and fields["ttl"] is not None:
+        ttl = validation.ttl(fields["ttl"])
+        change.field("ttl", zone.ttl, ttl)
+        zone.ttl = ttl
+    if "description" in fields and fields["description"] is not None:
+        change.field("description", zone.description, fields["description"])
+        zone.description = fields["description"]
+    changed = bool({"email", "ttl"} & set(change.zone_after))
+    if changed:
+        _bump(zone, Action.UPDATE)
+    zone.save()
+    if changed:
+        # Every RRset without its own TTL is served with the new one; they are not read here, so this
+        # change cannot be an IXFR step (a secondary behind it gets an AXFR).
+        change.incremental = "ttl" not in change.zone_after
+        _write_managed_recordsets(zone, change)
+        _commit(zone, change, events.UPDATE)
+    return zone
+
+
+@transaction.atomic
+def delete_zone(zone_id, *, actor: Actor = SYSTEM) -> Zone:
+    zone = _lock(zone_id)
+    if zone.action != Action.DELETE:
+        change = journal.Change(zone, journal.ZONE_DELETE, actor)
+        change.zone_before = {field: getattr(zone, field) for field in journal.ZONE_FIELDS}
+        change.incremental = False  # MiniDNS stops serving the zone: nothing to transfer
+        _bump(zone, Action.DELETE)
+        zone.save()
+        _commit(zone, change, events.DELETE)
+    return zone
+
+
+def _lock(zone_id) -> Zone:
+    return Zone.objects.select_for_update().select_related("pool").get(id=zone_id, deleted_at__isnull=True)
+
+
+def _bump(zone: Zone, action: str):
+    """One committed change: a newer serial, PENDING, and the action the targets must take."""
+    zone.serial = next_serial(zone.serial)
+    zone.version += 1
+    zone.status = Status.PENDING
+    zone.reason = zone.tenant_reason = ""
+    zone.enqueued_at = timezone.now()  # the work _enqueue hands over on commit is in flight from now
+    # A zone that never reached its targets still needs creating, whatever changed since.
+    keep_create = zone.action == Action.CREATE and action == Action.UPDATE
+    zone.action = Action.CREATE if keep_create else action
+
+
+def _commit(zone: Zone, change: journal.Change, event_type: str):
+    """The end of every change, in its transaction: its one record, its outbox event (with the actor)
+    and its provisioning work (sent on commit)."""
+    row = journal.record(change)
+    events.record_change(zone, event_type, actor=change.actor, change_id=row.id)
+    _enqueue(zone)
+
+
+def _enqueue(zone: Zone):
+    """Hand the change to Celery once it commits. If the broker is down the change is still safe
+    in the database: recovery sends it when its enqueued_at is older than the propagation time."""
+    zone_id, action, serial = str(zone.id), zone.action, zone.serial
+
+    def send():
+        try:
+            # By name (zones/ never imports workers/), so say what the task says: no result to wait for,
+            # and so no result-backend subscription that would hang the API while Redis is down.
+            signature("workers.tasks.zone_action", args=(zone_id, action, serial)).apply_async(ignore_result=True)
+        except Exception:  # noqa: BLE001 - the broker's failure must not fail a committed change
+            log.warning("zone %s: could not enqueue %s@%s, recovery will retry it", zone_id, action, serial,
+                        exc_info=True)
+
+    transaction.on_commit(send)
+
+
+def _write_managed_recordsets(zone: Zone, change: journal.Change):
+    """SOA and apex NS follow the zone and its pool; users never edit them. BIND 9 refuses to load a
+    zone without NS records, so a pool without any takes no zone and no change."""
+    ns = [validation.zone_name(r.hostname, "ns_records") for r in zone.pool.ns_records.all()]
+    if not ns:
+        validation.fail("pool_id", "The zone's pool has no NS records, and a zone without them cannot be "
+                                   "served; an admin must give the pool its ns_records first.")
+    soa = (f"{ns[0]} {validation.email_to_rname(zone.email)} {zone.serial} "
+           f"{zone.refresh} {zone.retry} {zone.expire} {zone.minimum}")
+    _upsert_managed(zone, "SOA", [soa], change)
+    _upsert_managed(zone, "NS", ns, change)
+
+
+def _upsert_managed(zone: Zone, rtype: str, records: list[str], change: journal.Change):
+    """Managed RRsets have no TTL of their own: they are served with the zone's."""
+    rs, created = RecordSet.objects.get_or_create(
+        zone=zone, name=zone.name, type=rtype,
+        defaults={"records": records, "managed": True, "serial": zone.serial, "action": Action.CREATE},
+    )
+    if created:
+        change.add(zone.name, rtype, zone.ttl, records)
+    elif rs.records != records:
+        change.remove(zone.name, rtype, change.zone_ttl_before, rs.records)
+        change.add(zone.name, rtype, zone.ttl, records)
+        rs.records, rs.serial, rs.status, rs.action = records, zone.serial, RecordSet.Status.PENDING, Action.UPDATE
+        rs.version += 1
+        rs.save()
+
+
+@transaction.atomic
+def create_recordset(zone_id, *, name, type, records, ttl=None, description="", actor: Actor = SYSTEM) -> RecordSet:
+    zone = _lock(zone_id)
+    _refuse_if_deleting(zone)
+    rtype = validation.recordset_type(type)
+    name = validation.record_name(name, zone.name)
+    ttl = validation.ttl(ttl)
+    rdata = validation.records(records, rtype, zone.name, name)
+    if rtype == "NS" and name == zone.name:
+        validation.fail("type", "NS records at the zone apex are managed by dnsctl.")
+    siblings = set(zone.recordsets.filter(name=name).values_list("type", flat=True))
+    if rtype in siblings:
+        raise validation.Duplicate("recordset", "name", f"A {rtype} recordset named {name} already exists.")
+    if rtype == "CNAME" and (name == zone.name or siblings):
+        validation.fail("type", f"A CNAME must be the only recordset at {name}.")
+    if "CNAME" in siblings:
+        validation.fail("type", f"{name} already has a CNAME; a CNAME must be alone at its name.")
+    quotas.check(zone.project_id, recordset_records=len(rdata), zone_recordsets=zone.recordset_count + 1,
+                 zone_records=zone.record_count + len(rdata))
+    zone.recordset_count += 1
+    zone.record_count += len(rdata)
+    change = journal.Change(zone, journal.RECORDSET_CREATE, actor)
+    _bump(zone, Action.UPDATE)
+    zone.save()
+    rs = RecordSet.objects.create(zone=zone, name=name, type=rtype, ttl=ttl, records=rdata,
+                                  description=description or "", serial=zone.serial)
+    change.recordset_id = rs.id
+    change.add(name, rtype, effective_ttl(ttl, zone), rdata)
+    _write_managed_recordsets(zone, change)
+    _commit(zone, change, events.UPDATE)
+    return rs
+
+
+@transaction.atomic
+def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., description=None,
+                     actor: Actor = SYSTEM) -> RecordSet:
+    """Replace records and/or ttl (ttl=None means 'use the zone TTL'); a no-op saves nothing, and a
+    description alone changes no serial and is not recorded."""
+    zone = _lock(zone_id)
+    _refuse_if_deleting(zone)
+    rs = _user_recordset(zone, recordset_id)
+    change = journal.Change(zone, journal.RECORDSET_UPDATE, actor, recordset_id=rs.id)
+    change.remove(rs.name, rs.type, effective_ttl(rs.ttl, zone), rs.records)
+    changed = False
+    if records is not None:
+        rdata = validation.records(records, rs.type, zone.name, rs.name)
+        grown = len(rdata) - len(rs.records)
+        if grown > 0:  # a recordset may always shrink, even in a project over its (lowered) quota
+            quotas.check(zone.project_id, recordset_records=len(rdata), zone_records=zone.record_count + grown)
+        changed |= rdata != rs.records
+        zone.record_count += grown
+        rs.records = rdata
+    if ttl is not ...:
+        ttl = validation.ttl(ttl)
+        changed |= ttl != rs.ttl
+        rs.ttl = ttl
+    if description is not None:
+        rs.description = description
+    if changed:
+        _bump(zone, Action.UPDATE)
+        zone.save()
+        rs.serial, rs.status, rs.action = zone.serial, RecordSet.Status.PENDING, Action.UPDATE
+        rs.version += 1
+        change.add(rs.name, rs.type, effective_ttl(rs.ttl, zone), rs.records)
+        _write_managed_recordsets(zone, change)
+        _commit(zone, change, events.UPDATE)
+    rs.save()
+    return rs
+
+
+@transaction.atomic
+def delete_recordset(zone_id, recordset_id, *, actor: Actor = SYSTEM) -> RecordSet:
+    zone = _lock(zone_id)
+    _refuse_if_deleting(zone)
+    rs = _user_recordset(zone, recordset_id)
+    zone.recordset_count -= 1
+    zone.record_count -= len(rs.records)
+    change = journal.Change(zone, journal.RECORDSET_DELETE, actor, recordset_id=rs.id)
+    change.remove(rs.name, rs.type, effective_ttl(rs.ttl, zone), rs.records)
+    _bump(zone, Action.UPDATE)
+    zone.save()
+    rs_id = rs.id
+    rs.delete()
+    rs.id = rs_id  # Model.delete() clears the pk: callers still show which recordset went
+    rs.status, rs.action = RecordSet.Status.PENDING, Action.DELETE
+    _write_managed_recordsets(zone, change)
+    _commit(zone, change, events.UPDATE)
+    return rs
+
+
+def _user_recordset(zone: Zone, recordset_id) -> RecordSet:
+    rs = RecordSet.objects.get(zone=zone, id=recordset_id)
+    if rs.managed:
+        validation.fail("type", f"{rs.type} records at the zone apex are managed by dnsctl.")
+    return rs
+
+
+def _refuse_if_deleting(zone: Zone):
+    if zone.action == Action.DELETE:
+        validation.fail("zone", "The zone is being deleted.")
+
