@@ -83,3 +83,18 @@ def test_another_projects_zone_is_a_404_from_the_same_locking_query(alice):
         assert response.status_code == 404 and response.json()["type"] == "zone_not_found", response.content
     assert alice.get(f"/v2/zones/{zid}/recordsets/{rs['id']}").json()["records"] == ["192.0.2.1"]
     assert alice.get(f"/v2/zones/{zid}").json()["action"] == "CREATE"
+
+
+def test_the_one_name_query_still_tells_taken_from_inside_from_around(alice):
+    """Shortest names first: the name itself and its parents are seen before the zones below it."""
+    for name in ("r.test.", "a.r.test.", "b.r.test.", "c.r.test.", "d.r.test.", "a.w.test.", "b.w.test.",
+                 "c.w.test."):
+        assert alice.post("/v2/zones", {"name": name, "email": "a@r.test"}, format="json").status_code == 202
+    bob = client_for(make_user("bob", "p2"))
+    taken = bob.post("/v2/zones", {"name": "r.test.", "email": "b@r.test"}, format="json")
+    assert taken.status_code == 409 and taken.json()["type"] == "duplicate_zone", taken.content
+    inside = bob.post("/v2/zones", {"name": "x.a.r.test.", "email": "b@r.test"}, format="json")
+    assert inside.status_code == 400 and "inside a zone" in inside.content.decode(), inside.content
+    around = bob.post("/v2/zones", {"name": "w.test.", "email": "b@r.test"}, format="json")
+    assert around.status_code == 400 and "would contain a zone" in around.content.decode(), around.content
+    assert bob.post("/v2/zones", {"name": "s.test.", "email": "b@r.test"}, format="json").status_code == 202

@@ -14,7 +14,8 @@ from celery import signature
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Q
+from django.db.models import Q
+from django.db.models.functions import Length
 from django.utils import timezone
 
 from zones import events, journal, quotas, reserved, validation
@@ -29,19 +30,18 @@ Action, Status = Zone.Action, Zone.Status
 
 
 def _check_zone_name_free(name: str, project_id: str):
-    """The name itself (a 409), or a zone of another project above or below it (a 400): one query."""
+    """The name itself (a 409), or a zone of another project above or below it (a 400): one query,
+    shortest names first, so the name and its parents come before any zone below it."""
     labels = name.split(".")
     parents = [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
-    above, below = Q(name__in=parents) if parents else Q(pk__in=[]), Q(name__endswith="." + name)
-    other = ~Q(project_id=project_id)
-    found = (Zone.objects.filter(Q(name=name) | other & (above | below), deleted_at__isnull=True)
-             .aggregate(same=Count("pk", filter=Q(name=name)), above=Count("pk", filter=above & other),
-                        below=Count("pk", filter=below & other)))
-    if found["same"]:
+    around = Q(name__endswith="." + name) | (Q(name__in=parents) if parents else Q())
+    taken = list(Zone.objects.filter(Q(name=name) | ~Q(project_id=project_id) & around, deleted_at__isnull=True)
+                 .order_by(Length("name")).values_list("name", flat=True)[:len(parents) + 2])
+    if name in taken:
         raise validation.Duplicate("zone", "name", f"A zone named {name} already exists.")
-    if found["above"]:
+    if set(parents).intersection(taken):
         validation.fail("name", f"{name} is inside a zone that belongs to another project.")
-    if found["below"]:
+    if taken:
         validation.fail("name", f"{name} would contain a zone that belongs to another project.")
 
 
