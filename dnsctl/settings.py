@@ -207,6 +207,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = max(API_MAX_BODY_SIZE, IMPORT_MAX_BODY_SIZE)
 API_THROTTLE_ADMINS = env.bool("API_THROTTLE_ADMINS", default=False)
 CACHES = {"default": env.cache_url("CACHE_URL", default=REDIS_URL)}
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["BACKEND"] = "dnsctl.cache.RedisCache"  # the same, reusing its Redis clients
     # A write waits at most this long for a stalled Redis (the throttle then lets it through).
     CACHES["default"].setdefault("OPTIONS", {}).update(socket_connect_timeout=1, socket_timeout=1)
 # Behind a TLS-terminating proxy (README "Deploying behind TLS"): secure cookies, the origins the

@@ -52,7 +52,10 @@ def reset_quotas(project_id: str):
 
 def check(project_id: str, **usage: int):
     """Raise OverQuota if any resource's usage after the write (resource=count) passes its limit."""
-    limits = quotas_of(project_id)
+    _check(quotas_of(project_id), usage)
+
+
+def _check(limits: dict[str, int], usage: dict[str, int]):
     for resource, count in usage.items():
         limit = limits[resource]
         if 0 <= limit < count:
@@ -62,19 +65,27 @@ def check(project_id: str, **usage: int):
 def check_new_zone(project_id: str):
     """One more zone for the project, under the project's lock (held until the transaction ends)."""
     assert connection.in_atomic_block, "quota checks run in the write's transaction"
-    _lock_project(project_id)
+    limits = _lock_project(validation.project_id(project_id))
+    # Counted in a statement of its own, after the lock: its snapshot sees every zone committed before.
     live = Zone.objects.filter(project_id=project_id, deleted_at__isnull=True).count()
-    check(project_id, zones=live + 1)
+    _check(limits, {"zones": live + 1})
 
 
-def _lock_project(project_id: str):
+def _lock_project(project_id: str) -> dict[str, int]:
     """Serialise a project's zone creations: two requests must not both see the last free slot.
-    PostgreSQL: a transaction-scoped advisory lock; SQLite's writers are serialised already."""
+    PostgreSQL: a transaction-scoped advisory lock, taken in the statement that reads the project's
+    limits (they are not what the lock protects); SQLite's writers are serialised already."""
     if connection.vendor != "postgresql":
-        return
+        return quotas_of(project_id)
     key = int.from_bytes(hashlib.sha256(f"dnsctl-project:{project_id}".encode()).digest()[:8], "big", signed=True)
+    rows = Quota.objects.filter(project_id=project_id, resource__in=RESOURCES).values("resource", "hard_limit")
+    sql, params = rows.query.sql_with_params()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+        cursor.execute(f"SELECT pg_advisory_xact_lock(%s), (SELECT json_object_agg(q.resource, q.hard_limit) "
+                       f"FROM ({sql}) q)", [key, *params])
+        limits = defaults()
+        limits.update(cursor.fetchone()[1] or {})
+    return limits
 
 
 def absolute_limits(project_id: str) -> dict[str, int]:

@@ -15,7 +15,7 @@ import re
 
 import regex
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
 from publicsuffixlist import PublicSuffixList
 
 from . import validation
@@ -36,19 +36,38 @@ _TLD_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 def check_zone_name(name: str, *, admin: bool) -> None:
     """Refuse (a 400 naming `name`) a zone name this caller may not take; `name` is already a valid
-    absolute zone name (validation.zone_name)."""
+    absolute zone name (validation.zone_name). Catalogs, TLDs and blacklist are read in one query."""
     suffixes = _self_and_ancestors(name)
-    if _catalogs_overlapping(name, suffixes).exists():
+    found = _reserved_for(name, suffixes, admin)
+    if found["catalog"]:
         validation.fail("name", f"{name} is reserved for the DNS service: it is, contains or is inside "
                                 "a name the service itself uses.")
-    _check_tlds(name, suffixes)
+    _check_tlds(name, found["tld"])
     if admin:
         return
     if _public_suffixes().is_public(name[:-1]):
         validation.fail("name", f"{name} is a public suffix; a zone can only be made below it "
                                 f"(e.g. example.{name}).")
-    if _blacklisted(name):
+    if _blacklisted(name, found["blacklist"]):
         validation.fail("name", f"{name} is reserved and cannot be used for a zone.")
+
+
+def _reserved_for(name: str, suffixes: list[str], admin: bool) -> dict[str, list[str]]:
+    """What the checks of a new zone name read, in one round trip: the overlapping catalog zones, the
+    TLDs among the name's suffixes (and one TLD more, if any exists: then TLDs apply), and, for a
+    non-admin, every blacklist pattern."""
+    def rows(queryset, kind, column):
+        return queryset.order_by().annotate(kind=Value(kind), value=F(column)).values_list("kind", "value")
+
+    parts = [rows(_catalogs_overlapping(name, suffixes), "catalog", "catalog_zone"),
+             rows(Tld.objects.filter(Q(name__in=[s[:-1] for s in suffixes])
+                                     | Q(pk__in=Tld.objects.order_by().values("pk")[:1])), "tld", "name")]
+    if not admin:
+        parts.append(rows(Blacklist.objects.all(), "blacklist", "pattern"))
+    found = {"catalog": [], "tld": [], "blacklist": []}
+    for kind, value in parts[0].union(*parts[1:], all=True):
+        found[kind].append(value)
+    return found
 
 
 def check_catalog_zone(catalog: str, pool_id) -> None:
@@ -75,12 +94,14 @@ def _catalogs_overlapping(name: str, suffixes: list[str]):
     return Pool.objects.filter(Q(catalog_zone__in=suffixes) | Q(catalog_zone__endswith="." + name))
 
 
-def _check_tlds(name: str, suffixes: list[str]) -> None:
-    """As Designate's _is_valid_zone_name: with TLDs defined, a zone sits strictly below one."""
-    found = set(Tld.objects.filter(name__in=[s[:-1] for s in suffixes]).values_list("name", flat=True))
+def _check_tlds(name: str, tlds: list[str]) -> None:
+    """As Designate's _is_valid_zone_name: with TLDs defined, a zone sits strictly below one. tlds:
+    those among the name's suffixes, and maybe another (any at all means TLDs are defined)."""
+    suffixes = {s[:-1] for s in _self_and_ancestors(name)}
+    found = suffixes.intersection(tlds)
     if name[:-1] in found:
         validation.fail("name", f"{name} is a TLD; a zone can only be made below it.")
-    if not found and Tld.objects.exists():
+    if not found and tlds:
         validation.fail("name", f"{name} is not under a TLD this service accepts.")
 
 
@@ -89,8 +110,8 @@ def _public_suffixes() -> PublicSuffixList:
     return PublicSuffixList()  # the list bundled with the package: read from disk, once
 
 
-def _blacklisted(name: str) -> bool:
-    for pattern in Blacklist.objects.values_list("pattern", flat=True):
+def _blacklisted(name: str, patterns: list[str]) -> bool:
+    for pattern in patterns:
         try:
             if regex.search(pattern, name, timeout=BLACKLIST_TIMEOUT):
                 return True

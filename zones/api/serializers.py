@@ -1,5 +1,6 @@
 """JSON shapes of the Designate v2 API. Input serializers only check the request's shape (which
 fields, which JSON types); what a value means is for zones.services to decide."""
+import copy
 from collections.abc import Mapping
 
 from drf_spectacular.types import OpenApiTypes
@@ -202,7 +203,20 @@ class PoolInputSerializer(StrictSerializer):
 # --- output ------------------------------------------------------------------------------------
 
 
-class ZoneSerializer(serializers.ModelSerializer):
+class BuiltOnce:
+    """A ModelSerializer's fields built from the model once per class, then copied for each instance:
+    DRF maps every model field to a serializer field again on each instantiation (every response)."""
+
+    _built: dict = {}
+
+    def get_fields(self):
+        cls = type(self)
+        if cls not in BuiltOnce._built:
+            BuiltOnce._built[cls] = super().get_fields()
+        return copy.deepcopy(BuiltOnce._built[cls])
+
+
+class ZoneSerializer(BuiltOnce, serializers.ModelSerializer):
     pool_id = serializers.UUIDField(read_only=True)
     type = serializers.SerializerMethodField()
     masters = serializers.SerializerMethodField()
@@ -241,7 +255,7 @@ class ZoneSerializer(serializers.ModelSerializer):
         return obj.reason if request is not None and is_admin(request) else obj.tenant_reason
 
 
-class RecordSetSerializer(serializers.ModelSerializer):
+class RecordSetSerializer(BuiltOnce, serializers.ModelSerializer):
     zone_id = serializers.UUIDField(read_only=True)
     zone_name = serializers.CharField(source="zone.name", read_only=True)
     project_id = serializers.CharField(source="zone.project_id", read_only=True)

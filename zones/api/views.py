@@ -1,6 +1,7 @@
 """Designate v2 endpoints. Thin: check the request's shape, scope to the caller's project, call
 zones.services, render. Every change answers 202: the zone goes PENDING until the pool has it."""
 import uuid
+from contextlib import contextmanager
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -50,6 +51,23 @@ def _get(queryset, object_id, not_found):
 def visible_zone(request, zone_id) -> Zone:
     """A live zone of the caller's project (any project for an admin); else 404."""
     return _get(selectors.zones_for(project_scope(request)), zone_id, ZoneNotFound)
+
+
+@contextmanager
+def changing(request, zone_id, recordset_id=None):
+    """Around a write of an existing zone: the kwargs that scope it to the caller (the write locks the
+    zone with the same query that checks it is the caller's), and its lookups' misses as the API's 404s."""
+    scope = project_scope(request)
+    if _uuid(zone_id) is None:
+        raise ZoneNotFound(zone_id)
+    if recordset_id is not None and _uuid(recordset_id) is None:
+        raise RecordSetNotFound(recordset_id)
+    try:
+        yield {"project_id": scope, "actor": actor_of(request)}
+    except Zone.DoesNotExist:
+        raise ZoneNotFound(zone_id) from None
+    except RecordSet.DoesNotExist:
+        raise RecordSetNotFound(recordset_id) from None
 
 
 def _input(serializer_class, request, partial=False) -> dict:
@@ -106,11 +124,13 @@ class ZoneViewSet(ListMixin, viewsets.GenericViewSet):
     @extend_schema(request=ZoneUpdateSerializer, responses={202: ZoneSerializer})
     def partial_update(self, request, zone_id):
         data = _input(ZoneUpdateSerializer, request)
-        return self.accepted(writes.update_zone(self.get_object().id, actor=actor_of(request), **data))
+        with changing(request, zone_id) as scoped:
+            return self.accepted(writes.update_zone(zone_id, **scoped, **data))
 
     @extend_schema(request=None, responses={202: ZoneSerializer})
     def destroy(self, request, zone_id):
-        return self.accepted(writes.delete_zone(self.get_object().id, actor=actor_of(request)))
+        with changing(request, zone_id) as scoped:
+            return self.accepted(writes.delete_zone(zone_id, **scoped))
 
 
 class RecordSetViewSet(ListMixin, viewsets.GenericViewSet):
@@ -142,18 +162,19 @@ class RecordSetViewSet(ListMixin, viewsets.GenericViewSet):
     @extend_schema(request=RecordSetCreateSerializer, responses={202: RecordSetSerializer})
     def create(self, request, zone_id):
         data = _input(RecordSetCreateSerializer, request)
-        return self.accepted(writes.create_recordset(self.zone().id, actor=actor_of(request), **data))
+        with changing(request, zone_id) as scoped:
+            return self.accepted(writes.create_recordset(zone_id, **scoped, **data))
 
     @extend_schema(request=RecordSetUpdateSerializer, responses={202: RecordSetSerializer})
     def update(self, request, zone_id, recordset_id):
         data = _input(RecordSetUpdateSerializer, request)
-        return self.accepted(writes.update_recordset(self.zone().id, self.get_object().id,
-                                                       actor=actor_of(request), **data))
+        with changing(request, zone_id, recordset_id) as scoped:
+            return self.accepted(writes.update_recordset(zone_id, recordset_id, **scoped, **data))
 
     @extend_schema(request=None, responses={202: RecordSetSerializer})
     def destroy(self, request, zone_id, recordset_id):
-        return self.accepted(writes.delete_recordset(self.zone().id, self.get_object().id,
-                                                       actor=actor_of(request)))
+        with changing(request, zone_id, recordset_id) as scoped:
+            return self.accepted(writes.delete_recordset(zone_id, recordset_id, **scoped))
 
 
 class AllRecordSetsViewSet(ListMixin, viewsets.GenericViewSet):

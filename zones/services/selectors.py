@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db.models import Q
 
 from zones import validation
-from zones.models import NameserverStatus, Pool, PoolTarget, Zone
+from zones.models import NameserverStatus, Pool, PoolNsRecord, PoolTarget, Zone
 
 
 def zones_for(project_id: str | None):
@@ -69,13 +69,27 @@ def _public_ns_row(zone: Zone, name: str, s: NameserverStatus | None) -> dict:
 
 
 def default_pool() -> Pool:
-    pool = Pool.objects.filter(name=settings.DNSCTL["DEFAULT_POOL"]).first()
+    return default_pool_with_ns()[0]
+
+
+def default_pool_with_ns() -> tuple[Pool, list[str]]:
+    """The pool new zones go to (named DEFAULT_POOL, else the only one) and its NS hostnames."""
+    pool, ns = pool_with_ns(name=settings.DNSCTL["DEFAULT_POOL"])
     if pool is None and Pool.objects.count() == 1:
-        pool = Pool.objects.get()
+        pool, ns = pool_with_ns(id=Pool.objects.get().id)
     if pool is None:
         validation.fail("pool_id", "No default pool is configured; create a pool named "
                         f"'{settings.DNSCTL['DEFAULT_POOL']}' or pass pool_id.")
-    return pool
+    return pool, ns
+
+
+def pool_with_ns(**lookup) -> tuple[Pool | None, list[str]]:
+    """A pool (by Pool fields, e.g. name=... or id=...) and its NS hostnames in priority order: one
+    query, the NS rows joined to their pool, unless the pool has none."""
+    rows = list(PoolNsRecord.objects.select_related("pool").filter(**{f"pool__{k}": v for k, v in lookup.items()}))
+    if rows:
+        return rows[0].pool, [r.hostname for r in rows]
+    return Pool.objects.filter(**lookup).first(), []
 
 
 def pool_allows(pool: Pool, project_id: str) -> bool:

@@ -4,7 +4,9 @@ Every change runs in one transaction that locks the zone row, bumps the serial o
 the zone's content really changed), sets status PENDING with the action, records the change once
 (zones.journal: who, what, which serial; with its outbox event), and enqueues the provisioning
 work on commit: nothing is sent for a change that did not commit. Who: every change takes an
-`actor` (zones.journal.Actor); without one it is the system's.
+`actor` (zones.journal.Actor); without one it is the system's. A change of an existing zone takes
+`project_id` from the API (the caller's scope): another project's zone is then Zone.DoesNotExist,
+found by the same query that locks it.
 """
 import logging
 
@@ -12,28 +14,34 @@ from celery import signature
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.db.models.functions import Length
 from django.utils import timezone
 
 from zones import events, journal, quotas, reserved, validation
 from zones.journal import SYSTEM, Actor, effective_ttl
-from zones.models import Pool, RecordSet, Zone
+from zones.models import Pool, PoolNsRecord, RecordSet, Zone
 from zones.serials import next_serial
 
-from .selectors import default_pool, pool_allows
+from .selectors import default_pool_with_ns, pool_allows, pool_with_ns
 
 log = logging.getLogger(__name__)
 Action, Status = Zone.Action, Zone.Status
 
 
 def _check_zone_name_free(name: str, project_id: str):
-    live = Zone.objects.filter(deleted_at__isnull=True)
-    if live.filter(name=name).exists():
-        raise validation.Duplicate("zone", "name", f"A zone named {name} already exists.")
+    """The name itself (a 409), or a zone of another project above or below it (a 400): one query,
+    shortest names first, so the name and its parents come before any zone below it."""
     labels = name.split(".")
     parents = [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
-    if live.filter(name__in=parents).exclude(project_id=project_id).exists():
+    around = Q(name__endswith="." + name) | (Q(name__in=parents) if parents else Q())
+    taken = list(Zone.objects.filter(Q(name=name) | ~Q(project_id=project_id) & around, deleted_at__isnull=True)
+                 .order_by(Length("name")).values_list("name", flat=True)[:len(parents) + 2])
+    if name in taken:
+        raise validation.Duplicate("zone", "name", f"A zone named {name} already exists.")
+    if set(parents).intersection(taken):
         validation.fail("name", f"{name} is inside a zone that belongs to another project.")
-    if live.filter(name__endswith="." + name).exclude(project_id=project_id).exists():
+    if taken:
         validation.fail("name", f"{name} would contain a zone that belongs to another project.")
 
 
@@ -46,42 +54,43 @@ def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_
     reserved.check_zone_name(name, admin=admin)
     email = validation.email(email)
     ttl = validation.ttl(ttl) or settings.DNSCTL["DEFAULT_TTL"]
-    pool = _pool_for(pool_id, project_id, admin)
+    pool, ns = _pool_for(pool_id, project_id, admin)
     quotas.check_new_zone(project_id)
     _check_zone_name_free(name, project_id)
     zone = Zone(project_id=project_id, name=name, email=email, ttl=ttl, description=description or "",
                 pool=pool, serial=next_serial(0), status=Status.PENDING, action=Action.CREATE,
                 enqueued_at=timezone.now())
     try:
-        with transaction.atomic():
-            zone.save()
+        # No savepoint: a name taken since the check fails the whole change, which this raise rolls back.
+        zone.save(force_insert=True)
     except IntegrityError:
         raise validation.Duplicate("zone", "name", f"A zone named {name} already exists.") from None
     change = journal.Change(zone, journal.ZONE_CREATE, actor)
     change.zone_after = {field: getattr(zone, field) for field in journal.ZONE_FIELDS}
-    _write_managed_recordsets(zone, change)
+    _write_managed_recordsets(zone, change, ns, new=True)
     _commit(zone, change, events.CREATE)
     return zone
 
 
-def _pool_for(pool_id, project_id: str, admin: bool) -> Pool:
+def _pool_for(pool_id, project_id: str, admin: bool) -> tuple[Pool, list[str]]:
+    """The new zone's pool and its NS hostnames."""
     if not pool_id:
-        return default_pool()
+        return default_pool_with_ns()
     try:
-        pool = Pool.objects.get(id=pool_id)
-    except (Pool.DoesNotExist, ValidationError, ValueError):
+        pool, ns = pool_with_ns(id=pool_id)
+    except (ValidationError, ValueError):
         pool = None
     if pool is None or not (admin or pool_allows(pool, project_id)):
         # The same answer for a pool that does not exist and one the project may not use.
         validation.fail("attributes.pool_id", "No such pool is available to the project.")
-    return pool
+    return pool, ns
 
 
 @transaction.atomic
-def update_zone(zone_id, *, actor: Actor = SYSTEM, **fields) -> Zone:
+def update_zone(zone_id, *, actor: Actor = SYSTEM, project_id: str | None = None, **fields) -> Zone:
     """Change email, ttl or description; only email and ttl change the zone's content (and are recorded,
     with a description changed at the same time)."""
-    zone = _lock(zone_id)
+    zone = _lock(zone_id, project_id)
     if zone.action == Action.DELETE:
         validation.fail("zone", "The zone is being deleted.")
     change = journal.Change(zone, journal.ZONE_UPDATE, actor)
@@ -110,8 +119,8 @@ def update_zone(zone_id, *, actor: Actor = SYSTEM, **fields) -> Zone:
 
 
 @transaction.atomic
-def delete_zone(zone_id, *, actor: Actor = SYSTEM) -> Zone:
-    zone = _lock(zone_id)
+def delete_zone(zone_id, *, actor: Actor = SYSTEM, project_id: str | None = None) -> Zone:
+    zone = _lock(zone_id, project_id)
     if zone.action != Action.DELETE:
         change = journal.Change(zone, journal.ZONE_DELETE, actor)
         change.zone_before = {field: getattr(zone, field) for field in journal.ZONE_FIELDS}
@@ -122,8 +131,11 @@ def delete_zone(zone_id, *, actor: Actor = SYSTEM) -> Zone:
     return zone
 
 
-def _lock(zone_id) -> Zone:
-    return Zone.objects.select_for_update().select_related("pool").get(id=zone_id, deleted_at__isnull=True)
+def _lock(zone_id, project_id: str | None = None) -> Zone:
+    """The live zone, row-locked until the change commits (Zone.DoesNotExist if it is not, or not in
+    project_id's project when one is given: the API's scope). Only the zone's row: its pool's stays free."""
+    zones = Zone.objects.select_for_update().filter(deleted_at__isnull=True)
+    return (zones if project_id is None else zones.filter(project_id=project_id)).get(id=zone_id)
 
 
 def _bump(zone: Zone, action: str):
@@ -163,38 +175,43 @@ def _enqueue(zone: Zone):
     transaction.on_commit(send)
 
 
-def _write_managed_recordsets(zone: Zone, change: journal.Change):
+def _write_managed_recordsets(zone: Zone, change: journal.Change, ns: list[str] | None = None, new: bool = False):
     """SOA and apex NS follow the zone and its pool; users never edit them. BIND 9 refuses to load a
-    zone without NS records, so a pool without any takes no zone and no change."""
-    ns = [validation.zone_name(r.hostname, "ns_records") for r in zone.pool.ns_records.all()]
+    zone without NS records, so a pool without any takes no zone and no change. ns: the pool's NS
+    hostnames when the caller has them; new: the zone has no managed RRsets yet (both in one INSERT)."""
+    if ns is None:
+        ns = list(PoolNsRecord.objects.filter(pool_id=zone.pool_id).values_list("hostname", flat=True))
+    ns = [validation.zone_name(hostname, "ns_records") for hostname in ns]
     if not ns:
         validation.fail("pool_id", "The zone's pool has no NS records, and a zone without them cannot be "
                                    "served; an admin must give the pool its ns_records first.")
     soa = (f"{ns[0]} {validation.email_to_rname(zone.email)} {zone.serial} "
            f"{zone.refresh} {zone.retry} {zone.expire} {zone.minimum}")
-    _upsert_managed(zone, "SOA", [soa], change)
-    _upsert_managed(zone, "NS", ns, change)
-
-
-def _upsert_managed(zone: Zone, rtype: str, records: list[str], change: journal.Change):
-    """Managed RRsets have no TTL of their own: they are served with the zone's."""
-    rs, created = RecordSet.objects.get_or_create(
-        zone=zone, name=zone.name, type=rtype,
-        defaults={"records": records, "managed": True, "serial": zone.serial, "action": Action.CREATE},
-    )
-    if created:
-        change.add(zone.name, rtype, zone.ttl, records)
-    elif rs.records != records:
-        change.remove(zone.name, rtype, change.zone_ttl_before, rs.records)
-        change.add(zone.name, rtype, zone.ttl, records)
-        rs.records, rs.serial, rs.status, rs.action = records, zone.serial, RecordSet.Status.PENDING, Action.UPDATE
-        rs.version += 1
-        rs.save()
+    wanted = {"SOA": [soa], "NS": ns}  # in this order in the change's record
+    stored = {} if new else {rs.type: rs for rs in RecordSet.objects.filter(zone=zone, name=zone.name,
+                                                                              type__in=list(wanted))}
+    missing = []
+    for rtype, records in wanted.items():
+        rs = stored.get(rtype)
+        if rs is None:
+            missing.append(RecordSet(zone=zone, name=zone.name, type=rtype, records=records, managed=True,
+                                     serial=zone.serial, action=Action.CREATE))
+            change.add(zone.name, rtype, zone.ttl, records)
+        elif rs.records != records:
+            # Managed RRsets have no TTL of their own: they are served with the zone's.
+            change.remove(zone.name, rtype, change.zone_ttl_before, rs.records)
+            change.add(zone.name, rtype, zone.ttl, records)
+            rs.records, rs.serial, rs.status, rs.action = records, zone.serial, RecordSet.Status.PENDING, Action.UPDATE
+            rs.version += 1
+            rs.save(update_fields=["records", "serial", "status", "action", "version", "updated_at"])
+    if missing:
+        RecordSet.objects.bulk_create(missing)
 
 
 @transaction.atomic
-def create_recordset(zone_id, *, name, type, records, ttl=None, description="", actor: Actor = SYSTEM) -> RecordSet:
-    zone = _lock(zone_id)
+def create_recordset(zone_id, *, name, type, records, ttl=None, description="", actor: Actor = SYSTEM,
+                     project_id: str | None = None) -> RecordSet:
+    zone = _lock(zone_id, project_id)
     _refuse_if_deleting(zone)
     rtype = validation.recordset_type(type)
     name = validation.record_name(name, zone.name)
@@ -227,10 +244,10 @@ def create_recordset(zone_id, *, name, type, records, ttl=None, description="", 
 
 @transaction.atomic
 def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., description=None,
-                     actor: Actor = SYSTEM) -> RecordSet:
+                     actor: Actor = SYSTEM, project_id: str | None = None) -> RecordSet:
     """Replace records and/or ttl (ttl=None means 'use the zone TTL'); a no-op saves nothing, and a
     description alone changes no serial and is not recorded."""
-    zone = _lock(zone_id)
+    zone = _lock(zone_id, project_id)
     _refuse_if_deleting(zone)
     rs = _user_recordset(zone, recordset_id)
     change = journal.Change(zone, journal.RECORDSET_UPDATE, actor, recordset_id=rs.id)
@@ -264,8 +281,9 @@ def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., descriptio
 
 
 @transaction.atomic
-def delete_recordset(zone_id, recordset_id, *, actor: Actor = SYSTEM) -> RecordSet:
-    zone = _lock(zone_id)
+def delete_recordset(zone_id, recordset_id, *, actor: Actor = SYSTEM,
+                     project_id: str | None = None) -> RecordSet:
+    zone = _lock(zone_id, project_id)
     _refuse_if_deleting(zone)
     rs = _user_recordset(zone, recordset_id)
     zone.recordset_count -= 1
@@ -284,7 +302,7 @@ def delete_recordset(zone_id, recordset_id, *, actor: Actor = SYSTEM) -> RecordS
 
 
 def _user_recordset(zone: Zone, recordset_id) -> RecordSet:
-    rs = RecordSet.objects.get(zone=zone, id=recordset_id)
+    rs = zone.recordsets.get(id=recordset_id)  # rs.zone is this (locked) zone: nothing read again
     if rs.managed:
         validation.fail("type", f"{rs.type} records at the zone apex are managed by dnsctl.")
     return rs
