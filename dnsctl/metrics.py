@@ -88,7 +88,11 @@ def observe_minidns(handle, wire: bytes, peer, tcp: bool) -> list[bytes]:
     """MiniDNS's handle(), counted by question type and rcode."""
     answers = handle(wire, peer, tcp)
     qtype, root = _question(wire)
-    rcode = dns.rcode.to_text(answers[0][3] & 0xF) if answers and len(answers[0]) >= 4 else "none"
+    messages = getattr(answers, "messages", answers)  # a noted transfer (workers.transfers) wraps its messages
+    if not isinstance(messages, (list, tuple)):
+        rcode = "NOERROR"  # a lazy answer is a transfer being streamed
+    else:
+        rcode = dns.rcode.to_text(messages[0][3] & 0xF) if messages and len(messages[0]) >= 4 else "none"
     MINIDNS_QUERIES.labels(qtype, rcode).inc()
     if rcode == "REFUSED" and not root:
         MINIDNS_REFUSED.labels(qtype).inc()

@@ -178,7 +178,10 @@ class DictZones:
         return zone_id, self.zones[zone_id][1]
 
     def xfr_hosts(self):
-        return []
+        return ["127.0.0.1"]  # the test servers: loopback is not implicitly allowed
+
+    def pool_of(self, zone_id):
+        return None
 
     def ixfr(self, zone_id, from_serial, to_serial):
         return None  # no journal: IXFR is answered AXFR-style

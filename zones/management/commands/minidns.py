@@ -4,9 +4,11 @@ import logging
 import os
 import signal
 
+from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from workers.minidns import MiniDNS, serve
+from workers.transfers import Recorder
 
 log = logging.getLogger("workers.minidns")
 
@@ -21,9 +23,13 @@ class Command(BaseCommand):
                             help="threads answering queries (each may hold a database connection)")
 
     def handle(self, *args, host, port, workers, **options):
-        asyncio.run(self._serve(host, port, workers))
+        recorder = Recorder(ttl=settings.DNSCTL["MINIDNS_TRANSFER_TTL"]).start()
+        try:
+            asyncio.run(self._serve(host, port, workers, recorder))
+        finally:
+            recorder.stop()
 
-    async def _serve(self, host, port, workers):
+    async def _serve(self, host, port, workers, recorder):
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -32,5 +38,9 @@ class Command(BaseCommand):
         def ready(bound_host, bound_port):
             log.info("MiniDNS listening on %s:%s (udp+tcp)", bound_host, bound_port)
 
-        await serve(host, port, MiniDNS(), ready=ready, stop=stop, workers=workers)
+        c = settings.DNSCTL
+        await serve(host, port, MiniDNS(transfers=recorder), ready=ready, stop=stop, workers=workers,
+                    max_tcp=c["MINIDNS_TCP_MAX_CONNECTIONS"], max_tcp_per_address=c["MINIDNS_TCP_MAX_PER_ADDRESS"],
+                    idle_timeout=c["MINIDNS_TCP_IDLE_TIMEOUT"], write_timeout=c["MINIDNS_TCP_WRITE_TIMEOUT"],
+                    udp_buffer=c["MINIDNS_UDP_RCVBUF"])
         log.info("MiniDNS stopped")
