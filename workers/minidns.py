@@ -15,6 +15,7 @@ import ipaddress
 import logging
 import socket
 import struct
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -657,27 +658,40 @@ def _plausible_query(wire: bytes) -> bool:
     return offset + 5 <= length and offset - 12 < 255
 
 
-class _UDP(asyncio.DatagramProtocol):
+class _UDP:
     """A datagram in, its answer out; answering runs in the pool, so the loop keeps receiving.
 
-    Garbage is turned away on the loop (dropped without a header, FORMERR with one), so a burst of
-    it never takes the pool's room from real queries."""
+    The loop drains the socket (up to `batch` datagrams per wake-up, not asyncio's one) and turns
+    garbage away right there (dropped: no header, a response, or a QUERY whose question does not
+    parse), so a burst of it neither overflows the receive buffer nor takes the pool's room."""
 
-    def __init__(self, submit, max_pending: int = 1024):
-        self.submit, self.max_pending, self.pending = submit, max_pending, 0
-        self.transport = None
-        self.garbage = 0
+    def __init__(self, sock: socket.socket, submit, max_pending: int = 4096, batch: int = 256):
+        self.sock, self.submit, self.max_pending, self.batch = sock, submit, max_pending, batch
+        self.pending = self.garbage = 0
+        self.closing = False
 
-    def connection_made(self, transport):
-        self.transport = transport
+    def readable(self):
+        for _ in range(self.batch):
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error for an earlier answer: nothing to read here
+                continue
+            self.datagram_received(data, addr)
 
     def datagram_received(self, data, addr):
         if len(data) < 12 or data[2] & 0x80:
             self.garbage += 1
-            return  # no header, or a response: never answered
-        if (data[2] & 0x78) == 0 and not _plausible_query(data):  # opcode QUERY
+            return
+        opcode = (data[2] & 0x78) >> 3
+        if opcode != dns.opcode.QUERY:  # NOTIFY, UPDATE, ... are not for a primary; unassigned ones are garbage
             self.garbage += 1
-            self.transport.sendto(_header_only(data, dns.rcode.FORMERR)[0], addr)
+            if opcode in _KNOWN_OPCODES:
+                self._sendto(_header_only(data, dns.rcode.NOTIMP)[0], addr)
+            return
+        if not _plausible_query(data):
+            self.garbage += 1
             return
         if self.pending >= self.max_pending:
             return  # overloaded: drop, the client retries
@@ -686,20 +700,30 @@ class _UDP(asyncio.DatagramProtocol):
 
     def _send(self, addr, future):
         self.pending -= 1
-        if future.cancelled() or self.transport.is_closing():
+        if future.cancelled() or self.closing:
             return
         if future.exception() is not None:
             log.error("MiniDNS: UDP query from %s failed: %r", addr, future.exception())
             return
         answers = future.result()
         for wire in answers:
-            self.transport.sendto(wire, addr)
+            self._sendto(wire, addr)
         _finished(answers, sum(len(w) for w in answers), len(answers))
+
+    def _sendto(self, wire, addr):
+        try:
+            self.sock.sendto(wire, addr)
+        except OSError:  # a full send buffer or an unreachable client: UDP may lose it, the client retries
+            pass
+
+
+_KNOWN_OPCODES = {dns.opcode.IQUERY, dns.opcode.STATUS, dns.opcode.NOTIFY, dns.opcode.UPDATE}
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform == "linux" else None)  # not in Python's module
 
 
 def _receive_buffer(sock: socket.socket, size: int) -> int:
     """Ask for a `size`-byte receive buffer (beyond net.core.rmem_max when allowed to); the size granted."""
-    for option in (getattr(socket, "SO_RCVBUFFORCE", None), socket.SO_RCVBUF):
+    for option in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
         if option is None:
             continue
         try:
@@ -815,23 +839,29 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
                 log.exception("MiniDNS: could not refresh the transfer allow-list")
             await asyncio.sleep(allow_refresh)
 
-    tcp_server = udp_transport = refresher = None
+    tcp_server = udp_sock = udp = refresher = None
     try:
         for _ in range(20 if port == 0 else 1):  # port 0: find one free for both TCP and UDP
             tcp_server = await asyncio.start_server(tcp_client, host, port, backlog=backlog)
             bound = tcp_server.sockets[0].getsockname()[1]
+            family = tcp_server.sockets[0].family
+            udp_sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                udp_transport, udp = await loop.create_datagram_endpoint(lambda: _UDP(submit_udp),
-                                                                         local_addr=(host, bound))
+                udp_sock.bind((host, bound))
                 break
             except OSError:
+                udp_sock.close()
+                udp_sock = None
                 tcp_server.close()
                 tcp_server = None
                 if port:
                     raise
-        if udp_transport is None:
+        if udp_sock is None:
             raise OSError(f"no port free for both UDP and TCP on {host}")
-        granted = _receive_buffer(udp_transport.get_extra_info("socket"), udp_buffer)
+        udp_sock.setblocking(False)
+        granted = _receive_buffer(udp_sock, udp_buffer)
+        udp = _UDP(udp_sock, submit_udp)
+        loop.add_reader(udp_sock.fileno(), udp.readable)
         if granted < udp_buffer:
             log.warning("MiniDNS: UDP receive buffer is %d bytes, not %d (raise net.core.rmem_max)",
                         granted, udp_buffer)
@@ -844,8 +874,11 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
     finally:
         if refresher is not None:
             refresher.cancel()
-        if udp_transport is not None:
-            udp_transport.close()
+        if udp is not None:
+            udp.closing = True
+            loop.remove_reader(udp_sock.fileno())
+        if udp_sock is not None:
+            udp_sock.close()
         if tcp_server is not None:
             tcp_server.close()
         for writer in clients.values():
