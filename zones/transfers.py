@@ -6,6 +6,7 @@ them and the nameserver polls read them, so that a poll neither gives up while a
 still taking a big zone nor waits blindly. Redis, not the database: it is a hint that may be
 lost, written from MiniDNS's hot path, never the truth.
 """
+import functools
 import ipaddress
 import json
 import logging
@@ -76,20 +77,23 @@ def summarize(events: list[dict]) -> list[dict]:
 def same_address(peer: str, host: str) -> bool:
     """Is the transfer's source the nameserver's host (an address, or a name that resolves to it)?"""
     try:
-        return ipaddress.ip_address(peer) in _addresses(host)
+        ip = ipaddress.ip_address(peer.split("%")[0])
     except ValueError:
         return False
+    return (ip.ipv4_mapped if ip.version == 6 and ip.ipv4_mapped else ip) in _addresses(host)
 
 
-def _addresses(host: str) -> set:
+@functools.lru_cache(maxsize=1024)
+def _addresses(host: str) -> frozenset:
+    """A nameserver's addresses (resolved once per process when it is a name: this is only a hint)."""
     try:
-        return {ipaddress.ip_address(host)}
+        return frozenset({ipaddress.ip_address(host)})
     except ValueError:
         pass
     try:
-        return {ipaddress.ip_address(info[4][0].split("%")[0]) for info in socket.getaddrinfo(host, None)}
+        return frozenset(ipaddress.ip_address(info[4][0].split("%")[0]) for info in socket.getaddrinfo(host, None))
     except OSError:
-        return set()
+        return frozenset()
 
 
 def from_host(transfers: list[dict], host: str) -> list[dict]:

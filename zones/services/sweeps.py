@@ -22,10 +22,12 @@ Action, Status = Zone.Action, Zone.Status
 
 
 def max_propagation_seconds() -> float:
-    """How long a change's work may take before it counts as lost: the whole SOA polling budget."""
+    """How long a change's work may take before it counts as lost: the whole SOA polling budget (its
+    polls and their backed-off waits, and the time polls may go on while a transfer is under way)."""
     c = settings.DNSCTL
-    return (c["POLL_TIMEOUT"] * c["POLL_MAX_RETRIES"] + c["POLL_RETRY_INTERVAL"] * c["POLL_MAX_RETRIES"]
-            + c["POLL_DELAY"])
+    waits = sum(min(c["POLL_RETRY_INTERVAL"] * 2 ** i, c["POLL_RETRY_MAX_INTERVAL"])
+                for i in range(c["POLL_MAX_RETRIES"]))
+    return c["POLL_DELAY"] + c["POLL_TIMEOUT"] * (c["POLL_MAX_RETRIES"] + 1) + waits + c["POLL_TRANSFER_MAX_WAIT"]
 
 
 def start_periodic_run(name: str, interval: float) -> bool:
