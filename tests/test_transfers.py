@@ -7,8 +7,10 @@ import redis
 from django.conf import settings
 
 from dnsctl.celery import app as celery_app
+from tests.conftest import needs_named, wait_until
 from tests.fakes import make_pool, run
 from workers import dnsclient, tasks
+from workers.dnsclient import query_soa_serial
 from workers.transfers import Recorder
 from zones import accounts, services, transfers
 from zones.models import Zone
@@ -177,3 +179,62 @@ def test_operators_see_transfers_with_addresses_tenants_only_their_state(clean_r
     assert body["nameservers"][0]["transfer"]["bytes"] == 4321
     assert {(t["peer"], t["state"]) for t in body["transfers"]} == {("198.51.100.8", "done"), ("203.0.113.7", "failed")}
     assert next(t for t in body["transfers"] if t["state"] == "failed")["error"].startswith("client stopped reading")
+
+
+# --- end to end: a slow transfer to a real BIND9 ----------------------------------------------------
+
+
+class SlowMiniDNS:
+    """Builds a MiniDNS whose transfers start `delay` s late and stream lazily (a big zone's render
+    and stream, on a small zone): longer than the polls' blind budget in the tests' settings."""
+
+    def __new__(cls, delay, **kwargs):
+        from workers.minidns import MiniDNS
+
+        class Slow(MiniDNS):
+            def _transfer(self, query, zone_id, zone, tcp):
+                messages = super()._transfer(query, zone_id, zone, tcp)
+
+                def late():
+                    time.sleep(delay)
+                    yield from messages
+
+                return late() if tcp else messages
+
+        return Slow(**kwargs)
+
+
+@needs_named
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_transfer_to_bind9_ends_active_not_error(worker, clean_redis):
+    from tests.conftest_servers import MiniDNSThread
+    from tests.servers.bind9 import Bind9Server
+
+    delay = 12.0  # the tests' blind budget: 15 polls, waits of 0.2 s then 0.4 s: about 6 s
+    recorder = Recorder(ttl=600, interval=0.1).start()
+    with MiniDNSThread(SlowMiniDNS(delay, transfers=recorder)) as minidns:
+        bind = Bind9Server(primary=minidns.address).start()
+        try:
+            services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
+                               targets=[{"name": "bind-slow", "type": "bind9", "options": bind.backend_options,
+                                         "masters": [f"{minidns.host}:{minidns.port}"]}],
+                               nameservers=[{"host": bind.host, "port": bind.port}])
+            zone = services.create_zone(project_id="p", name="slow.example.com.", email="a@example.com")
+            for step in ("create", "change"):
+                if step == "change":
+                    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.7"])
+                started = time.monotonic()
+                settled = wait_until(lambda: (z := Zone.objects.get(id=zone.id)).action == "NONE" and z,
+                                     timeout=60, message=f"the {step} to settle")
+                assert settled.status == "ACTIVE", settled.reason
+                assert time.monotonic() - started > delay * 0.9  # it did wait for the transfer
+                assert query_soa_serial(zone.name, bind.host, bind.port) == settled.serial
+                recorder.flush()
+                done = [t for t in transfers.of_zones([zone.id])[str(zone.id)]
+                        if t["type"] in ("AXFR", "IXFR") and t["serial"] == settled.serial]
+                assert done and done[0]["state"] == "done" and done[0]["peer"] == "127.0.0.1"
+                assert done[0]["ended_at"] - done[0]["started_at"] >= delay * 0.9
+        finally:
+            bind.stop()
+            recorder.stop()

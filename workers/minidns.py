@@ -487,7 +487,7 @@ class MiniDNS:
 
     # -- transfer ACL --
     _ANY_POOL = object()
-    ALLOW_REREAD = 2.0
+    ALLOW_REREAD = 0.5
 
     def allowed(self, address: str, pool=_ANY_POOL) -> bool:
         """May `address` transfer the zones of `pool` (without one: of some pool)? The pool's servers and
