@@ -218,14 +218,14 @@ def test_no_valid_query_is_lost_in_a_burst_of_garbage(minidns):
 
 @pytest.mark.django_db
 def test_a_zone_transfers_only_to_its_pools_servers_and_the_allow_list(settings):
-    from zones import services
+    from zones.services import pools, writes
 
     ns = [{"hostname": "ns1.example.net.", "priority": 1}]
-    first = services.save_pool(None, name="first", ns_records=ns, nameservers=[{"host": "127.0.0.10", "port": 53}],
+    first = pools.save_pool(None, name="first", ns_records=ns, nameservers=[{"host": "127.0.0.10", "port": 53}],
                                also_notifies=[{"host": "127.0.0.12", "port": 53}])
-    second = services.save_pool(None, name="second", ns_records=ns, nameservers=[{"host": "127.0.0.20", "port": 53}])
+    second = pools.save_pool(None, name="second", ns_records=ns, nameservers=[{"host": "127.0.0.20", "port": 53}])
     for name, pool in (("a.example.", first), ("b.example.", second)):
-        services.create_zone(project_id="p", name=name, email="a@example.com", pool_id=pool.id, admin=True)
+        writes.create_zone(project_id="p", name=name, email="a@example.com", pool_id=pool.id, admin=True)
     minidns = MiniDNS()
 
     def rcode(peer, name, rdtype="AXFR"):
@@ -240,7 +240,7 @@ def test_a_zone_transfers_only_to_its_pools_servers_and_the_allow_list(settings)
     assert rcode("127.0.0.1", "a.example.", "SOA") == dns.rcode.NOERROR  # queries stay open to all
 
     settings.DNSCTL = {**settings.DNSCTL, "MINIDNS_ALLOW_XFR_FROM": ["127.0.0.96/30"]}
-    services.save_pool(second, name="second", nameservers=[{"host": "127.0.0.21", "port": 53}])
+    pools.save_pool(second, name="second", nameservers=[{"host": "127.0.0.21", "port": 53}])
     time.sleep(minidns.ALLOW_REREAD)  # a refused server re-reads the pools, at most this often
     assert rcode("127.0.0.98", "a.example.") == rcode("127.0.0.98", "b.example.") == dns.rcode.NOERROR
     assert rcode("127.0.0.21", "b.example.") == dns.rcode.NOERROR and rcode("127.0.0.20", "b.example.") == dns.rcode.REFUSED

@@ -12,7 +12,8 @@ from tests.fakes import make_pool, run
 from workers import dnsclient, tasks
 from workers.dnsclient import query_soa_serial
 from workers.transfers import Recorder
-from zones import accounts, services, transfers
+from zones import accounts, transfers
+from zones.services import pools, writes
 from zones.models import Zone
 
 
@@ -97,7 +98,7 @@ def lagging(eager, monkeypatch, settings):
 def test_polls_back_off_and_give_up_when_no_transfer_is_seen(lagging, clean_redis, django_capture_on_commit_callbacks):
     make_pool(targets=("t1",))
     lagging["behind"] = 100
-    zone = run(django_capture_on_commit_callbacks, services.create_zone, project_id="p", name="a.example.",
+    zone = run(django_capture_on_commit_callbacks, writes.create_zone, project_id="p", name="a.example.",
                email="a@example.com")
     assert zone.status == "ERROR" and "still serves serial" in zone.reason
     assert lagging["countdowns"] == [0.25, 0.5, 1.0, 2.0, 2.0]  # doubling, capped; 5 retries after the first poll
@@ -121,7 +122,7 @@ def test_polls_wait_while_the_nameserver_takes_the_transfer(lagging, clean_redis
         return real(host, refs)
 
     monkeypatch.setattr(tasks, "_transferring", transferring)
-    zone = run(django_capture_on_commit_callbacks, services.create_zone, project_id="p", name="big.example.",
+    zone = run(django_capture_on_commit_callbacks, writes.create_zone, project_id="p", name="big.example.",
                email="a@example.com")
     assert (zone.status, zone.action) == ("ACTIVE", "NONE"), zone.reason
     assert lagging["polls"] == 13
@@ -144,7 +145,7 @@ def test_a_transfer_that_never_ends_is_waited_for_only_so_long(lagging, clean_re
         return real(host, refs)
 
     monkeypatch.setattr(tasks, "_transferring", transferring)
-    zone = run(django_capture_on_commit_callbacks, services.create_zone, project_id="p", name="stuck.example.",
+    zone = run(django_capture_on_commit_callbacks, writes.create_zone, project_id="p", name="stuck.example.",
                email="a@example.com")
     assert zone.status == "ERROR"
     assert 6 < lagging["polls"] < 30  # free polls for 0.5 s, then the 5 retries
@@ -157,10 +158,10 @@ def test_a_transfer_that_never_ends_is_waited_for_only_so_long(lagging, clean_re
 def test_operators_see_transfers_with_addresses_tenants_only_their_state(clean_redis, admin_user):
     from rest_framework.test import APIClient
 
-    pool = services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net."}],
+    pool = pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net."}],
                               nameservers=[{"host": "198.51.100.8", "port": 5300, "name": "ns1.example.net."},
                                            {"host": "198.51.100.9", "port": 5300}])
-    zone = services.create_zone(project_id="p1", name="seen.example.", email="a@example.com", pool_id=pool.id)
+    zone = writes.create_zone(project_id="p1", name="seen.example.", email="a@example.com", pool_id=pool.id)
     note_transfer(zone.id, "198.51.100.8", zone.serial, size=4321)
     note_transfer(zone.id, "203.0.113.7", zone.serial, end="client stopped reading (no progress in 10 s)")
     tenant = APIClient()
@@ -216,14 +217,14 @@ def test_a_slow_transfer_to_bind9_ends_active_not_error(worker, clean_redis):
     with MiniDNSThread(SlowMiniDNS(delay, transfers=recorder)) as minidns:
         bind = Bind9Server(primary=minidns.address).start()
         try:
-            services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
+            pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
                                targets=[{"name": "bind-slow", "type": "bind9", "options": bind.backend_options,
                                          "masters": [f"{minidns.host}:{minidns.port}"]}],
                                nameservers=[{"host": bind.host, "port": bind.port}])
-            zone = services.create_zone(project_id="p", name="slow.example.com.", email="a@example.com")
+            zone = writes.create_zone(project_id="p", name="slow.example.com.", email="a@example.com")
             for step in ("create", "change"):
                 if step == "change":
-                    services.create_recordset(zone.id, name="www", type="A", records=["192.0.2.7"])
+                    writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.7"])
                 started = time.monotonic()
                 settled = wait_until(lambda: (z := Zone.objects.get(id=zone.id)).action == "NONE" and z,
                                      timeout=60, message=f"the {step} to settle")

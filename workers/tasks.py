@@ -239,6 +239,11 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None, used=None
     return {"nameserver": nameserver_id, "address": f"{host}:{port}", "seen": seen}
 
 
+# A server that asked MiniDNS for the zone's SOA at the serial this long ago is about to transfer it
+# (a big zone's SOA answer may be slow while MiniDNS renders it).
+SOA_ASKED_WINDOW = 15.0
+
+
 def _next_poll(transfer: str | None, used: int) -> float:
     """Seconds to the next poll: soon after a transfer's end (the nameserver is loading the zone), the
     longest wait while one runs (it cannot serve the serial before its end), else doubling per poll."""
@@ -250,17 +255,17 @@ def _next_poll(transfer: str | None, used: int) -> float:
 
 def _transferring(host, refs: list[ZoneRef]) -> dict:
     """{zone id: "running" or "done"} for the zones MiniDNS sees `host` transfer at (or past) the serial
-    polled for: a transfer under way, or one whose end came since the last poll (within the longest
-    wait). A zone with no transfer from host's address counts any server's (one that transfers from
+    polled for: a transfer under way (or an SOA query at that serial in the last SOA_ASKED_WINDOW s),
+    or one whose end came since the last poll (within the longest wait). A zone with no transfer from host's address counts any server's (one that transfers from
     another address than the one it answers on)."""
     seen = transfers.of_zones([r.id for r in refs if r.action != DELETE])
     now, found = time.time(), {}
     for ref in refs:
-        rows = [t for t in seen.get(ref.id, []) if t["type"] in ("AXFR", "IXFR")
-                and t["serial"] is not None and reached(t["serial"], ref.serial)]
+        rows = [t for t in seen.get(ref.id, []) if t["serial"] is not None and reached(t["serial"], ref.serial)]
         rows = transfers.from_host(rows, host) or rows
-        if any(t["state"] == "running" and now - t["started_at"] < _conf("POLL_TRANSFER_MAX_WAIT") for t in rows):
-            found[ref.id] = "running"
+        if any(t["state"] == "running" and now - t["started_at"] < _conf("POLL_TRANSFER_MAX_WAIT")
+               or t["state"] == "asked" and now - t["started_at"] < SOA_ASKED_WINDOW for t in rows):
+            found[ref.id] = "running"  # a transfer under way, or the server asking our SOA before one
         elif any(t["state"] == "done" and now - t["ended_at"] < _conf("POLL_RETRY_MAX_INTERVAL") for t in rows):
             found[ref.id] = "done"
     return found

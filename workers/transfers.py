@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 class Recorder:
     def __init__(self, ttl: float = 3600, interval: float = 0.2, max_pending: int = 10_000, write=None,
-                 soa_every: float = 10.0):
+                 soa_every: float = 5.0):
         from zones import transfers
 
         self.ttl, self.interval, self.max_pending, self.soa_every = ttl, interval, max_pending, soa_every
