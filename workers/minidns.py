@@ -309,7 +309,7 @@ class MiniDNS:
         self._renders_in_flight: dict[object, threading.Lock] = {}
         self._lock = threading.Lock()
         self._allow: dict | None = None
-        self._allow_read = 0.0
+        self._allow_lock = threading.Lock()
         self.transfers = transfers  # a workers.transfers.Recorder: what the secondaries asked for, in Redis
 
     # -- entry point --
@@ -487,7 +487,6 @@ class MiniDNS:
 
     # -- transfer ACL --
     _ANY_POOL = object()
-    ALLOW_REREAD = 0.5
 
     def allowed(self, address: str, pool=_ANY_POOL) -> bool:
         """May `address` transfer the zones of `pool` (without one: of some pool)? The pool's servers and
@@ -507,27 +506,29 @@ class MiniDNS:
         return any(ip in network for networks in lists for network in networks)
 
     def refresh_allow_list(self):
-        """Re-read the pools' hosts. The transport calls this every 30 s, never on a query's path."""
+        """Re-read the pools' hosts. The transport calls this every 30 s, and a refused transfer does (see
+        _may_transfer); one read at a time, so an older read never replaces a newer one."""
+        with self._allow_lock:
+            self._read_allow_list()
+
+    def _read_allow_list(self):
         hosts = self.source.xfr_hosts()
         if not isinstance(hosts, dict):
             hosts = {None: hosts}
         self._allow = {pool: [network for host in sorted(set(h)) for network in _networks(host)]
                        for pool, h in hosts.items()}
-        self._allow_read = time.monotonic()
 
     def _may_transfer(self, address: str, pool=_ANY_POOL) -> bool:
-        """allowed(), re-reading the pools first when it says no and the list is older than
-        ALLOW_REREAD s: a server just added to a pool transfers at once, and strangers cost at most
-        one read per ALLOW_REREAD s."""
+        """allowed(), re-reading the pools first when it says no: a server just added to a pool transfers
+        at once. Refusals while another read runs are not re-read (strangers cost one read at a time)."""
         if self.allowed(address, pool):
             return True
-        with self._lock:
-            stale = time.monotonic() - self._allow_read > self.ALLOW_REREAD
-            if stale:
-                self._allow_read = time.monotonic()
-        if not stale:
+        if not self._allow_lock.acquire(blocking=False):
             return False
-        self.refresh_allow_list()
+        try:
+            self._read_allow_list()
+        finally:
+            self._allow_lock.release()
         return self.allowed(address, pool)
 
     # -- the cache --
