@@ -86,13 +86,19 @@ def _question(wire: bytes) -> tuple[str, bool]:
 
 
 def observe_minidns(handle, wire: bytes, peer, tcp: bool):
-    """MiniDNS's handle(), counted by question type and rcode."""
+    """MiniDNS's handle(), counted by question type and rcode. A transfer streaming (a lazy iterable,
+    maybe in a noted transfer of workers.transfers) is peeked at: its first message says how it went."""
     answers = handle(wire, peer, tcp)
-    if isinstance(answers, list):
-        first = answers[0] if answers else None
-    else:  # a transfer streaming: its first message says how it went, the rest stay lazy
-        first = next(answers, None)
-        answers = [] if first is None else itertools.chain([first], answers)
+    messages = getattr(answers, "messages", answers)
+    if isinstance(messages, (list, tuple)):
+        first = messages[0] if messages else None
+    else:
+        first = next(iter(messages), None)
+        messages = [] if first is None else itertools.chain([first], messages)
+        if hasattr(answers, "messages"):
+            answers.messages = messages
+        else:
+            answers = messages
     qtype, root = _question(wire)
     rcode = dns.rcode.to_text(first[3] & 0xF) if first is not None and len(first) >= 4 else "none"
     MINIDNS_QUERIES.labels(qtype, rcode).inc()

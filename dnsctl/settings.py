@@ -226,12 +226,16 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 
 # --- dnsctl ------------------------------------------------------------------------------------
 DNSCTL = {
-    # SOA polling after NOTIFY: each poll waits POLL_TIMEOUT s for an answer; a nameserver
-    # that is behind is asked again every POLL_RETRY_INTERVAL s, at most POLL_MAX_RETRIES times.
+    # SOA polling after NOTIFY: each poll waits POLL_TIMEOUT s for an answer; a nameserver that is
+    # behind is asked again after POLL_RETRY_INTERVAL s, doubling up to POLL_RETRY_MAX_INTERVAL, at
+    # most POLL_MAX_RETRIES times. Polls while MiniDNS sees the nameserver transfer the zone's serial do
+    # not count (up to POLL_TRANSFER_MAX_WAIT s from the first poll); after its end the waits start again.
     "POLL_TIMEOUT": env.float("POLL_TIMEOUT", default=2.0),
     "POLL_RETRY_INTERVAL": env.float("POLL_RETRY_INTERVAL", default=0.25),
-    "POLL_MAX_RETRIES": env.int("POLL_MAX_RETRIES", default=40),
+    "POLL_RETRY_MAX_INTERVAL": env.float("POLL_RETRY_MAX_INTERVAL", default=2.0),
+    "POLL_MAX_RETRIES": env.int("POLL_MAX_RETRIES", default=20),
     "POLL_DELAY": env.float("POLL_DELAY", default=0.0),
+    "POLL_TRANSFER_MAX_WAIT": env.float("POLL_TRANSFER_MAX_WAIT", default=120.0),
     # A target action that fails is retried this many times, this many seconds apart.
     "TARGET_MAX_RETRIES": env.int("TARGET_MAX_RETRIES", default=3),
     "TARGET_RETRY_INTERVAL": env.float("TARGET_RETRY_INTERVAL", default=1.0),
@@ -272,13 +276,24 @@ DNSCTL = {
     # JOURNAL_MAX_AGE s, and each zone's beyond its newest JOURNAL_MAX_CHANGES_PER_ZONE (0 = no limit).
     "JOURNAL_MAX_AGE": env.int("JOURNAL_MAX_AGE", default=90 * 24 * 3600),
     "JOURNAL_MAX_CHANGES_PER_ZONE": env.int("JOURNAL_MAX_CHANGES_PER_ZONE", default=1000),
-    # Extra hosts (besides loopback and the pools' targets) allowed to AXFR from MiniDNS.
+    # Hosts or networks allowed to transfer every zone from MiniDNS; besides them, a zone transfers
+    # only to its own pool's servers (targets' hosts, nameservers, also-notifies). Loopback is not special.
     "MINIDNS_ALLOW_XFR_FROM": env.list("MINIDNS_ALLOW_XFR_FROM", default=[]),
     # Zone-file imports waiting for a worker, per project: each holds up to IMPORT_MAX_BODY_SIZE bytes.
     "IMPORT_MAX_PENDING": env.int("IMPORT_MAX_PENDING", default=10),
     # Bytes of rendered zones MiniDNS keeps (estimated: wire form and index; a 100,000-record zone is
     # about 85 MB); the least recently used go first, the last one used always stays.
     "MINIDNS_CACHE_BYTES": env.int("MINIDNS_CACHE_BYTES", default=512 * 2**20),
+    # MiniDNS's TCP: connections held at once (in all, per source address; beyond: cut at once),
+    # seconds a connection may sit idle between queries, seconds a client may leave one message unread.
+    "MINIDNS_TCP_MAX_CONNECTIONS": env.int("MINIDNS_TCP_MAX_CONNECTIONS", default=512),
+    "MINIDNS_TCP_MAX_PER_ADDRESS": env.int("MINIDNS_TCP_MAX_PER_ADDRESS", default=64),
+    "MINIDNS_TCP_IDLE_TIMEOUT": env.float("MINIDNS_TCP_IDLE_TIMEOUT", default=30.0),
+    "MINIDNS_TCP_WRITE_TIMEOUT": env.float("MINIDNS_TCP_WRITE_TIMEOUT", default=10.0),
+    # The UDP socket's receive buffer (bytes): a burst of packets waits there instead of being dropped.
+    "MINIDNS_UDP_RCVBUF": env.int("MINIDNS_UDP_RCVBUF", default=4 * 1024 * 1024),
+    # How long what MiniDNS saw of the secondaries' transfers stays in Redis (zones.transfers).
+    "MINIDNS_TRANSFER_TTL": env.int("MINIDNS_TRANSFER_TTL", default=3600),
 }
 
 # --- Quotas: each project's defaults (Designate's resources; -1 = unlimited). Admins change one

@@ -36,6 +36,7 @@ def system_env(django_db_setup, django_db_blocker):
         "REDIS_URL": settings.REDIS_URL, "CONN_MAX_AGE": "300",
         "POLL_TIMEOUT": "0.5",
         "POLL_RETRY_INTERVAL": "0.2",
+        "POLL_RETRY_MAX_INTERVAL": "0.4",
         "POLL_MAX_RETRIES": "15",
         "TARGET_MAX_RETRIES": "1",
         "TARGET_RETRY_INTERVAL": "0.2",

@@ -203,7 +203,10 @@ class DictZones:
         return None  # no journal: a new serial is rendered whole
 
     def xfr_hosts(self):
-        return []
+        return ["127.0.0.1"]  # the test servers: loopback is not implicitly allowed
+
+    def pool_of(self, zone_id):
+        return None
 
     def ixfr(self, zone_id, from_serial, to_serial):
         return None  # no journal: IXFR is answered AXFR-style
@@ -220,8 +223,9 @@ class MiniDNSThread:
 
     host = "127.0.0.1"
 
-    def __init__(self, minidns):
+    def __init__(self, minidns, **serve_options):
         self.minidns, self.port, self.loop, self.stop_event = minidns, None, None, None
+        self.serve_options = {"workers": 4, **serve_options}
         self.ready = threading.Event()
         self.thread = threading.Thread(target=lambda: asyncio.run(self._main()), name="test-minidns-loop")
 
@@ -229,7 +233,7 @@ class MiniDNSThread:
         from workers.minidns import serve
 
         self.loop, self.stop_event = asyncio.get_running_loop(), asyncio.Event()
-        await serve(self.host, 0, self.minidns, ready=self._ready, stop=self.stop_event, workers=4)
+        await serve(self.host, 0, self.minidns, ready=self._ready, stop=self.stop_event, **self.serve_options)
 
     def _ready(self, host, port):
         self.port = port

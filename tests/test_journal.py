@@ -36,7 +36,7 @@ NS = [{"hostname": "ns1.example.net.", "priority": 1}]
 
 @pytest.fixture
 def pool():
-    return pools.save_pool(None, name="default", ns_records=NS)
+    return pools.save_pool(None, name="default", ns_records=NS, nameservers=[{"host": LOCAL[0], "port": 53}])
 
 
 @pytest.fixture

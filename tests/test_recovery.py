@@ -62,7 +62,13 @@ def test_pending_zones_wait_for_the_propagation_time(eager, monkeypatch):
     monkeypatch.setitem(settings.DNSCTL, "POLL_MAX_RETRIES", 40)
     fresh = writes.create_zone(project_id="p", name="fresh.example.com.", email="a@example.com")
     lost = writes.create_zone(project_id="p", name="lost.example.com.", email="a@example.com")
-    assert sweeps.max_propagation_seconds() > settings.DNSCTL["POLL_TIMEOUT"] * settings.DNSCTL["POLL_MAX_RETRIES"]
+    c = settings.DNSCTL  # 40 polls, the waits doubling from POLL_RETRY_INTERVAL up to POLL_RETRY_MAX_INTERVAL
+    waits, wait = 0.0, c["POLL_RETRY_INTERVAL"]
+    for _ in range(40):
+        waits, wait = waits + min(wait, c["POLL_RETRY_MAX_INTERVAL"]), wait * 2
+    targets = (c["TARGET_MAX_RETRIES"] + 1) * c["TARGET_TIMEOUT"] + c["TARGET_MAX_RETRIES"] * c["TARGET_RETRY_INTERVAL"]
+    assert sweeps.max_propagation_seconds() == pytest.approx(
+        targets + c["POLL_TIMEOUT"] * 41 + waits + c["POLL_DELAY"] + c["POLL_TRANSFER_MAX_WAIT"])
     stale(lost)
     assert [r.name for r in sweeps.claim_recovery(limit=10)] == [lost.name]
     assert fresh.status == "PENDING"

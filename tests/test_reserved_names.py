@@ -39,7 +39,8 @@ def client(username, project, role="member") -> APIClient:
 @pytest.fixture
 def pool():
     return pools.save_pool(None, name="default", catalog_zone=CATALOG,
-                              ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+                           ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
+                           nameservers=[{"host": "127.0.0.1", "port": 53}])  # may transfer the catalog
 
 
 @pytest.fixture

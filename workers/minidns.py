@@ -19,6 +19,7 @@ import logging
 import queue
 import socket
 import struct
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +43,7 @@ from zones.serials import is_newer
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 65535
-LOOPBACK = ("127.0.0.0/8", "::1/128")
+UDP_MAX = 1232  # the DNS flag day 2020 size: no UDP answer is larger, whatever EDNS size the client claims
 XFR_TYPES = (dns.rdatatype.AXFR, dns.rdatatype.IXFR)
 _OPCODE_MASK = 0x7800
 
@@ -68,8 +69,12 @@ class ZoneSource(Protocol):
         """The (removed, added) rows of each change from from_serial to to_serial, in order (whole
         RRsets, like records()'), or None when not known: then the zone is read again."""
 
-    def xfr_hosts(self) -> Iterable[str]:
-        """Addresses, networks or host names (besides loopback) that may transfer zones."""
+    def xfr_hosts(self) -> dict[object, Iterable[str]] | Iterable[str]:
+        """Who may transfer what: {pool id: addresses, networks or host names of its servers}, with
+        the hosts that may transfer every zone under None; a plain list means every zone."""
+
+    def pool_of(self, zone_id) -> object:
+        """The pool whose servers may transfer the zone (any value xfr_hosts() uses as a key)."""
 
     def ixfr(self, zone_id, from_serial: int, to_serial: int) -> tuple[list, list] | None:
         """The condensed difference from from_serial to to_serial as (removed, added) rows like
@@ -307,15 +312,25 @@ class DatabaseZoneSource:
         return None if isinstance(zone_id, tuple) else journal.ixfr(zone_id, from_serial, to_serial)
 
     def xfr_hosts(self):
+        """Each pool's targets' hosts, nameservers and also-notifies; MINIDNS_ALLOW_XFR_FROM for every zone."""
         from django.conf import settings
 
-        from zones.models import PoolNameserver, PoolTarget
+        from zones.models import PoolAlsoNotify, PoolNameserver, PoolTarget
 
-        hosts = set(settings.DNSCTL.get("MINIDNS_ALLOW_XFR_FROM") or [])
-        for options in PoolTarget.objects.values_list("options", flat=True):
-            hosts.update(str(options[key]) for key in ("host", "rndc_host") if (options or {}).get(key))
-        hosts.update(PoolNameserver.objects.values_list("host", flat=True))
+        hosts = {None: set(settings.DNSCTL.get("MINIDNS_ALLOW_XFR_FROM") or [])}
+        for pool_id, options in PoolTarget.objects.values_list("pool_id", "options"):
+            hosts.setdefault(pool_id, set()).update(
+                str(options[key]) for key in ("host", "rndc_host") if (options or {}).get(key))
+        for model in (PoolNameserver, PoolAlsoNotify):
+            for pool_id, host in model.objects.values_list("pool_id", "host"):
+                hosts.setdefault(pool_id, set()).add(host)
         return hosts
+
+    def pool_of(self, zone_id):
+        from zones.models import Zone
+
+        return zone_id[1] if isinstance(zone_id, tuple) else (
+            Zone.objects.filter(id=zone_id).values_list("pool_id", flat=True).first())
 
     def _catalog(self, pool_id):
         """The serial first, the members after: members may be newer than the serial, never older
@@ -809,7 +824,7 @@ class MiniDNS:
     MAX_SOAS = 100_000  # SOAs kept apart from renders
 
     def __init__(self, source: ZoneSource | None = None, *, keys: KeySource | None = None,
-                 cache_bytes: int = 512 * 2**20):
+                 cache_bytes: int = 512 * 2**20, transfers=None):
         self.source = source if source is not None else DatabaseZoneSource()
         # TSIG keys come from the database when zones do; a source given alone means no TSIG.
         self.keys = keys if keys is not None or source is not None else self.source
@@ -825,7 +840,9 @@ class MiniDNS:
         self._logged: collections.OrderedDict = collections.OrderedDict()  # (zone, serial) whose failure was logged
         self._lock = threading.Lock()
         self._ahead: queue.SimpleQueue | None = None
-        self._allow: list | None = None
+        self._allow: dict | None = None
+        self._allow_lock = threading.Lock()
+        self.transfers = transfers  # a workers.transfers.Recorder: what the secondaries asked for, in Redis
 
     # -- entry point --
     def handle(self, wire: bytes, peer: tuple[str, int], tcp: bool) -> Iterable[bytes]:
@@ -883,7 +900,10 @@ class MiniDNS:
         if zone[0] != question.name:
             return None  # SOA below the apex: a NODATA, from the rendered zone
         soa = self._soa_in_memory(zone[1], zone[2])
-        return None if soa is None else [self._soa_only(query, soa, tcp)]
+        if soa is None:
+            return None
+        self._note_soa(zone[1], peer[0], zone[2])
+        return [self._soa_only(query, soa, tcp)]
 
     def _respond(self, query, peer, tcp) -> Iterable[bytes]:
         if query.opcode() != dns.opcode.QUERY:
@@ -896,24 +916,53 @@ class MiniDNS:
             return [_error(query, dns.rcode.REFUSED)]
         if rdtype == dns.rdatatype.AXFR and not tcp:
             return [_error(query, dns.rcode.FORMERR)]  # RFC 5936: AXFR is TCP only
-        if rdtype in XFR_TYPES and not self.allowed(peer[0]):
+        if rdtype in XFR_TYPES and not self._may_transfer(peer[0]):  # no pool's server: no need to look further
             log.info("MiniDNS: refused %s of %s to %s", dns.rdatatype.to_text(rdtype), qname, peer[0])
             return [_error(query, dns.rcode.REFUSED)]
         found = self._zone_for(qname)
         if found is None or (rdtype in XFR_TYPES and found[0] != qname):
             return [_error(query, dns.rcode.REFUSED)]
         origin, zone_id, serial = found
+        if rdtype in XFR_TYPES and not self._may_transfer(peer[0], self.source.pool_of(zone_id)):
+            log.info("MiniDNS: refused %s of %s to %s: not a server of its pool", dns.rdatatype.to_text(rdtype),
+                     qname, peer[0])
+            return [_error(query, dns.rcode.REFUSED)]
         if rdtype in XFR_TYPES and not self._signed_as_required(query, zone_id):
             log.info("MiniDNS: refused %s of %s to %s: not signed with a key of its pool",
                      dns.rdatatype.to_text(rdtype), qname, peer[0])
             return [_error(query, dns.rcode.REFUSED)]
+        if rdtype in XFR_TYPES and self.transfers is not None:
+            return self._noted_transfer(query, found, peer, tcp)
+        if rdtype == dns.rdatatype.SOA and qname == origin:
+            self._note_soa(zone_id, peer[0], serial)
         if rdtype in XFR_TYPES:
             return self._transfer(query, origin, zone_id, serial, tcp)
         if rdtype == dns.rdatatype.SOA and qname == origin:  # never waits for a render
             return [self._soa_only(query, self.soa(zone_id, serial, origin), tcp)]
         response = dns.message.make_response(query)
         self._for_query(zone_id, serial).answer(qname, rdtype, response)
+        if rdtype == dns.rdatatype.ANY:
+            del response.answer[1:]  # RFC 8482: one RRset is enough of an answer, and no amplifier
         return [_fit(response, query, tcp)]
+
+    def _noted_transfer(self, query, found, peer, tcp):
+        """The transfer, noted as running from now on (its render included); the transport notes its end."""
+        client = next((rrset[0].serial for rrset in query.authority
+                       if rrset.rdtype == dns.rdatatype.SOA and len(rrset)), None)
+        rdtype = dns.rdatatype.to_text(query.question[0].rdtype)
+        transfer = self.transfers.transfer(found[1], peer[0], rdtype, found[2], client, [])
+        try:
+            transfer.messages = self._transfer(query, *found, tcp)
+        except Exception as exc:
+            transfer.finished(0, 0, f"could not answer: {type(exc).__name__}")
+            raise
+        return transfer
+
+    def _note_soa(self, zone_id, address: str, serial: int):
+        """A pool's server asking the zone's SOA (after a NOTIFY): the polls take it for a transfer about
+        to start. Noting only queues the event (workers.transfers), so the quick path may call it."""
+        if self.transfers is not None and self.allowed(address):
+            self.transfers.soa(zone_id, address, serial)
 
     def _zone_for(self, qname: dns.name.Name):
         """(origin, zone id, serial) of the closest enclosing live zone, by exact names: one query."""
@@ -1064,9 +1113,12 @@ class MiniDNS:
         if not closed:
             yield envelope.message([soa] if sent else [soa, soa], 1 if sent else 2)
 
-    # -- allow-list --
-    def allowed(self, address: str) -> bool:
-        """May `address` transfer zones? Loopback, the pools' servers and MINIDNS_ALLOW_XFR_FROM may."""
+    # -- transfer ACL --
+    _ANY_POOL = object()
+
+    def allowed(self, address: str, pool=_ANY_POOL) -> bool:
+        """May `address` transfer the zones of `pool` (without one: of some pool)? The pool's servers and
+        MINIDNS_ALLOW_XFR_FROM may; loopback only as one of those."""
         if self._allow is None:
             self.refresh_allow_list()  # first use without a transport refreshing it (tests, shells)
         try:
@@ -1075,14 +1127,37 @@ class MiniDNS:
             return False
         if ip.version == 6 and ip.ipv4_mapped:
             ip = ip.ipv4_mapped
-        return any(ip in network for network in self._allow)
+        if pool is self._ANY_POOL:
+            lists = self._allow.values()
+        else:
+            lists = (self._allow.get(None, ()), self._allow.get(pool, ()) if pool is not None else ())
+        return any(ip in network for networks in lists for network in networks)
 
     def refresh_allow_list(self):
-        """Re-read the pools' hosts. The transport calls this every 30 s, never on a query's path."""
-        networks = [ipaddress.ip_network(net) for net in LOOPBACK]
-        for host in self.source.xfr_hosts():
-            networks.extend(_networks(host))
-        self._allow = networks
+        """Re-read the pools' hosts. The transport calls this every 30 s, and a refused transfer does (see
+        _may_transfer); one read at a time, so an older read never replaces a newer one."""
+        with self._allow_lock:
+            self._read_allow_list()
+
+    def _read_allow_list(self):
+        hosts = self.source.xfr_hosts()
+        if not isinstance(hosts, dict):
+            hosts = {None: hosts}
+        self._allow = {pool: [network for host in sorted(set(h)) for network in _networks(host)]
+                       for pool, h in hosts.items()}
+
+    def _may_transfer(self, address: str, pool=_ANY_POOL) -> bool:
+        """allowed(), re-reading the pools first when it says no: a server just added to a pool transfers
+        at once. Refusals while another read runs are not re-read (strangers cost one read at a time)."""
+        if self.allowed(address, pool):
+            return True
+        if not self._allow_lock.acquire(blocking=False):
+            return False
+        try:
+            self._read_allow_list()
+        finally:
+            self._allow_lock.release()
+        return self.allowed(address, pool)
 
     # -- the cache --
     def soa(self, zone_id, serial: int, origin: dns.name.Name) -> dns.rrset.RRset:
@@ -1275,7 +1350,7 @@ def _networks(host: str) -> list:
 
 
 def _udp_size(query: dns.message.Message) -> int:
-    return 512 if query.edns < 0 else max(512, query.payload)
+    return 512 if query.edns < 0 else min(UDP_MAX, max(512, query.payload))
 
 
 def _fit(response: dns.message.Message, query: dns.message.Message, tcp: bool) -> bytes:
@@ -1313,21 +1388,73 @@ def _in_worker(fn, *args):
         close_old_connections()
 
 
-class _UDP(asyncio.DatagramProtocol):
-    """A datagram in, its answer out; answering runs in the pool, so the loop keeps receiving."""
+def _all_of(answers):
+    """A UDP answer's messages as a list (handle may answer with a lazy iterable), in the pool thread."""
+    if hasattr(answers, "finished"):
+        answers.messages = list(answers.messages)
+        return answers
+    return answers if isinstance(answers, list) else list(answers)
 
-    def __init__(self, submit, max_pending: int = 1024, quick=None):
-        self.submit, self.max_pending, self.pending, self.quick = submit, max_pending, 0, quick
-        self.transport = None
 
-    def connection_made(self, transport):
-        self.transport = transport
+def _finished(answers, sent_bytes, messages, error=""):
+    if hasattr(answers, "finished"):
+        answers.finished(sent_bytes, messages, error)
+
+
+def _plausible_query(wire: bytes) -> bool:
+    """Cheap checks on the loop, before the thread pool: a standard query has one question, a
+    well-formed name in it, no answers, at most an SOA in authority (IXFR) and an OPT and a TSIG."""
+    qd, an, ns, ar = struct.unpack_from("!HHHH", wire, 4)
+    if qd != 1 or an or ns > 1 or ar > 2:
+        return False
+    offset, length = 12, len(wire)
+    while offset < length and wire[offset]:
+        if wire[offset] > 63:  # a compression pointer cannot point anywhere from the first name
+            return False
+        offset += wire[offset] + 1
+    return offset + 5 <= length and offset - 12 < 255
+
+
+class _UDP:
+    """A datagram in, its answer out; answering runs in the pool, so the loop keeps receiving.
+
+    The loop drains the socket (up to `batch` datagrams per wake-up, not asyncio's one) and turns
+    garbage away right there (dropped: no header, a response, or a QUERY whose question does not
+    parse), so a burst of it neither overflows the receive buffer nor takes the pool's room."""
+
+    def __init__(self, sock: socket.socket, submit, max_pending: int = 4096, batch: int = 256, quick=None):
+        self.sock, self.submit, self.max_pending, self.batch = sock, submit, max_pending, batch
+        self.quick = quick  # answers what it can on the loop (SOA from memory), else None
+        self.pending = self.garbage = 0
+        self.closing = False
+
+    def readable(self):
+        for _ in range(self.batch):
+            try:
+                data, addr = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:  # an ICMP error for an earlier answer: nothing to read here
+                continue
+            self.datagram_received(data, addr)
 
     def datagram_received(self, data, addr):
-        answers = self.quick(data, addr[:2], False) if self.quick is not None else None
+        if len(data) < 12 or data[2] & 0x80:
+            self.garbage += 1
+            return
+        opcode = (data[2] & 0x78) >> 3
+        if opcode != dns.opcode.QUERY:  # NOTIFY, UPDATE, ... are not for a primary; unassigned ones are garbage
+            self.garbage += 1
+            if opcode in _KNOWN_OPCODES:
+                self._sendto(_header_only(data, dns.rcode.NOTIMP)[0], addr)
+            return
+        if not _plausible_query(data):
+            self.garbage += 1
+            return
+        answers = self.quick(data, addr[:2]) if self.quick is not None else None
         if answers is not None:  # an SOA answered from memory, on the loop: no thread hand-offs
             for wire in answers:
-                self.transport.sendto(wire, addr)
+                self._sendto(wire, addr)
             return
         if self.pending >= self.max_pending:
             return  # overloaded: drop, the client retries
@@ -1336,68 +1463,143 @@ class _UDP(asyncio.DatagramProtocol):
 
     def _send(self, addr, future):
         self.pending -= 1
-        if future.cancelled() or self.transport.is_closing():
+        if future.cancelled() or self.closing:
             return
         if future.exception() is not None:
             log.error("MiniDNS: UDP query from %s failed: %r", addr, future.exception())
             return
-        for wire in future.result():
-            self.transport.sendto(wire, addr)
+        answers = future.result()
+        for wire in answers:
+            self._sendto(wire, addr)
+        _finished(answers, sum(len(w) for w in answers), len(answers))
+
+    def _sendto(self, wire, addr):
+        try:
+            self.sock.sendto(wire, addr)
+        except OSError:  # a full send buffer or an unreachable client: UDP may lose it, the client retries
+            pass
+
+
+_KNOWN_OPCODES = {dns.opcode.IQUERY, dns.opcode.STATUS, dns.opcode.NOTIFY, dns.opcode.UPDATE}
+_SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33 if sys.platform == "linux" else None)  # not in Python's module
+
+
+def _receive_buffer(sock: socket.socket, size: int) -> int:
+    """Ask for a `size`-byte receive buffer (beyond net.core.rmem_max when allowed to); the size granted."""
+    for option in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, size)
+            break
+        except OSError:
+            continue
+    return sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+
+
+class _Limits:
+    """TCP connections held at once, in all and per source address."""
+
+    def __init__(self, total: int, per_address: int):
+        self.total, self.per_address = total, per_address
+        self.held: collections.Counter = collections.Counter()
+        self.refused = 0
+        self._complained = 0.0
+
+    def take(self, address: str) -> bool:
+        if sum(self.held.values()) >= self.total or self.held[address] >= self.per_address:
+            self.refused += 1
+            if time.monotonic() - self._complained > 60:
+                self._complained = time.monotonic()
+                log.warning("MiniDNS: TCP connection from %s refused: %d held (at most %d, %d per address)",
+                            address, sum(self.held.values()), self.total, self.per_address)
+            return False
+        self.held[address] += 1
+        return True
+
+    def give_back(self, address: str):
+        self.held[address] -= 1
+        if self.held[address] <= 0:
+            del self.held[address]
 
 
 async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asyncio.Event | None = None,
-                workers: int = 16, idle_timeout: float = 30.0, allow_refresh: float = 30.0, backlog: int = 1024):
+                workers: int = 16, idle_timeout: float = 30.0, allow_refresh: float = 30.0, backlog: int = 1024,
+                max_tcp: int = 512, max_tcp_per_address: int = 64, write_timeout: float = 10.0,
+                udp_buffer: int = 4 * 1024 * 1024, limits: dict | None = None):
     """Answer on UDP and TCP host:port (port 0: any free port) until `stop` is set or cancelled.
 
     The loop only moves bytes: `minidns.handle` runs in a pool of `workers` threads, because it
-    reads the database. `ready(host, port)` is called once both sockets are bound. The backlog is
-    large because secondaries open many transfer connections at once when zones are added in bulk.
+    reads the database, and so does each next() of an answer that comes as a lazy iterable. The
+    backlog is large because secondaries open many transfer connections at once when zones are added
+    in bulk. A TCP client holds one of `max_tcp` connections (`max_tcp_per_address` from one address;
+    beyond that it is cut at once) for at most `idle_timeout` s between queries and `write_timeout` s
+    per message it does not read. `ready(host, port)` is called once both sockets are bound; `limits`,
+    if given, is filled with the live _Limits and _UDP (tests read them).
     """
     loop = asyncio.get_running_loop()
     pool = ThreadPoolExecutor(workers, thread_name_prefix="minidns")
     stop = stop or asyncio.Event()
     clients: dict[asyncio.Task, asyncio.StreamWriter] = {}
+    held = _Limits(max_tcp, max_tcp_per_address)
 
     def submit(wire, peer, tcp):
         return loop.run_in_executor(pool, _in_worker, metrics.observe_minidns, minidns.handle, wire, peer, tcp)
 
-    def quick(wire, peer, tcp):
-        answers = minidns.answer_from_memory(wire, peer, tcp)
-        return None if answers is None else metrics.observe_minidns(lambda *_: answers, wire, peer, tcp)
+    def quick(wire, peer):
+        answers = minidns.answer_from_memory(wire, peer, False)
+        return None if answers is None else metrics.observe_minidns(lambda *_: answers, wire, peer, False)
 
-    async def pulled(answers):
-        """A lazy answer (a transfer streaming its zone) is pulled in the pool, a message at a time."""
-        if isinstance(answers, list):
-            for wire in answers:
-                yield wire
-            return
-        while True:
-            try:
-                wire = await loop.run_in_executor(pool, next, answers, None)
-            except Exception as exc:  # noqa: BLE001 - e.g. the zone's render failed (logged once): drop the client
-                raise ConnectionError(f"transfer ended: {exc}") from exc
-            if wire is None:
-                return
-            yield wire
+    def submit_udp(wire, peer, tcp):
+        return loop.run_in_executor(pool, _in_worker, lambda: _all_of(metrics.observe_minidns(
+            minidns.handle, wire, peer, tcp)))
+
+    async def send_all(writer, answers) -> int:
+        """Write each message within write_timeout (pulling a lazy one's next() in the pool); the count."""
+        messages = getattr(answers, "messages", answers)
+        lazy = not isinstance(messages, (list, tuple))
+        it, sent, size = iter(messages), 0, 0
+        try:
+            while True:
+                try:
+                    wire = await loop.run_in_executor(pool, next, it, None) if lazy else next(it, None)
+                except Exception as exc:  # noqa: BLE001 - e.g. the zone's render failed (logged once there)
+                    raise ConnectionError(f"transfer ended: {exc}") from exc
+                if wire is None:
+                    break
+                writer.write(struct.pack("!H", len(wire)) + wire)
+                await asyncio.wait_for(writer.drain(), write_timeout)
+                sent, size = sent + 1, size + len(wire)
+        except asyncio.TimeoutError:
+            _finished(answers, size, sent, f"client stopped reading (no progress in {write_timeout:g} s)")
+            raise
+        except Exception as exc:
+            _finished(answers, size, sent, f"cut short: {type(exc).__name__}")
+            raise
+        _finished(answers, size, sent)
+        return sent
 
     async def tcp_client(reader, writer):
         """RFC 7766: 2-byte length prefix, several queries per connection, closed when idle."""
         peer = writer.get_extra_info("peername")[:2]
+        if not held.take(peer[0]):
+            writer.transport.abort()
+            return
         clients[asyncio.current_task()] = writer
         try:
             while True:
                 (length,) = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), idle_timeout))
                 answers = await submit(await asyncio.wait_for(reader.readexactly(length), idle_timeout), peer, True)
-                if not answers:
+                if not await send_all(writer, answers):
                     break  # unparsable: the stream cannot be trusted any more
-                async for wire in pulled(answers):
-                    writer.write(struct.pack("!H", len(wire)) + wire)
-                    await writer.drain()
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
             pass
+        except Exception:  # noqa: BLE001 - a failed answer costs its connection, never the server
+            log.exception("MiniDNS: TCP client %s failed", peer[0])
         finally:
             clients.pop(asyncio.current_task(), None)
-            writer.close()
+            held.give_back(peer[0])
+            writer.transport.abort()  # close() would wait to flush to a client that may never read
 
     async def refresh_allow_list():
         while True:
@@ -1407,22 +1609,34 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
                 log.exception("MiniDNS: could not refresh the transfer allow-list")
             await asyncio.sleep(allow_refresh)
 
-    tcp_server = udp_transport = refresher = None
+    tcp_server = udp_sock = udp = refresher = None
     try:
         for _ in range(20 if port == 0 else 1):  # port 0: find one free for both TCP and UDP
             tcp_server = await asyncio.start_server(tcp_client, host, port, backlog=backlog)
             bound = tcp_server.sockets[0].getsockname()[1]
+            family = tcp_server.sockets[0].family
+            udp_sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
-                udp_transport, _ = await loop.create_datagram_endpoint(lambda: _UDP(submit, quick=quick),
-                                                                       local_addr=(host, bound))
+                udp_sock.bind((host, bound))
                 break
             except OSError:
+                udp_sock.close()
+                udp_sock = None
                 tcp_server.close()
                 tcp_server = None
                 if port:
                     raise
-        if udp_transport is None:
+        if udp_sock is None:
             raise OSError(f"no port free for both UDP and TCP on {host}")
+        udp_sock.setblocking(False)
+        granted = _receive_buffer(udp_sock, udp_buffer)
+        udp = _UDP(udp_sock, submit_udp, quick=quick)
+        loop.add_reader(udp_sock.fileno(), udp.readable)
+        if granted < udp_buffer:
+            log.warning("MiniDNS: UDP receive buffer is %d bytes, not %d (raise net.core.rmem_max)",
+                        granted, udp_buffer)
+        if limits is not None:
+            limits.update(tcp=held, udp=udp, udp_buffer=granted)
         refresher = loop.create_task(refresh_allow_list())
         if ready is not None:
             ready(host, bound)
@@ -1430,12 +1644,15 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
     finally:
         if refresher is not None:
             refresher.cancel()
-        if udp_transport is not None:
-            udp_transport.close()
+        if udp is not None:
+            udp.closing = True
+            loop.remove_reader(udp_sock.fileno())
+        if udp_sock is not None:
+            udp_sock.close()
         if tcp_server is not None:
             tcp_server.close()
         for writer in clients.values():
-            writer.close()  # the handlers see EOF and end on their own (a cancelled one logs noise)
+            writer.transport.abort()  # the handlers see the connection gone and end on their own
         if clients:
             await asyncio.wait(list(clients), timeout=5)
         pool.shutdown(wait=True, cancel_futures=True)  # no thread outlives the server

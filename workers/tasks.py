@@ -30,7 +30,7 @@ from django.conf import settings
 from dnsctl import metrics
 from workers import catalog, consensus, dnsclient, periodic
 from workers.backends import get_backend
-from zones import journal
+from zones import journal, transfers
 from zones.models import Zone
 from zones.serials import reached
 from zones.services import pipeline, selectors, sweeps
@@ -226,13 +226,18 @@ def _poll(host, port, refs) -> dict:
     return dict(_concurrently(one, refs))
 
 
-@shared_task(bind=True)
-def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None):
+@shared_task(bind=True, max_retries=None)  # bounded below: POLL_MAX_RETRIES polls, POLL_TRANSFER_MAX_WAIT s
+def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None, used=None, since=None):
     """Poll one nameserver for a batch of zones; re-schedule (never sleep) for the ones still behind.
 
+    A zone that is behind uses one of its POLL_MAX_RETRIES polls each time, the waits between them
+    doubling from POLL_RETRY_INTERVAL up to POLL_RETRY_MAX_INTERVAL. While MiniDNS sees the nameserver
+    transfer the zone's serial its polls are free (for at most POLL_TRANSFER_MAX_WAIT s from the first
+    poll); once MiniDNS has written the transfer's last message, the next poll comes soon again.
     Returns {"seen": {zone id: [serial, done, message]}}; done means the nameserver serves the
     zone's serial."""
     seen, refs, mode = dict(seen or {}), refs_from_json(refs), Mode(mode)
+    used, since = dict(used or {}), since or time.time()
     if self.request.retries:
         refs = pipeline.current_refs(refs, mode)
     for zone_id, (observed, error) in _poll(host, port, refs).items():
@@ -243,19 +248,67 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None):
         seen[ref.id][1] = done = reached(observed, ref.serial)
         if not done:
             behind.append(ref)
-    if behind and self.request.retries < _conf("POLL_MAX_RETRIES"):
-        _record_polls(nameserver_id, [r for r in refs if r not in behind], seen)
-        raise self.retry(args=(nameserver_id, host, port, refs_to_json(behind), mode), kwargs={"seen": seen},
-                         countdown=_conf("POLL_RETRY_INTERVAL"), max_retries=_conf("POLL_MAX_RETRIES"))
-    no_answer = sum(1 for ref in behind if seen[ref.id][2])
-    for outcome, count in (("ok", len(refs) - len(behind)), ("error", no_answer), ("behind", len(behind) - no_answer)):
-        metrics.NAMESERVER_POLLS.labels(f"{host}:{port}", outcome).inc(count)
+    in_time = time.time() - since < _conf("POLL_TRANSFER_MAX_WAIT")
+    transferring = _transferring(host, behind) if behind and in_time else {}
+    again = []
     for ref in behind:
+        running = transferring.get(ref.id) == "running"
+        if not running:
+            used[ref.id] = used.get(ref.id, 0) + 1
+        if running or used[ref.id] <= _conf("POLL_MAX_RETRIES"):
+            again.append(ref)
+    _settle(nameserver_id, host, port, [r for r in refs if r not in again], behind, seen)
+    if again:
+        countdown = min(_next_poll(transferring.get(r.id), used.get(r.id, 0)) for r in again)
+        raise self.retry(args=(nameserver_id, host, port, refs_to_json(again), mode),
+                         kwargs={"seen": seen, "used": used, "since": since}, countdown=countdown)
+    return {"nameserver": nameserver_id, "address": f"{host}:{port}", "seen": seen}
+
+
+# A server that asked MiniDNS for the zone's SOA at the serial this long ago is about to transfer it
+# (a big zone's SOA answer may be slow while MiniDNS renders it).
+SOA_ASKED_WINDOW = 15.0
+
+
+def _next_poll(transfer: str | None, used: int) -> float:
+    """Seconds to the next poll: soon after a transfer's end (the nameserver is loading the zone), the
+    longest wait while one runs (it cannot serve the serial before its end), else doubling per poll."""
+    base, longest = _conf("POLL_RETRY_INTERVAL"), _conf("POLL_RETRY_MAX_INTERVAL")
+    if transfer is not None:
+        return base if transfer == "done" else longest
+    return min(base * 2 ** max(0, used - 1), longest)
+
+
+def _transferring(host, refs: list[ZoneRef]) -> dict:
+    """{zone id: "running" or "done"} for the zones MiniDNS sees `host` transfer at (or past) the serial
+    polled for: a transfer under way (or an SOA query at that serial in the last SOA_ASKED_WINDOW s),
+    or one whose end came since the last poll (within the longest wait). A zone with no transfer from host's address counts any server's (one that transfers from
+    another address than the one it answers on)."""
+    seen = transfers.of_zones([r.id for r in refs if r.action != DELETE])
+    now, found = time.time(), {}
+    for ref in refs:
+        rows = [t for t in seen.get(ref.id, []) if t["serial"] is not None and reached(t["serial"], ref.serial)]
+        rows = transfers.from_host(rows, host) or rows
+        if any(t["state"] == "running" and now - t["started_at"] < _conf("POLL_TRANSFER_MAX_WAIT")
+               or t["state"] == "asked" and now - t["started_at"] < SOA_ASKED_WINDOW for t in rows):
+            found[ref.id] = "running"  # a transfer under way, or the server asking our SOA before one
+        elif any(t["state"] == "done" and now - t["ended_at"] < _conf("POLL_RETRY_MAX_INTERVAL") for t in rows):
+            found[ref.id] = "done"
+    return found
+
+
+def _settle(nameserver_id, host, port, refs, behind, seen):
+    """Record the final poll of these zones (and count them); the ones still behind get a message."""
+    late = [ref for ref in refs if ref in behind]
+    no_answer = sum(1 for ref in late if seen[ref.id][2])
+    for outcome, count in (("ok", len(refs) - len(late)), ("error", no_answer), ("behind", len(late) - no_answer)):
+        metrics.NAMESERVER_POLLS.labels(f"{host}:{port}", outcome).inc(count)
+    for ref in late:
         observed, _, error = seen[ref.id]
         if not error:
             seen[ref.id][2] = f"still serves serial {observed}" if observed is not None else "does not serve the zone"
-    _record_polls(nameserver_id, refs, seen)
-    return {"nameserver": nameserver_id, "address": f"{host}:{port}", "seen": seen}
+    if refs:
+        _record_polls(nameserver_id, refs, seen)
 
 
 @shared_task(bind=True)
@@ -280,7 +333,7 @@ def absence_batch(self, pool_id, target_id, refs, mode, errors=None):
     present = [ref for ref in refs if errors[ref.id]]
     if present and self.request.retries < _conf("POLL_MAX_RETRIES"):
         raise self.retry(args=(pool_id, target_id, refs_to_json(present), mode), kwargs={"errors": errors},
-                         countdown=_conf("POLL_RETRY_INTERVAL"), max_retries=_conf("POLL_MAX_RETRIES"))
+                         countdown=_next_poll(None, self.request.retries + 1), max_retries=_conf("POLL_MAX_RETRIES"))
     pipeline.record_target_results(target_id, refs, errors)
     return {"target": target_id, "name": target["name"] if target else target_id, "errors": errors}
 

@@ -4,7 +4,7 @@ import uuid
 from django.conf import settings
 from django.db.models import Q
 
-from zones import validation
+from zones import transfers, validation
 from zones.models import NameserverStatus, Pool, PoolNsRecord, PoolTarget, Zone
 
 
@@ -21,11 +21,19 @@ def nameservers_of(zone: Zone) -> list[dict]:
 def propagation_of(zone: Zone, *, operator: bool = False) -> dict:
     """Each target's and nameserver's last result for the zone, so a lagging server shows.
 
-    Operators see every server with its address and what it said. A tenant sees its nameservers by
-    their public NS names, whether each serves the zone's serial, and how many targets applied the
-    change: no targets, addresses, ports or server messages."""
+    Operators see every server with its address and what it said, and every transfer MiniDNS saw
+    lately (zones.transfers: who, which serial, running or done, bytes). A tenant sees its nameservers
+    by their public NS names, whether each serves the zone's serial and its latest transfer's state
+    and serial, and how many targets applied the change: no targets, addresses, ports or messages."""
     targets = {s.target_id: s for s in zone.target_statuses.all()}
     nameservers = {s.nameserver_id: s for s in zone.nameserver_statuses.all()}
+    seen = transfers.of_zones([zone.id]).get(str(zone.id), [])
+    xfrs = [t for t in seen if t["type"] != "SOA"]
+
+    def latest_transfer(ns, fields):
+        rows = transfers.from_host(xfrs, ns.host)
+        return {k: rows[0][k] for k in fields} if rows else None
+
     if not operator:
         applied = [s for s in targets.values() if s.serial == zone.serial]
         return {
@@ -33,7 +41,8 @@ def propagation_of(zone: Zone, *, operator: bool = False) -> dict:
             "status": zone.status, "action": zone.action, "reason": zone.tenant_reason,
             "provisioning": {"servers": zone.pool.targets.count(), "done": sum(s.ok for s in applied),
                              "failed": sum(not s.ok for s in applied)},
-            "nameservers": [_public_ns_row(zone, ns.public_name(i), nameservers.get(ns.id))
+            "nameservers": [{**_public_ns_row(zone, ns.public_name(i), nameservers.get(ns.id)),
+                             "transfer": latest_transfer(ns, ("type", "serial", "state", "started_at", "ended_at"))}
                             for i, ns in enumerate(zone.pool.nameservers.all())],
         }
 
@@ -53,6 +62,8 @@ def propagation_of(zone: Zone, *, operator: bool = False) -> dict:
             "serial": s.serial if s else None, "expected_serial": s.expected_serial if s else None,
             "ok": s.ok if s else None, "message": s.message if s else "",
             "in_sync": bool(s and s.serial == zone.serial), "updated_at": s.updated_at if s else None,
+            "transfer": latest_transfer(ns, ("peer", "type", "serial", "from_serial", "state", "started_at",
+                                             "ended_at", "bytes", "messages", "error")),
         }
 
     return {
@@ -60,6 +71,7 @@ def propagation_of(zone: Zone, *, operator: bool = False) -> dict:
         "status": zone.status, "action": zone.action, "reason": zone.reason,
         "targets": [target_row(t) for t in zone.pool.targets.all()],
         "nameservers": [ns_row(ns) for ns in zone.pool.nameservers.all()],
+        "transfers": seen,
     }
 
 

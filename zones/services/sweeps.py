@@ -25,11 +25,14 @@ Action, Status = Zone.Action, Zone.Status
 def max_propagation_seconds() -> float:
     """How long a change's work may take before it counts as lost: every attempt on the targets (each
     up to TARGET_TIMEOUT, target_batch's soft time limit) with the waits between them, then the whole
-    polling budget. Shorter, and recovery would give a slow target a second pipeline every interval."""
+    SOA polling budget (its polls, their backed-off waits, and the time polls may go on while a transfer
+    is under way). Shorter, and recovery would give a slow target a second pipeline every interval."""
     c = settings.DNSCTL
     retries = c["TARGET_MAX_RETRIES"]
     targets = (retries + 1) * c["TARGET_TIMEOUT"] + retries * c["TARGET_RETRY_INTERVAL"]
-    polls = (c["POLL_TIMEOUT"] + c["POLL_RETRY_INTERVAL"]) * c["POLL_MAX_RETRIES"] + c["POLL_DELAY"]
+    waits = sum(min(c["POLL_RETRY_INTERVAL"] * 2 ** i, c["POLL_RETRY_MAX_INTERVAL"])
+                for i in range(c["POLL_MAX_RETRIES"]))
+    polls = c["POLL_DELAY"] + c["POLL_TIMEOUT"] * (c["POLL_MAX_RETRIES"] + 1) + waits + c["POLL_TRANSFER_MAX_WAIT"]
     return targets + polls
 
 

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 from workers.minidns import DatabaseZoneSource, MiniDNS, serve
+from workers.transfers import Recorder
 
 log = logging.getLogger("workers.minidns")
 
@@ -28,9 +29,13 @@ class Command(BaseCommand):
         # full garbage collections, which hold it throughout, skip what was loaded at start (never garbage).
         sys.setswitchinterval(0.001)
         gc.freeze()
-        asyncio.run(self._serve(host, port, workers))
+        recorder = Recorder(ttl=settings.DNSCTL["MINIDNS_TRANSFER_TTL"]).start()
+        try:
+            asyncio.run(self._serve(host, port, workers, recorder))
+        finally:
+            recorder.stop()
 
-    async def _serve(self, host, port, workers):
+    async def _serve(self, host, port, workers, recorder):
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -39,11 +44,15 @@ class Command(BaseCommand):
         def ready(bound_host, bound_port):
             log.info("MiniDNS listening on %s:%s (udp+tcp)", bound_host, bound_port)
 
+        c = settings.DNSCTL
         source = DatabaseZoneSource(listen=True)  # zone lookups cached, kept current by PostgreSQL's notices
-        minidns = MiniDNS(source, keys=source, cache_bytes=settings.DNSCTL["MINIDNS_CACHE_BYTES"])
+        minidns = MiniDNS(source, keys=source, cache_bytes=c["MINIDNS_CACHE_BYTES"], transfers=recorder)
         source.watch(minidns.changed)
         try:
-            await serve(host, port, minidns, ready=ready, stop=stop, workers=workers)
+            await serve(host, port, minidns, ready=ready, stop=stop, workers=workers,
+                        max_tcp=c["MINIDNS_TCP_MAX_CONNECTIONS"], max_tcp_per_address=c["MINIDNS_TCP_MAX_PER_ADDRESS"],
+                        idle_timeout=c["MINIDNS_TCP_IDLE_TIMEOUT"], write_timeout=c["MINIDNS_TCP_WRITE_TIMEOUT"],
+                        udp_buffer=c["MINIDNS_UDP_RCVBUF"])
         finally:
             source.close()
         log.info("MiniDNS stopped")
