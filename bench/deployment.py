@@ -169,9 +169,10 @@ class Deployment:
         self.pids["gunicorn"] = web.proc.pid
         self.url = f"http://127.0.0.1:{port}"
 
-        from zones import accounts, services
+        from zones import accounts
+        from zones.services import pools
 
-        services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}],
+        pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}],
                            notify_source=self.mhost,
                            targets=[{"name": "bind-1", "type": "bind9", "options": bind.backend_options,
                                      "masters": [f"{self.mhost}:{self.mport}"]}],

@@ -132,7 +132,8 @@ def self_contained(n, active_timeout):
 
     from tests.processes import celery_worker, minidns
     from tests.servers import free_port
-    from zones import accounts, services
+    from zones import accounts
+    from zones.services import pools
 
     _create_database(connection.settings_dict)
     call_command("migrate", verbosity=0)
@@ -147,7 +148,7 @@ def self_contained(n, active_timeout):
         servers, pool = _pool("bind9", mhost, mport)
         started += servers
         started.append(celery_worker(env, concurrency=2, pool="prefork"))
-        services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}], **pool)
+        pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}], **pool)
         token = accounts.issue_token(accounts.api_user("bench", "bench"))
         server = LiveServerThread("127.0.0.1", _static_handler(), connections_override={}, port=0)
         server.daemon = True

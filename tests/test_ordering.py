@@ -12,7 +12,8 @@ from django.db import connection, transaction
 from tests.conftest import needs_named, wait_until
 from workers.backends import get_backend
 from workers.dnsclient import query_soa_serial
-from zones import services, validation
+from zones import validation
+from zones.services import pools, writes
 from zones.services import pipeline
 from zones.models import Zone
 
@@ -21,7 +22,7 @@ pytestmark = [needs_named, pytest.mark.integration, pytest.mark.django_db(transa
 
 def make_pool(binds, minidns_address, **options):
     host, port = minidns_address
-    return services.save_pool(
+    return pools.save_pool(
         None, name="default", threshold_percentage=100,
         ns_records=[{"hostname": "ns1.example.net.", "priority": 1}],
         targets=[{"name": f"bind-{i}", "type": "bind9", "options": {**b.backend_options, **options},
@@ -45,13 +46,13 @@ def step(name, rng):
     zone = live(name)
     try:
         if zone is None:
-            services.create_zone(project_id="p", name=name, email="hostmaster@example.com")
+            writes.create_zone(project_id="p", name=name, email="hostmaster@example.com")
         elif rng.random() < 0.4:
-            services.delete_zone(zone.id)
+            writes.delete_zone(zone.id)
         elif rng.random() < 0.5:
-            services.create_recordset(zone.id, name=f"r{uuid.uuid4().hex[:8]}", type="TXT", records=['"x"'])
+            writes.create_recordset(zone.id, name=f"r{uuid.uuid4().hex[:8]}", type="TXT", records=['"x"'])
         else:
-            services.update_zone(zone.id, ttl=rng.randint(60, 7200))
+            writes.update_zone(zone.id, ttl=rng.randint(60, 7200))
     except (validation.ValidationError, Zone.DoesNotExist):
         pass  # being deleted or just deleted, or the name is not free yet (its delete has not finished)
 
@@ -80,11 +81,11 @@ def test_deletes_that_overtake_a_batch_of_creates(binds, minidns_address, worker
     make_pool(binds, minidns_address, parallel=1)
     names = [f"b{i}-{uuid.uuid4().hex[:6]}.example.com." for i in range(100)]
     with transaction.atomic():  # one commit: the first zone_action takes every create in one batch
-        ids = [services.create_zone(project_id="p", name=name, email="hostmaster@example.com").id for name in names]
+        ids = [writes.create_zone(project_id="p", name=name, email="hostmaster@example.com").id for name in names]
     first = get_backend("bind9", "bind-0", binds[0].backend_options, [("127.0.0.1", 1)])
     wait_until(lambda: first.has_zone(names[0]), timeout=30, interval=0.005, message="the batch to reach bind-0")
     for zone_id in reversed(ids):
-        services.delete_zone(zone_id)
+        writes.delete_zone(zone_id)
     wait_until(lambda: not Zone.objects.filter(id__in=ids, status="PENDING").exists(), timeout=120, interval=0.5,
                message="every delete to settle")
     assert [(z.name, z.status, z.reason) for z in Zone.objects.filter(id__in=ids) if z.status != "DELETED"] == []
@@ -116,8 +117,8 @@ def test_interleaved_changes_leave_every_target_as_the_database_says(binds, pool
 def test_the_fence_orders_two_tasks_on_one_target_and_re_reads_after_waiting():
     """What target_batch relies on: while one task holds a (target, zone name), another waits (or is
     Busy after its wait), sees the change that committed meanwhile, and other targets are free."""
-    services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
-    zone = services.create_zone(project_id="p", name="fenced.example.com.", email="a@example.com")
+    pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    zone = writes.create_zone(project_id="p", name="fenced.example.com.", email="a@example.com")
     ref = pipeline.ZoneRef.of({"id": zone.id, "name": zone.name, "action": "CREATE", "serial": zone.serial,
                                "pool_id": zone.pool_id})
     held, release = threading.Event(), threading.Event()
@@ -152,7 +153,7 @@ def test_the_fence_orders_two_tasks_on_one_target_and_re_reads_after_waiting():
     second.start()
     time.sleep(0.3)
     assert seen == []  # waiting for the holder
-    services.delete_zone(zone.id)  # a newer change commits while it waits
+    writes.delete_zone(zone.id)  # a newer change commits while it waits
     released = time.monotonic()
     release.set()
     first.join(10)

@@ -17,7 +17,8 @@ from keystoneauth1.token_endpoint import Token
 import workers.tasks  # noqa: F401 - registers the tasks the eager app runs (the zone push too)
 import workers.zone_tasks  # noqa: F401
 from tests.test_zone_imports import GOOD
-from zones import accounts, quotas, services
+from zones import accounts, quotas
+from zones.services import pools
 from zones.models import RecordSet, Zone
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,7 +31,7 @@ def world(live_server, tmp_path):
 
     old = app.conf.task_always_eager
     app.conf.task_always_eager = True  # the zone's own push runs too: a pool without targets ends it at once
-    services.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
+    pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.example.net.", "priority": 1}])
     key = accounts.issue_token(accounts.api_user("alice", "p1"))
     yield {"url": live_server.url + "/v2", "key": key}
     app.conf.task_always_eager = old
