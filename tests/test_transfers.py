@@ -193,8 +193,8 @@ class SlowMiniDNS:
         from workers.minidns import MiniDNS
 
         class Slow(MiniDNS):
-            def _transfer(self, query, zone_id, zone, tcp):
-                messages = super()._transfer(query, zone_id, zone, tcp)
+            def _transfer(self, query, origin, zone_id, serial, tcp):
+                messages = super()._transfer(query, origin, zone_id, serial, tcp)
 
                 def late():
                     time.sleep(delay)
