@@ -265,6 +265,9 @@ DNSCTL = {
     "MINIDNS_ALLOW_XFR_FROM": env.list("MINIDNS_ALLOW_XFR_FROM", default=[]),
     # Zone-file imports waiting for a worker, per project: each holds up to IMPORT_MAX_BODY_SIZE bytes.
     "IMPORT_MAX_PENDING": env.int("IMPORT_MAX_PENDING", default=10),
+    # Import and export tasks (and exports' files) that ended more than ZONE_TASKS_MAX_AGE s ago are
+    # removed by the purge sweep (0 = kept).
+    "ZONE_TASKS_MAX_AGE": env.int("ZONE_TASKS_MAX_AGE", default=7 * 24 * 3600),
 }
 
 # --- Quotas: each project's defaults (Designate's resources; -1 = unlimited). Admins change one

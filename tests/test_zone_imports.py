@@ -1,5 +1,6 @@
 """Zone import and export through the API (Designate's /v2/zones/tasks/...): shapes, the checks a
-file goes through (each error naming its line, nothing written), quotas, dry-run tasks, isolation.
+file goes through (each error naming its line, nothing written), quotas, dry-run tasks, isolation,
+and the purge of finished tasks.
 
 Plain `django_db`: on_commit never runs, so the tests run the Celery task's work themselves
 (zones.imports.run_import / run_export); tests/test_zone_imports_integration.py uses a real worker.
@@ -347,3 +348,36 @@ def test_records_with_quotes_and_backslashes_are_stored_as_the_api_stores_them(a
     assert stored == {"t.esc.example.": validation.records([txt], "TXT", "esc.example.", "t.esc.example."),
                       "u.esc.example.": ["Target.Example."]}
 
+
+# --- the purge of finished tasks ------------------------------------------------------------------
+
+
+def test_the_purge_removes_finished_tasks_older_than_zone_tasks_max_age(alice, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workers import tasks
+    from zones.services import sweeps
+
+    zone = create_zone(alice, "kept.example.")
+    done, failed = imported(alice, GOOD), imported(alice, GOOD)  # the second: the name exists now
+    assert (done["status"], failed["status"]) == ("COMPLETE", "ERROR")
+    checked = dry_run(alice, GOOD.replace("imported.example.", "other.example."))
+    waiting = post_file(alice, GOOD).json()
+    exported = alice.post(f"/v2/zones/{zone['id']}/tasks/export").json()
+    imports.run_export(exported["id"])
+    recent = alice.post(f"/v2/zones/{zone['id']}/tasks/export").json()
+    imports.run_export(recent["id"])
+    age = settings.DNSCTL["ZONE_TASKS_MAX_AGE"]
+    assert age == 7 * 24 * 3600
+    old = timezone.now() - timedelta(seconds=age + 1)
+    ZoneImport.objects.update(updated_at=old)  # the PENDING one too: it is never purged
+    ZoneExport.objects.filter(id=exported["id"]).update(updated_at=old)
+
+    assert sweeps.purge_zone_tasks(age, batch_size=1, max_batches=2) == 3  # bounded: 2 imports, 1 export
+    assert sweeps.purge_zone_tasks(0, batch_size=1) == 0  # 0: kept for ever
+    assert tasks.purge(force=True)["zone_tasks_purged"] == 1
+    assert {str(i) for i in ZoneImport.objects.values_list("id", flat=True)} == {waiting["id"]}
+    assert {str(i) for i in ZoneExport.objects.values_list("id", flat=True)} == {recent["id"]}
+    assert Zone.objects.filter(id=done["zone_id"]).exists()  # the imported zone stays

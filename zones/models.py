@@ -524,6 +524,7 @@ class ZoneTask(models.Model):
     class Meta:
         abstract = True
         ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["status", "updated_at"], name="%(class)s_status_updated")]  # the purge
 
 
 class ZoneImport(ZoneTask):
