@@ -181,7 +181,6 @@ def purge_deleted(older_than: int, batch_size: int, max_batches: int = 100) -> i
     return purged
 
 
-
 def purge_zone_tasks(older_than: int, batch_size: int, max_batches: int = 100) -> int:
     """Remove import and export tasks (and the exports' files) that ended, COMPLETE or ERROR, more than
     older_than seconds ago (0: keep them), batch_size at a time. A PENDING task is never removed here."""
