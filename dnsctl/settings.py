@@ -294,6 +294,9 @@ DNSCTL = {
     "MINIDNS_UDP_RCVBUF": env.int("MINIDNS_UDP_RCVBUF", default=4 * 1024 * 1024),
     # How long what MiniDNS saw of the secondaries' transfers stays in Redis (zones.transfers).
     "MINIDNS_TRANSFER_TTL": env.int("MINIDNS_TRANSFER_TTL", default=3600),
+    # Import and export tasks (and exports' files) that ended more than ZONE_TASKS_MAX_AGE s ago are
+    # removed by the purge sweep (0 = kept).
+    "ZONE_TASKS_MAX_AGE": env.int("ZONE_TASKS_MAX_AGE", default=7 * 24 * 3600),
 }
 
 # --- Quotas: each project's defaults (Designate's resources; -1 = unlimited). Admins change one

@@ -1,5 +1,6 @@
 """Zone import and export through the API (Designate's /v2/zones/tasks/...): shapes, the checks a
-file goes through (each error naming its line, nothing written), quotas, dry runs, isolation.
+file goes through (each error naming its line, nothing written), quotas, dry-run tasks, isolation,
+and the purge of finished tasks.
 
 Plain `django_db`: on_commit never runs, so the tests run the Celery task's work themselves
 (zones.imports.run_import / run_export); tests/test_zone_imports_integration.py uses a real worker.
@@ -158,20 +159,51 @@ def test_a_generate_line_cannot_make_more_records_than_the_quota(alice):
     assert task["status"] == "ERROR" and "zone_records" in task["message"]
 
 
-def test_a_dry_run_answers_the_plan_and_writes_nothing(alice):
+def dry_run(client, text, query="?dry_run=true"):
+    """A dry run's task, run as the worker would, as GET shows it once it ended."""
+    response = post_file(client, text, query)
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert set(body) == IMPORT_KEYS | {"dry_run", "plan"} and body["status"] == "PENDING", body
+    assert body["dry_run"] is True and body["plan"] is None
+    assert imports.run_import(body["id"]) in ("planned", "invalid")
+    return client.get(f"/v2/zones/tasks/imports/{body['id']}").json()
+
+
+def test_a_dry_run_is_a_task_ending_with_the_plan_and_writes_nothing(alice):
     before = snapshot()
-    response = post_file(alice, GOOD, "?dry_run=true")
-    assert response.status_code == 200, response.content
-    plan = response.json()
+    task = dry_run(alice, GOOD)
+    assert task["status"] == "COMPLETE" and task["zone_id"] is None, task
+    assert task["message"] == "dry run: imported.example. would be imported: 9 recordsets, 10 records"
+    plan = task["plan"]
     assert plan["valid"] and plan["errors"] == [] and (plan["recordsets"], plan["records"]) == (9, 10)
     assert plan["zone"] == {"name": "imported.example.", "email": "hostmaster@imported.example", "ttl": 3600}
     assert any("SOA" in line for line in plan["ignored"]) and any("NS ns.elsewhere" in i for i in plan["ignored"])
-    bad = post_file(alice, GOOD + "x IN A 999.1.1.1\ny IN TXT\n", "?dry_run=1").json()
-    assert not bad["valid"] and [e["line"] for e in bad["errors"]] == [17]
-    assert snapshot() == before and not ZoneImport.objects.exists()
+    assert plan["more_ignored"] == 0 and "href" not in task["links"]
+    assert ZoneImport.objects.get(id=task["id"]).zonefile == ""  # the file is not kept once checked
+    bad = dry_run(alice, GOOD + "x IN A 999.1.1.1\ny IN TXT\n", "?dry_run=1")
+    assert bad["status"] == "ERROR" and bad["message"].startswith("line 17: "), bad
+    assert not bad["plan"]["valid"] and [e["line"] for e in bad["plan"]["errors"]] == [17]
+    assert snapshot() == before
     create_zone(alice, "imported.example.")
-    taken = post_file(alice, GOOD, "?dry_run=true").json()
-    assert not taken["valid"] and taken["errors"][0]["field"] == "name" and taken["errors"][0]["line"] == 4
+    before = snapshot()
+    taken = dry_run(alice, GOOD)
+    assert taken["status"] == "ERROR" and taken["message"].startswith("line 4: ")
+    assert "already exists" in taken["message"]
+    assert taken["plan"]["errors"][0]["field"] == "name" and taken["plan"]["errors"][0]["line"] == 4
+    assert snapshot() == before
+    # The tasks list like any import; a normal import's shape is Designate's, without the dry-run keys.
+    listed = alice.get("/v2/zones/tasks/imports").json()["imports"]
+    assert [t.get("dry_run") for t in listed] == [True, True, True]
+
+
+def test_a_dry_run_over_a_quota_names_it(alice):
+    quotas.set_quotas("p1", {"zone_records": 9})
+    before = snapshot()
+    task = dry_run(alice, GOOD)
+    assert task["status"] == "ERROR" and "Quota exceeded for zone_records" in task["message"], task
+    assert task["plan"]["records"] == 10 and not task["plan"]["valid"]
+    assert snapshot() == before
 
 
 def test_dry_run_takes_only_true_or_false(alice):
@@ -206,9 +238,10 @@ def test_a_body_that_is_no_zone_file_is_a_400(alice, body, content_type, status)
 def test_pending_imports_per_project_are_capped(alice, settings):
     settings.DNSCTL = {**settings.DNSCTL, "IMPORT_MAX_PENDING": 2}
     assert post_file(alice, GOOD).status_code == 202
-    assert post_file(alice, GOOD).status_code == 202
-    response = post_file(alice, GOOD)
-    assert response.status_code == 413 and response.json()["type"] == "over_quota"
+    assert post_file(alice, GOOD, "?dry_run=true").status_code == 202  # a dry run holds its file too
+    for query in ("", "?dry_run=true"):
+        response = post_file(alice, GOOD, query)
+        assert response.status_code == 413 and response.json()["type"] == "over_quota"
 
 
 def test_imports_list_show_and_delete_per_project(alice, bob, admin):
@@ -233,6 +266,7 @@ def test_a_reader_may_not_import_or_export(pool):
     reader = client_for(make_user("rita", "p1", role="reader"))
     assert post_file(reader, GOOD).status_code == 403
     assert post_file(reader, GOOD, "?dry_run=true").status_code == 403
+    assert not ZoneImport.objects.exists()
 
 
 # --- exports -------------------------------------------------------------------------------------
@@ -313,3 +347,37 @@ def test_records_with_quotes_and_backslashes_are_stored_as_the_api_stores_them(a
     stored = {rs.name: rs.records for rs in RecordSet.objects.filter(zone_id=task["zone_id"], managed=False)}
     assert stored == {"t.esc.example.": validation.records([txt], "TXT", "esc.example.", "t.esc.example."),
                       "u.esc.example.": ["Target.Example."]}
+
+
+# --- the purge of finished tasks ------------------------------------------------------------------
+
+
+def test_the_purge_removes_finished_tasks_older_than_zone_tasks_max_age(alice, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workers import tasks
+    from zones.services import sweeps
+
+    zone = create_zone(alice, "kept.example.")
+    done, failed = imported(alice, GOOD), imported(alice, GOOD)  # the second: the name exists now
+    assert (done["status"], failed["status"]) == ("COMPLETE", "ERROR")
+    checked = dry_run(alice, GOOD.replace("imported.example.", "other.example."))
+    waiting = post_file(alice, GOOD).json()
+    exported = alice.post(f"/v2/zones/{zone['id']}/tasks/export").json()
+    imports.run_export(exported["id"])
+    recent = alice.post(f"/v2/zones/{zone['id']}/tasks/export").json()
+    imports.run_export(recent["id"])
+    age = settings.DNSCTL["ZONE_TASKS_MAX_AGE"]
+    assert age == 7 * 24 * 3600
+    old = timezone.now() - timedelta(seconds=age + 1)
+    ZoneImport.objects.update(updated_at=old)  # the PENDING one too: it is never purged
+    ZoneExport.objects.filter(id=exported["id"]).update(updated_at=old)
+
+    assert sweeps.purge_zone_tasks(age, batch_size=1, max_batches=2) == 3  # bounded: 2 imports, 1 export
+    assert sweeps.purge_zone_tasks(0, batch_size=1) == 0  # 0: kept for ever
+    assert tasks.purge(force=True)["zone_tasks_purged"] == 1
+    assert {str(i) for i in ZoneImport.objects.values_list("id", flat=True)} == {waiting["id"]}
+    assert {str(i) for i in ZoneExport.objects.values_list("id", flat=True)} == {recent["id"]}
+    assert Zone.objects.filter(id=done["zone_id"]).exists()  # the imported zone stays

@@ -1,6 +1,6 @@
 """Import and export end to end on real parts: the API, PostgreSQL, Redis, a Celery worker, MiniDNS and
 two BIND9s. An imported zone is served by both BIND9s with every record of the file, and its export
-holds the same records."""
+holds the same records; a dry run, in the worker too, writes nothing but its task's plan."""
 import dns.query
 import dns.rdatatype
 import dns.zone
@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import needs_named, wait_until
 from tests.test_integration import api, pool_factory, wait_status  # noqa: F401 - fixtures
-from zones.models import RecordSet, Zone, ZoneChange
+from zones.models import OutboxEvent, RecordSet, Zone, ZoneChange, ZoneImport
 
 pytestmark = [needs_named, pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -34,8 +34,8 @@ def records(zone: dns.zone.Zone) -> set:
             and not (rds.rdtype == dns.rdatatype.NS and name.derelativize(apex) == apex)}
 
 
-def import_task(api, text):
-    response = api.generic("POST", "/v2/zones/tasks/imports", text.encode(), content_type="text/dns")
+def import_task(api, text, query=""):
+    response = api.generic("POST", f"/v2/zones/tasks/imports{query}", text.encode(), content_type="text/dns")
     assert response.status_code == 202, response.content
     task_id = response.json()["id"]
     return wait_until(lambda: (t := api.get(f"/v2/zones/tasks/imports/{task_id}").json())["status"] != "PENDING"
@@ -77,3 +77,18 @@ def test_a_bad_line_ends_the_import_in_error_with_nothing_written(api, pool_fact
     assert task["message"].startswith("line 24: ") and "10.0.0.1700" in task["message"], task["message"]
     assert not Zone.objects.filter(name=ORIGIN).exists()
     assert not RecordSet.objects.filter(name__endswith=ORIGIN).exists()
+
+
+def test_a_dry_run_in_the_worker_answers_the_plan_and_writes_nothing(api, pool_factory):
+    pool_factory()
+    counts = lambda: {m.__name__: m.objects.count() for m in (Zone, RecordSet, ZoneChange, OutboxEvent)}  # noqa: E731
+    before = counts()
+    task = import_task(api, zone_file(2000), "?dry_run=true")
+    assert task["status"] == "COMPLETE" and task["dry_run"] is True and task["zone_id"] is None, task
+    assert (task["plan"]["valid"], task["plan"]["recordsets"], task["plan"]["records"]) == (True, 2003, 2003)
+    assert task["plan"]["zone"]["name"] == ORIGIN
+    bad = import_task(api, zone_file(50).replace("h17 IN A 10.0.0.17", "h17 IN A 10.0.0.1700"), "?dry_run=true")
+    assert bad["status"] == "ERROR" and bad["message"].startswith("line 24: "), bad
+    assert [e["line"] for e in bad["plan"]["errors"]] == [24]
+    assert counts() == before and not Zone.objects.filter(name=ORIGIN).exists()
+    assert set(ZoneImport.objects.values_list("zonefile", flat=True)) == {""}

@@ -462,10 +462,11 @@ def target_sync(pool_id, target_id, since):
 
 @shared_task(ignore_result=True)
 def purge(force=False):
-    """Remove soft-deleted zones once they are older than the retention period, and trim the change
-    journal by age and by changes per zone."""
+    """Remove soft-deleted zones once they are older than the retention period, trim the change
+    journal by age and by changes per zone, and remove finished import/export tasks."""
     def body(summary):
         summary["purged"] = sweeps.purge_deleted(_conf("PURGE_AFTER"), _conf("PURGE_BATCH_SIZE"))
+        summary["zone_tasks_purged"] = sweeps.purge_zone_tasks(_conf("ZONE_TASKS_MAX_AGE"), _conf("PURGE_BATCH_SIZE"))
         summary["journal_trimmed"] = journal.trim(_conf("JOURNAL_MAX_AGE"), _conf("JOURNAL_MAX_CHANGES_PER_ZONE"))
 
     return _sweep("purge", "PURGE_INTERVAL", force, body)

@@ -10,8 +10,9 @@ to the pool on commit, like any zone create) and adds the recordsets to it in bu
 journal change lists them too, and the zone's counters count them. The pipeline then takes the zone
 to ACTIVE as usual.
 
-A dry run (`plan`) reads and checks the same way, and tries the zone's creation in a savepoint that
-is rolled back, so it writes nothing.
+A dry run is a task too (a 100,000-record file takes seconds of CPU to check: too long for a web
+request): the worker reads and checks the file the same way and tries the zone's creation in a
+transaction that is rolled back, so it writes nothing but the task's plan.
 
 An export writes the zone out (zones.zone_files.render) in a Celery task too, refused when the zone
 has more records than the project's api_export_size quota, and keeps the file with its serial.
@@ -62,16 +63,17 @@ def _zonefile(value) -> str:
 
 
 @transaction.atomic
-def submit_import(*, project_id: str, zonefile, pool_id=None, admin=False, actor: Actor) -> ZoneImport:
-    """Keep the file and hand its import to Celery once this commits. A project has at most
-    IMPORT_MAX_PENDING imports waiting: each holds up to IMPORT_MAX_BODY_SIZE bytes."""
+def submit_import(*, project_id: str, zonefile, pool_id=None, admin=False, actor: Actor,
+                  dry_run=False) -> ZoneImport:
+    """Keep the file and hand its import (or dry run) to Celery once this commits. A project has at
+    most IMPORT_MAX_PENDING tasks waiting, dry runs included: each holds up to IMPORT_MAX_BODY_SIZE bytes."""
     zonefile = _zonefile(zonefile)
     limit = settings.DNSCTL["IMPORT_MAX_PENDING"]
     quotas._lock_project(project_id)  # two requests must not both take the last slot
     if ZoneImport.objects.filter(project_id=project_id, status=Status.PENDING).count() >= limit:
         raise validation.OverQuota("zone_imports", limit)
     task = ZoneImport.objects.create(project_id=project_id, zonefile=zonefile, pool_id=str(pool_id or ""),
-                                     admin=admin, actor=actor.as_dict())
+                                     admin=admin, actor=actor.as_dict(), dry_run=dry_run)
     _enqueue("workers.zone_tasks.import_zone", ZoneImport, task.id)
     return task
 
@@ -121,9 +123,11 @@ def read(zonefile: str, project_id: str) -> zone_files.ZoneFile:
     return parsed
 
 
-def plan(zonefile, *, project_id: str, pool_id=None, admin=False) -> dict:
-    """A dry run: what an import of this file would create, and every problem, writing nothing."""
-    parsed = read(_zonefile(zonefile), project_id)
+MAX_IGNORED = 100  # lines a plan lists as set aside (one per recordset at most); the rest are counted
+
+
+def plan(parsed: zone_files.ZoneFile, *, project_id: str, pool_id=None, admin=False) -> dict:
+    """A dry run: what an import of the file read would create, and every problem, writing nothing."""
     if parsed.name and parsed.email and parsed.ttl and not parsed.problems:
         with transaction.atomic():
             try:
@@ -133,26 +137,41 @@ def plan(zonefile, *, project_id: str, pool_id=None, admin=False) -> dict:
                 parsed.invalid(parsed.soa_line, exc)
             transaction.set_rollback(True)  # nothing of it stays, nor is anything sent
     return {
-        "dry_run": True,
         "valid": not parsed.problems,
         "zone": {"name": parsed.name, "email": parsed.email, "ttl": parsed.ttl},
         "recordsets": len(parsed.recordsets),
         "records": parsed.record_count,
-        "ignored": parsed.ignored,
+        "ignored": parsed.ignored[:MAX_IGNORED],
+        "more_ignored": max(0, len(parsed.ignored) - MAX_IGNORED),
         "errors": [p.as_dict() for p in parsed.problems],
         "more_errors": parsed.more_problems,
     }
 
 
+def _run_dry(task: ZoneImport, parsed: zone_files.ZoneFile) -> str:
+    """End a dry run COMPLETE (the file would import) or ERROR (its problems), with the plan."""
+    result = plan(parsed, project_id=task.project_id, pool_id=task.pool_id, admin=task.admin)
+    if result["valid"]:
+        message = (f"dry run: {parsed.name} would be imported: {result['recordsets']:,} recordsets, "
+                   f"{result['records']:,} records")
+        _finish(ZoneImport, task.id, Status.COMPLETE, message, plan=result)
+        return "planned"
+    _finish(ZoneImport, task.id, Status.ERROR, parsed.summary(), plan=result)
+    return "invalid"
+
+
 def run_import(import_id) -> str:
     """The Celery task's work: read the file, then create the zone and its recordsets in one
-    transaction, or end in ERROR naming the lines. Safe to run twice: only a PENDING task runs."""
+    transaction (a dry run: only try), or end in ERROR naming the lines. Safe to run twice: only a
+    PENDING task runs."""
     task = ZoneImport.objects.filter(id=import_id, status=Status.PENDING).first()
     if task is None:
         return "not pending"
     parsed = None
     try:
         parsed = read(task.zonefile, task.project_id)
+        if task.dry_run:
+            return _run_dry(task, parsed)
         if parsed.problems:
             _finish(ZoneImport, task.id, Status.ERROR, parsed.summary())
             return "invalid"

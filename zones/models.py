@@ -524,16 +524,19 @@ class ZoneTask(models.Model):
     class Meta:
         abstract = True
         ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["status", "updated_at"], name="%(class)s_status_updated")]  # the purge
 
 
 class ZoneImport(ZoneTask):
-    """A zone file to import as a new zone (zones.imports). The file waits here, not in the broker,
-    and is dropped once the import has finished."""
+    """A zone file to import as a new zone (zones.imports), or to check only (a dry run). The file
+    waits here, not in the broker, and is dropped once the import has finished."""
 
     zonefile = models.TextField(blank=True, default="")
     pool_id = models.CharField(max_length=64, blank=True, default="")  # the attributes' pool_id, if any
     admin = models.BooleanField(default=False)  # sent by an API admin (may take reserved names, any pool)
     actor = models.JSONField(default=dict)  # zones.journal.Actor of the caller, for the zone's change
+    dry_run = models.BooleanField(default=False)  # check the file, write nothing: the plan is the result
+    plan = models.JSONField(null=True, blank=True)  # a dry run's result (zones.imports.plan)
 
     class Meta(ZoneTask.Meta):
         pass

@@ -2,7 +2,8 @@
 
 POST /v2/zones/tasks/imports takes the zone file as `text/dns` (or, as designateclient sends it with
 --attributes, JSON {"zonefile": ..., "attributes": {"pool_id": ...}}) and answers 202 with a PENDING
-task; `?dry_run=true` answers 200 with the plan instead and writes nothing.
+task; `?dry_run=true` answers 202 with a PENDING dry-run task, which the worker ends COMPLETE or ERROR
+with its `plan` and which writes nothing else (a big file's check takes longer than a request may).
 POST /v2/zones/{id}/tasks/export answers 202 with a PENDING export; GET .../exports/{id}/export is
 the file, as `text/dns`, once the export is COMPLETE.
 """
@@ -86,8 +87,30 @@ class TaskSerializer(serializers.Serializer):
         return task.message or None
 
 
+class ImportPlanSerializer(serializers.Serializer):
+    valid = serializers.BooleanField()
+    zone = serializers.DictField(help_text="The zone's name, email and TTL, from the SOA.")
+    recordsets = serializers.IntegerField(help_text="Recordsets the import would create.")
+    records = serializers.IntegerField(help_text="Records in them.")
+    ignored = serializers.ListField(child=serializers.CharField(), help_text="Lines set aside: the SOA, apex NS.")
+    more_ignored = serializers.IntegerField()
+    errors = serializers.ListField(child=serializers.DictField(), help_text="{line, field, message} each.")
+    more_errors = serializers.IntegerField()
+
+
 class ZoneImportSerializer(TaskSerializer):
+    """Designate's import task; a dry run's also says `dry_run` and, once it ended, its `plan`."""
+
     links = serializers.SerializerMethodField()
+    dry_run = serializers.BooleanField(required=False, help_text="Only on a dry run's task: true.")
+    plan = ImportPlanSerializer(required=False, allow_null=True,
+                                help_text="Only on a dry run's task: what the import would do (null while PENDING).")
+
+    def to_representation(self, task):
+        data = super().to_representation(task)
+        if not task.dry_run:  # Designate's shape, unchanged
+            del data["dry_run"], data["plan"]
+        return data
 
     def get_links(self, task) -> dict:
         request = self.context.get("request")
@@ -121,17 +144,6 @@ class ZoneImportInput(StrictSerializer):
 
     zonefile = StrictString(trim_whitespace=False)
     attributes = ImportAttributes(required=False)
-
-
-class ImportPlanSerializer(serializers.Serializer):
-    dry_run = serializers.BooleanField()
-    valid = serializers.BooleanField()
-    zone = serializers.DictField()
-    recordsets = serializers.IntegerField(help_text="Recordsets the import would create.")
-    records = serializers.IntegerField(help_text="Records in them.")
-    ignored = serializers.ListField(child=serializers.CharField(), help_text="Lines set aside: the SOA, apex NS.")
-    errors = serializers.ListField(child=serializers.DictField(), help_text="{line, field, message} each.")
-    more_errors = serializers.IntegerField()
 
 
 class ImportFilter(filters.FilterSet):
@@ -190,9 +202,9 @@ class ZoneImportViewSet(ListMixin, viewsets.GenericViewSet):
 
     @extend_schema(
         request={ZONE_FILE: OpenApiTypes.STR, "application/json": ZoneImportInput},
-        parameters=[OpenApiParameter("dry_run", OpenApiTypes.BOOL, description="Answer with the plan (200), "
-                                                                                "write nothing.")],
-        responses={202: ZoneImportSerializer, 200: ImportPlanSerializer})
+        parameters=[OpenApiParameter("dry_run", OpenApiTypes.BOOL, description="Only check the file: the task "
+                                                                                "ends with its plan, writes nothing.")],
+        responses={202: ZoneImportSerializer})
     def create(self, request):
         if isinstance(request.data, str):
             zonefile, pool_id = request.data, None
@@ -202,10 +214,8 @@ class ZoneImportViewSet(ListMixin, viewsets.GenericViewSet):
             zonefile = serializer.validated_data["zonefile"]
             pool_id = serializer.validated_data.get("attributes", {}).get("pool_id")
         project, admin = acting_project(request), is_admin(request)
-        if _dry_run(request):
-            return Response(imports.plan(zonefile, project_id=project, pool_id=pool_id, admin=admin))
         task = imports.submit_import(project_id=project, zonefile=zonefile, pool_id=pool_id, admin=admin,
-                                     actor=actor_of(request))
+                                     actor=actor_of(request), dry_run=_dry_run(request))
         return Response(self.get_serializer(task).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={204: None})

@@ -14,7 +14,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from zones import validation
-from zones.models import SHARDS, NameserverStatus, PeriodicRun, PoolNameserver, PoolTarget, Zone
+from zones.models import (SHARDS, NameserverStatus, PeriodicRun, PoolNameserver, PoolTarget, Zone, ZoneExport,
+                          ZoneImport)
 
 from .pipeline import ZoneRef, pushed_serials
 from .selectors import find_target
@@ -182,3 +183,20 @@ def purge_deleted(older_than: int, batch_size: int, max_batches: int = 100) -> i
         purged += len(ids)
     return purged
 
+
+def purge_zone_tasks(older_than: int, batch_size: int, max_batches: int = 100) -> int:
+    """Remove import and export tasks (and the exports' files) that ended, COMPLETE or ERROR, more than
+    older_than seconds ago (0: keep them), batch_size at a time. A PENDING task is never removed here."""
+    if not older_than:
+        return 0
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    purged = 0
+    for model in (ZoneImport, ZoneExport):
+        for _ in range(max_batches):
+            ids = list(model.objects.filter(status__in=[ZoneImport.Status.COMPLETE, ZoneImport.Status.ERROR],
+                                            updated_at__lt=cutoff).values_list("id", flat=True)[:batch_size])
+            if not ids:
+                break
+            model.objects.filter(id__in=ids).delete()
+            purged += len(ids)
+    return purged
