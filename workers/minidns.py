@@ -101,6 +101,7 @@ class DatabaseZoneSource:
 
     CHANNEL = "dnsctl_zone_names"
     MAX_NAMES = 200_000  # cached names (hostile queries ask for random ones): past it, start over
+    READERS = 4  # zones read from the database at once
 
     def __init__(self, listen: bool = False):
         self.listen = listen
@@ -111,6 +112,9 @@ class DatabaseZoneSource:
         self._watchers = []
         self._listener: threading.Thread | None = None
         self._stop = threading.Event()
+        # Zone reads run in threads that keep their database connections (CONN_MAX_AGE), not one new
+        # connection per render; the queues they fill are unbounded, so a reader never waits on a reader.
+        self._readers = ThreadPoolExecutor(self.READERS, thread_name_prefix="zone-read")
 
     def find(self, names):
         """Zones and pools' catalogs (ids ("catalog", pool id)) in one query. `names` are a query name
@@ -173,6 +177,7 @@ class DatabaseZoneSource:
 
     def close(self):
         self._stop.set()
+        self._readers.shutdown(wait=False, cancel_futures=True)
 
     def _listen(self):
         """LISTEN on a connection of its own; on any trouble, stop trusting the cache until listening again."""
@@ -227,7 +232,7 @@ class DatabaseZoneSource:
             soa = self.soa(zone_id)
             return soa and (soa[0], [soa[1], *self._rest(zone_id, soa[0])])
         batches = queue.SimpleQueue()
-        threading.Thread(target=self._read_zone, args=(zone_id, batches), name="zone-read", daemon=True).start()
+        self._readers.submit(self._read_zone, zone_id, batches)
         first = batches.get()
         if isinstance(first, Exception):
             raise first
@@ -244,8 +249,9 @@ class DatabaseZoneSource:
 
     def _read_zone(self, zone_id, batches, size: int = 2000):
         """The reading thread: the SOA, then batches of rows, then None (or the exception)."""
-        from django.db import connection
+        from django.db import close_old_connections, connection
 
+        close_old_connections()  # a broken or expired connection goes; a good one is reused
         try:
             connection.set_autocommit(False)
             if connection.vendor == "postgresql":
@@ -268,7 +274,7 @@ class DatabaseZoneSource:
             try:
                 connection.rollback()
                 connection.set_autocommit(True)
-            finally:
+            except Exception:  # noqa: BLE001 - a connection in trouble is not kept
                 connection.close()
 
     @staticmethod
@@ -293,11 +299,15 @@ class DatabaseZoneSource:
                .values_list("zone__name", Coalesce("ttl", "zone__ttl"), "records").first())
         return row and (row[0], (row[0], "SOA", row[1], row[2]))
 
-    def thread_done(self):
-        """A render thread of MiniDNS's own ends: its connection goes with it."""
-        from django.db import connection
+    def thread_done(self, ending: bool = True):
+        """Work of a MiniDNS thread of its own is done: a thread that ends closes its connection; the
+        keep-ahead thread, which renders every change, keeps a good one (CONN_MAX_AGE) for the next."""
+        from django.db import close_old_connections, connection
 
-        connection.close()
+        if ending:
+            connection.close()
+        else:
+            close_old_connections()
 
     def changes(self, zone_id, from_serial, to_serial):
         """From the change journal; catalogs keep none."""
@@ -1280,7 +1290,7 @@ class MiniDNS:
             except Exception:  # noqa: BLE001 - a query renders it later (and logs once if it fails)
                 log.debug("MiniDNS: could not render %s ahead", name, exc_info=True)
             finally:
-                getattr(self.source, "thread_done", lambda: None)()
+                getattr(self.source, "thread_done", lambda ending=True: None)(ending=False)
 
     def _render_ahead(self, zone: RenderedZone):
         try:
