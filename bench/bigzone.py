@@ -1,14 +1,14 @@
 #!/usr/bin/env python
 """A 100,000-record zone: MiniDNS as a primary beside BIND9 serving the same zone, on loopback.
 
-    TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/dnsctl_bigzone TEST_REDIS_URL=redis://127.0.0.1:6379/14 \\
-        bench/bigzone.py [-n 100000] [--runs 7] [--py-spy minidns.txt]
+    bench/bigzone.py [-n 100000] [--runs 7] [--py-spy minidns.txt]
 
-Brings up what the integration tests use (PostgreSQL and a Redis db of its own, flushed; MiniDNS as
-`manage.py minidns`; a Celery worker; one BIND9 as the pool's target), loads a generated zone
-(`load_zone`: a bulk write through the ORM for now, to be swapped for the import API), waits until
-it is ACTIVE on BIND9, then starts a second BIND9 as a *primary* serving the same records from a
-zone file (changed by dynamic update, the incremental path BIND9 has) and prints, side by side:
+Brings up the production-like deployment of bench/deployment.py (private PostgreSQL and Redis,
+gunicorn, the Celery worker, beat, MiniDNS, one BIND9 as the pool's target), imports a generated
+zone through the API (POST /v2/zones/tasks/imports, timed to COMPLETE), waits until it is ACTIVE on
+BIND9, then starts a second BIND9 as a *primary* serving the same records from a zone file (changed
+by dynamic update, the incremental path BIND9 has) and prints, side by side:
+- the import, from the POST to COMPLETE, and then to ACTIVE on the BIND9 target;
 - AXFR, warm (the zone unchanged since the last transfer) and the first after a one-record change:
   medians of --runs, MiniDNS / BIND9, and the time to the first message;
 - the IXFR size for a one-record change;
@@ -51,11 +51,12 @@ ZONE, SMALL = "big.bench.test.", "small.bench.test."
 # --- the zone --------------------------------------------------------------------------------------
 
 
-def generate(origin: str, records: int) -> list[tuple[str, str, int | None, list[str]]]:
-    """(owner, type, ttl, [rdata]) rows of a zone like a big customer's: mostly A, with AAAA, CNAME, MX,
-    TXT and SRV; one record per RRset, so `records` RRsets (besides the SOA and NS dnsctl adds)."""
+def generate(origin: str, records: int) -> str:
+    """A master file of a zone like a big customer's: mostly A, with AAAA, CNAME, MX, TXT and SRV; one
+    record per RRset, so `records` RRsets besides the SOA and NS (dnsctl's own, whatever the file says)."""
     kinds = ["A"] * 14 + ["AAAA"] * 2 + ["CNAME", "TXT", "MX", "SRV"]
-    rows = []
+    lines = [f"$ORIGIN {origin}", "$TTL 3600",
+             "@ IN SOA ns1.old-provider.example. hostmaster.bench.test. 1 3600 600 86400 300"]
     for i in range(records):
         kind = kinds[i % len(kinds)]
         owner = f"h{i}.{origin}"
@@ -72,25 +73,21 @@ def generate(origin: str, records: int) -> list[tuple[str, str, int | None, list
         else:
             owner = f"_sip._tcp.h{i}.{origin}"
             rdata = f"10 60 5060 h{i - 1}.{origin}"
-        rows.append((owner, kind, None if i % 3 else 300, [rdata]))
-    return rows
+        lines.append(f"{owner} {'' if i % 3 else 300} IN {kind} {rdata}")
+    return "\n".join(lines) + "\n"
 
 
-def load_zone(name: str, rows, email: str = "hostmaster@bench.test") -> object:
-    """Create the zone with all its records in ONE transaction (so its first serial, and every target's
-    first transfer, has them all) by a bulk write through the ORM; returns the zone id.
-    TODO(lead): swap for the import API (POST /v2/zones/tasks/imports) once it lands."""
-    from django.db import transaction
-
-    from zones.services import writes
-    from zones.models import RecordSet
-
-    with transaction.atomic():
-        zone = writes.create_zone(project_id="bench", name=name, email=email)
-        RecordSet.objects.bulk_create(
-            (RecordSet(zone=zone, name=owner, type=rtype, ttl=ttl, records=records, serial=zone.serial)
-             for owner, rtype, ttl, records in rows), batch_size=5000)
-    return zone.id
+def import_zone(api, text: str) -> tuple[str, float, float]:
+    """Import the file through the API (the whole zone in one transaction, so its first serial, and
+    every target's first transfer, has it all): (zone id, seconds to the 202, seconds to COMPLETE)."""
+    started = time.perf_counter()
+    task = api.call("POST", "/v2/zones/tasks/imports", data=text.encode(),
+                    headers={"Content-Type": "text/dns"}).json()
+    accepted = time.perf_counter() - started
+    task = api.wait(f"/v2/zones/tasks/imports/{task['id']}")
+    if task["status"] != "COMPLETE":
+        raise RuntimeError(f"import ended {task['status']}: {task['message']}")
+    return task["zone_id"], accepted, time.perf_counter() - started
 
 
 # --- measuring -------------------------------------------------------------------------------------
@@ -270,63 +267,39 @@ def median(values):
 
 
 def run(records: int, runs: int, spy: str | None):
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    os.environ.setdefault("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dnsctl_bigzone")
-    os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-    import django
+    from bench.deployment import Deployment
+    from bench.import_export import Api
 
-    django.setup()
-    import redis
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.db import connection
-
-    from bench.propagation import _create_database
-    from tests.processes import celery_worker, minidns
-    from tests.servers import free_port
-    from tests.servers.bind9 import Bind9Server
-    from zones.services import pools, writes
-    from zones.models import RecordSet, Zone
-
-    _create_database(connection.settings_dict)
-    call_command("migrate", verbosity=0)
-    call_command("flush", interactive=False, verbosity=0)
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": os.environ["TEST_DATABASE_URL"],
-           "REDIS_URL": settings.REDIS_URL, "CONN_MAX_AGE": "300", "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING"),
-           "MINIDNS_ALLOW_XFR_FROM": "127.0.0.1",  # this benchmark transfers from loopback
-           "POLL_MAX_RETRIES": os.environ.get("POLL_MAX_RETRIES", "240")}  # the first transfer of a big zone
-    started, spy_proc = [], None
+    stack = Deployment(extra_env={
+        "MINIDNS_ALLOW_XFR_FROM": "127.0.0.1",  # this benchmark transfers from loopback
+        "POLL_MAX_RETRIES": os.environ.get("POLL_MAX_RETRIES", "240")})  # the first transfer of a big zone
+    started, spy_proc = [stack], None
     try:
-        host, port = "127.0.0.1", free_port()
-        mini = minidns(env, host, port)
-        started.append(mini)
-        target = Bind9Server(primary=(host, port)).start()
-        started.append(target)
-        started.append(celery_worker(env, concurrency=4, pool="threads"))
-        pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}],
-                           targets=[{"name": "bind9", "type": "bind9", "options": target.backend_options,
-                                     "masters": [f"{host}:{port}"]}],
-                           nameservers=[{"host": target.host, "port": target.port}])
+        stack.start()  # sets Django up on the deployment's database: the ORM below is that one
+        from tests.servers.bind9 import Bind9Server
+        from zones.models import RecordSet, Zone
+        from zones.services import writes
+
+        host, port, minidns_pid = stack.mhost, stack.mport, stack.pids["minidns"]
         small = writes.create_zone(project_id="bench", name=SMALL, email="hostmaster@bench.test")
         wait_active(small.id)
-        rss_before = rss_mb(mini.proc.pid)
+        rss_before = rss_mb(minidns_pid)
         if spy:
             spy_proc = subprocess.Popen([str(Path(sys.executable).parent / "py-spy"), "record", "-p",
-                                         str(mini.proc.pid), "-r", "100", "-f", "raw", "-o", spy],
+                                         str(minidns_pid), "-r", "100", "-f", "raw", "-o", spy],
                                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-        rows = generate(ZONE, records - 2)  # + the SOA and NS dnsctl adds
+        text = generate(ZONE, records - 2)  # + the SOA and NS dnsctl adds
         targets = [("MiniDNS, the big zone", host, port, ZONE), ("MiniDNS, a small zone", host, port, SMALL),
-                   ("BIND9 (the target, for comparison)", target.host, target.port, SMALL)]
+                   ("BIND9 (the target, for comparison)", *stack.target, SMALL)]
         with SoaProbe(targets) as probe:
-            t0 = time.perf_counter()
-            zone_id = load_zone(ZONE, rows)
-            loaded = time.perf_counter() - t0
+            probe.phase("import")
+            zone_id, accepted, imported = import_zone(Api(stack.url, stack.token), text)
             probe.phase("first render + transfer")
             active = wait_active(zone_id)
             probe.phase("idle")
-            print(f"{records} records loaded in {loaded:.1f}s (bulk ORM write), ACTIVE on BIND9 {active:.1f}s later")
+            print(f"import of {records:,} records ({len(text.encode()):,} bytes) through the API: 202 in "
+                  f"{accepted:.2f}s, COMPLETE {imported:.1f}s after the POST; ACTIVE on BIND9 {active:.1f}s later")
 
             count, ours = records_of(host, port, ZONE)
             primary = Bind9Server().start()
@@ -375,7 +348,7 @@ def run(records: int, runs: int, spy: str | None):
                 writes.create_recordset(zone_id, name=f"again{i}", type="A", records=[f"198.51.100.{i + 1}"])
                 to_active.append(wait_active(zone_id, Zone.objects.get(id=zone_id).serial, started=changed))
             probe.phase("idle")
-        rss_after = rss_mb(mini.proc.pid)
+        rss_after = rss_mb(minidns_pid)
 
         print(f"\nAXFR of {count - 1} records, median of {runs} (seconds; first message in ms):")
         for label, results in (("warm", warm), ("first after a change", after)):
@@ -389,7 +362,8 @@ def run(records: int, runs: int, spy: str | None):
               f"journal {1000 * in_process_next(render):.1f} ms")
         print(f"IXFR for a one-record change: {ixfr[0]:,} bytes, {ixfr[1]} records")
         print(f"change -> ACTIVE (BIND9 target): median {median(to_active):.3f}s, max {max(to_active):.3f}s")
-        for phase in ("first render + transfer", "warm transfers", "changes and transfers", "changes -> ACTIVE"):
+        for phase in ("import", "first render + transfer", "warm transfers", "changes and transfers",
+                      "changes -> ACTIVE"):
             print(f"SOA answers (every 5 ms) during {phase}:")
             for line in probe.report(phase):
                 print(f"  {line}")
