@@ -38,6 +38,7 @@ def system_env(django_db_setup, django_db_blocker):
         "POLL_RETRY_INTERVAL": "0.2",
         "POLL_RETRY_MAX_INTERVAL": "0.4",
         "POLL_MAX_RETRIES": "15",
+        "POLL_TRANSFER_MAX_WAIT": "20",  # the tests' transfers are small; keeps recovery's window short
         "TARGET_MAX_RETRIES": "1",
         "TARGET_RETRY_INTERVAL": "0.2",
         "LOG_LEVEL": "INFO",

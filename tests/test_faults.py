@@ -208,7 +208,8 @@ def test_redis_restarted_mid_run_loses_nothing(deployment, binds, pool, api):
         deployment.redis.start()
     deployment.revive()
     ids += create_zones(deployment, api, 3)
-    zones = wait_all(ids, "ACTIVE", timeout=120, each_poll=deployment.revive)
+    # a change lost with Redis comes back by recovery, once older than max_propagation_seconds()
+    zones = wait_all(ids, "ACTIVE", timeout=180, each_poll=deployment.revive)
     assert len(zones) == 10
     assert_served_everywhere(zones, binds)
 
