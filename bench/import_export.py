@@ -118,56 +118,10 @@ def benchmark(url, token, n, active_timeout):
 
 
 def self_contained(n, active_timeout):
-    os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    os.environ.setdefault("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dnsctl_bench_imports")
-    os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
-    os.environ.setdefault("API_WRITE_RATE", "")
-    import django
+    from propagation import loopback_stack
 
-    django.setup()
-    import redis
-    from django.conf import settings
-    from django.core.management import call_command
-    from django.db import connection
-    from django.test.testcases import LiveServerThread
-    from propagation import _create_database, _pool, _static_handler
-
-    from tests.processes import celery_worker, minidns
-    from tests.servers import free_port
-    from zones import accounts
-    from zones.services import pools
-
-    _create_database(connection.settings_dict)
-    call_command("migrate", verbosity=0)
-    call_command("flush", interactive=False, verbosity=0)
-    redis.Redis.from_url(settings.REDIS_URL).flushdb()
-    env = {"DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": os.environ["TEST_DATABASE_URL"],
-           "REDIS_URL": settings.REDIS_URL, "CONN_MAX_AGE": "300", "LOG_LEVEL": os.environ.get("LOG_LEVEL", "WARNING")}
-    started = []
-    try:
-        mhost, mport = "127.0.0.1", free_port()
-        started.append(minidns(env, mhost, mport))
-        servers, pool = _pool("bind9", mhost, mport)
-        started += servers
-        started.append(celery_worker(env, concurrency=2, pool="prefork"))
-        pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}], **pool)
-        token = accounts.issue_token(accounts.api_user("bench", "bench"))
-        server = LiveServerThread("127.0.0.1", _static_handler(), connections_override={}, port=0)
-        server.daemon = True
-        server.start()
-        server.is_ready.wait()
-        started.append(server)
-        benchmark(f"http://127.0.0.1:{server.port}", token, n, active_timeout)
-    finally:
-        for proc in reversed(started):
-            try:
-                if hasattr(proc, "terminate"):
-                    proc.terminate()
-                    proc.join()
-                else:
-                    proc.stop()
-            except Exception as exc:  # noqa: BLE001
-                print(f"stopping {proc!r} failed: {exc!r}", file=sys.stderr)
+    with loopback_stack("dnsctl_bench_imports") as (url, token):
+        benchmark(url, token, n, active_timeout)
 
 
 def main():

@@ -26,6 +26,7 @@ PowerDNS consuming the pool's catalog zone.
 """
 import argparse
 import concurrent.futures as futures
+import contextlib
 import os
 import sys
 import threading
@@ -300,8 +301,20 @@ def _pool(kind, mhost, mport):
 
 def self_contained(n, concurrency, timeout, pool_kind="bind9"):
     """Bring up the integration-test stack on loopback, run the benchmark, tear it all down."""
+    workers = int(os.environ.get("WORKERS", 2))  # one consumer loop tops out near 90 tasks/s
+    with loopback_stack("dnsctl_bench", pool_kind, workers=workers,
+                        concurrency=int(os.environ.get("WORKER_CONCURRENCY", 4)),
+                        worker_pool=os.environ.get("WORKER_POOL", "prefork")) as (url, token):
+        benchmark(url, token, n, concurrency, timeout)
+
+
+@contextlib.contextmanager
+def loopback_stack(database, pool_kind="bind9", workers=1, concurrency=2, worker_pool="prefork"):
+    """The integration-test stack on loopback (the tests' settings, `database` on the local PostgreSQL
+    unless TEST_DATABASE_URL says otherwise): MiniDNS, the pool's servers, Celery workers and the API
+    in a thread; yields (API url, a member's token) and stops every one of them after."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "tests.settings"
-    os.environ.setdefault("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/dnsctl_bench")
+    os.environ.setdefault("TEST_DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{database}")
     os.environ.setdefault("TEST_REDIS_URL", "redis://127.0.0.1:6379/14")
     os.environ.setdefault("API_WRITE_RATE", "")  # a load generator: its writes are not rate-limited
     import django
@@ -318,8 +331,7 @@ def self_contained(n, concurrency, timeout, pool_kind="bind9"):
     from zones import accounts
     from zones.services import pools
 
-    db = connection.settings_dict
-    _create_database(db)
+    _create_database(connection.settings_dict)
     call_command("migrate", verbosity=0)
     call_command("flush", interactive=False, verbosity=0)
     redis.Redis.from_url(settings.REDIS_URL).flushdb()
@@ -331,9 +343,8 @@ def self_contained(n, concurrency, timeout, pool_kind="bind9"):
         started.append(minidns(env, mhost, mport))
         servers, pool = _pool(pool_kind, mhost, mport)
         started += servers
-        for _ in range(int(os.environ.get("WORKERS", 2))):  # one consumer loop tops out near 90 tasks/s
-            started.append(celery_worker(env, concurrency=int(os.environ.get("WORKER_CONCURRENCY", 4)),
-                                         pool=os.environ.get("WORKER_POOL", "prefork")))
+        for _ in range(workers):
+            started.append(celery_worker(env, concurrency=concurrency, pool=worker_pool))
         pools.save_pool(None, name="default", ns_records=[{"hostname": "ns1.bench.test.", "priority": 1}], **pool)
         print(f"pool {pool_kind}: {', '.join(t['name'] for t in pool['targets'])}")
         token = accounts.issue_token(accounts.api_user("bench", "bench"))
@@ -342,7 +353,7 @@ def self_contained(n, concurrency, timeout, pool_kind="bind9"):
         server.start()
         server.is_ready.wait()
         started.append(server)
-        benchmark(f"http://127.0.0.1:{server.port}", token, n, concurrency, timeout)
+        yield f"http://127.0.0.1:{server.port}", token
     finally:
         for proc in reversed(started):  # every one, even when stopping another failed
             try:
