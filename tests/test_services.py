@@ -217,7 +217,7 @@ def test_status_rows_keep_the_newest_result(zone):
 def test_a_zone_ref_travels_in_celery_messages_as_the_json_it_always_was(zone):
     import json
 
-    ref = pipeline.change_ref(zone.id, zone.action, zone.serial)
+    [ref] = pipeline.claim_changes(10)
     message = json.loads(json.dumps([pipeline.refs_to_json([ref]), pipeline.Mode.TARGET_SYNC]))
     assert message == [[{"id": str(zone.id), "name": zone.name, "action": "CREATE", "serial": zone.serial,
                          "pool": str(zone.pool_id)}], "target_sync"]

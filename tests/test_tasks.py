@@ -3,6 +3,8 @@
 The real pipeline (real worker, Redis, BIND9) is proven in test_integration.py.
 """
 import pytest
+from celery.canvas import Signature
+from django.conf import settings
 
 from dnsctl.celery import app as celery_app
 from tests.fakes import FakeBackend, make_pool, run
@@ -80,7 +82,8 @@ def test_delete_needs_every_target(eager, django_capture_on_commit_callbacks):
 def test_superseded_work_does_nothing(eager):
     make_pool()
     zone = writes.create_zone(project_id="p", name="example.com.", email="a@example.com")
-    assert tasks.zone_action(str(zone.id), "CREATE", zone.serial - 1) == "superseded"
+    pipeline.claim_changes(10)  # another worker took it
+    assert tasks.zone_action() == "nothing waiting"
     assert FakeBackend.calls == []
     # a late chord body for an older serial leaves the newer change alone
     old = {"id": str(zone.id), "name": zone.name, "action": "CREATE", "serial": zone.serial - 1,
@@ -95,7 +98,8 @@ def test_running_the_same_action_twice_is_harmless(eager, django_capture_on_comm
     make_pool()
     zone = run(django_capture_on_commit_callbacks, writes.create_zone,
                project_id="p", name="example.com.", email="a@example.com")
-    assert tasks.zone_action(str(zone.id), "CREATE", zone.serial) == "superseded"  # already done
+    assert tasks.zone_action() == "nothing waiting"  # a second kick: the change was already pushed
+    assert tasks.zone_action(str(zone.id), "CREATE", zone.serial) == "nothing waiting"  # a message from before kicks
     assert Zone.objects.get(id=zone.id).status == "ACTIVE"
 
 
@@ -121,15 +125,61 @@ def test_celery_configuration_is_effective():
 def test_a_burst_of_changes_travels_in_one_batch(eager):
     make_pool()
     zones = [writes.create_zone(project_id="p", name=f"b{i}.example.com.", email="a@example.com")
-             for i in range(3)]  # committed, their zone_action messages not yet run
-    assert tasks.zone_action(str(zones[1].id), "CREATE", zones[1].serial) == {"pushed": 3}
+             for i in range(3)]  # committed, the kick not yet run
+    assert tasks.zone_action() == {"pushed": 3}
     assert [c for c in FakeBackend.calls if c[0] == "t1"] == [("t1", "create", z.name) for z in zones]
     assert set(Zone.objects.values_list("status", flat=True)) == {"ACTIVE"}
-    for zone in (zones[0], zones[2]):  # the other messages find their change already pushed
-        assert tasks.zone_action(str(zone.id), "CREATE", zone.serial) == "superseded"
-    late = writes.create_zone(project_id="p", name="late.example.com.", email="a@example.com")
+    assert tasks.zone_action() == "nothing waiting"
+    writes.create_zone(project_id="p", name="late.example.com.", email="a@example.com")
     pipeline.claim_changes(10)  # another worker took it
-    assert tasks.zone_action(str(late.id), "CREATE", late.serial) == "pushed with an earlier batch"
+    assert tasks.zone_action() == "nothing waiting"
+
+
+@pytest.mark.django_db
+def test_a_kick_takes_every_waiting_change_however_many_batches(eager, monkeypatch):
+    make_pool()
+    monkeypatch.setitem(settings.DNSCTL, "BATCH_SIZE", 2)
+    for i in range(5):
+        writes.create_zone(project_id="p", name=f"k{i}.example.com.", email="a@example.com")
+    assert tasks.zone_action() == {"pushed": 5}
+    assert set(Zone.objects.values_list("status", flat=True)) == {"ACTIVE"}
+
+
+@pytest.mark.django_db
+def test_one_kick_per_burst_and_a_new_one_once_it_runs(eager, monkeypatch, django_capture_on_commit_callbacks):
+    make_pool()
+    sent = []
+    monkeypatch.setattr(Signature, "apply_async", lambda sig, *a, **k: sent.append(sig.task))
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(3):
+            writes.create_zone(project_id="p", name=f"c{i}.example.com.", email="a@example.com")
+    with django_capture_on_commit_callbacks(execute=True):
+        writes.create_zone(project_id="p", name="c3.example.com.", email="a@example.com")
+    assert sent == ["workers.tasks.zone_action"]  # the kick is outstanding: it takes all four
+    monkeypatch.setattr(tasks, "_push_batches", lambda refs, mode, summary: None)
+    tasks.zone_action()  # the kick runs: it drops the key before it claims
+    with django_capture_on_commit_callbacks(execute=True):
+        writes.create_zone(project_id="p", name="c4.example.com.", email="a@example.com")
+    assert len(sent) == 2
+    pipeline.drop_kick()
+
+
+@pytest.mark.django_db
+def test_a_kick_that_could_not_be_sent_lets_the_next_change_try(eager, monkeypatch,
+                                                                 django_capture_on_commit_callbacks):
+    make_pool()
+    tries = []
+
+    def broker_down(sig, *args, **kwargs):
+        tries.append(sig.task)
+        raise ConnectionError("Error 111 connecting to 127.0.0.1:6379")
+
+    monkeypatch.setattr(Signature, "apply_async", broker_down)
+    for i in range(2):
+        with django_capture_on_commit_callbacks(execute=True):
+            writes.create_zone(project_id="p", name=f"d{i}.example.com.", email="a@example.com")
+    assert len(tries) == 2 and pipeline.take_kick()
+    pipeline.drop_kick()
 
 
 @pytest.mark.django_db

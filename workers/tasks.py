@@ -13,8 +13,8 @@ target's calls run fenced (pipeline.fenced), so an older change never lands afte
 Each chord has an error path (pipeline_failed): a stage that raises ends its zones in ERROR with
 the reason.
 
-A batch's zones travel together, so a sweep, or a burst of API changes (zone_action takes every
-change waiting when it runs), costs a few tasks per batch, not per zone. A ref is one zone's
+A batch's zones travel together, so a sweep, or a burst of API changes (one kick, zone_action, takes
+every change waiting when it runs), costs a few tasks per batch, not per zone. A ref is one zone's
 zones.services.pipeline.ZoneRef (in messages its JSON form: tasks read it with refs_from_json and
 send it with refs_to_json); the Mode (CHANGE, SYNC, TARGET_SYNC) says what the outcome means for the
 zone. Retries re-schedule the task with what is
@@ -85,17 +85,18 @@ def _finish_each(refs, mode, ok, reason="", tenant_reason=""):
 
 
 @shared_task(ignore_result=True)
-def zone_action(zone_id, action, serial):
-    """A change committed (zones.services enqueues this on commit): push it, together with every
-    other change waiting at this moment, so a burst travels in batches."""
-    if pipeline.change_ref(zone_id, action, serial) is None:
-        return "superseded"
-    refs = pipeline.claim_changes(_conf("BATCH_SIZE"))
-    if not refs:
-        return "pushed with an earlier batch"
-    summary = {}
-    _push_batches(refs, Mode.CHANGE, summary)
-    return summary
+def zone_action(*_old_args):
+    """The kick (zones.services sends one after a commit when none is outstanding, see
+    pipeline.take_kick): push every change waiting now, BATCH_SIZE zones a batch. The kick is dropped
+    before the claim, so a change that commits later sends a kick of its own. (Messages sent before
+    kicks existed carry a zone's id, action and serial: they kick just the same.)"""
+    pipeline.drop_kick()
+    size, summary = _conf("BATCH_SIZE"), {}
+    while True:
+        refs = pipeline.claim_changes(size)
+        _push_batches(refs, Mode.CHANGE, summary)
+        if len(refs) < size:
+            return summary or "nothing waiting"
 
 
 def _retry_policy(mode):

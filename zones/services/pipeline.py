@@ -7,6 +7,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
+import redis
+from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.utils import timezone
@@ -85,32 +87,69 @@ def pool_work(pool_id) -> dict | None:
     }
 
 
-def change_ref(zone_id, action, serial) -> ZoneRef | None:
-    """The ref for a zone's pending change, or None when a newer change superseded it."""
-    zone = Zone.objects.filter(id=zone_id, deleted_at__isnull=True, action=action, serial=serial).values(
-        "id", "name", "action", "serial", "pool_id").first()
-    return zone and ZoneRef.of(zone)
+KICK_KEY = "dnsctl:pipeline:kick"  # in the broker's Redis: a restart loses it with the kick it stands for
+KICK_TTL = 2.0  # s: how long a key whose kick was lost keeps new changes from sending one
+_kick_clients: dict[str, redis.Redis] = {}
+
+
+def _kick_redis() -> redis.Redis:
+    url = settings.CELERY_BROKER_URL
+    if url not in _kick_clients:
+        _kick_clients[url] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+    return _kick_clients[url]
+
+
+def take_kick() -> bool:
+    """True when the caller, a change that just committed, must send a kick (zone_action): none is
+    outstanding, or Redis cannot tell. A kick claims every change waiting when it runs, so a burst
+    sends one kick, not a task per change, and under load its batch grows while it waits in the queue.
+
+    The key is set here (SET NX) by whoever then sends the kick, and zone_action deletes it
+    (drop_kick) BEFORE it claims. No committed change is left unpushed:
+    - the key was free: this change's own kick runs after its commit and claims it;
+    - the key was set: the kick K sent by whoever set it deletes it no earlier than this change saw
+      it, so K's claim starts after this commit (an expired key changes nothing, K still runs; K
+      deleting a newer key is harmless, its claim follows);
+    - a claim skips locked rows: locked by another claim (which takes the change), by a newer change
+      of the zone (its own commit repeats this argument), or by finish_outcomes, which locks only
+      rows still at the serial it finishes, never one with a newer change waiting;
+    - zone_action claims again while a claim comes back full, so nothing waits behind the limit.
+    What is left is what recovery already covers when Redis or the broker fail: a kick lost with
+    Redis, or one that could not be sent (its sender drops the key, but changes that saw the key
+    meanwhile wait for recovery). Under a backlog a kick may wait longer than KICK_TTL in the
+    queue: that only costs an extra kick."""
+    try:
+        return bool(_kick_redis().set(KICK_KEY, 1, nx=True, px=int(KICK_TTL * 1000)))
+    except redis.RedisError:
+        return True
+
+
+def drop_kick():
+    """The kick runs (or could not be sent): the next change that commits sends a new one."""
+    try:
+        _kick_redis().delete(KICK_KEY)
+    except redis.RedisError as exc:  # the key expires by itself; until then changes wait for a kick or recovery
+        log.warning("could not clear the pipeline's kick: %s", exc)
 
 
 @transaction.atomic
 def claim_changes(limit: int) -> list[ZoneRef]:
     """Changes waiting to be pushed, oldest first, claimed so that no other worker pushes them too.
 
-    Every committed change enqueues a zone_action, and the first one to run takes every change
-    waiting then: under a burst, one pipeline carries many zones instead of one per zone.
     FOR NO KEY UPDATE: a task inserting a status row holds a key-share lock on the zone row, which
     FOR UPDATE would see as taken and skip, leaving the change unpushed until recovery."""
     waiting = (Zone.objects.select_for_update(skip_locked=True, no_key=True)
                .filter(status=Status.PENDING, deleted_at__isnull=True).exclude(pushed_serial=F("serial"))
                .order_by("enqueued_at"))
     refs = [ZoneRef.of(z) for z in waiting.values("id", "name", "action", "serial", "pool_id")[:limit]]
-    Zone.objects.filter(id__in=[r.id for r in refs]).update(pushed_serial=pushed_serials(refs))
+    if refs:
+        Zone.objects.filter(id__in=[r.id for r in refs]).update(pushed_serial=pushed_serials(refs))
     return refs
 
 
 def pushed_serials(refs: list[ZoneRef]):
     """pushed_serial := the serial each ref carries, not the row's serial at update time: a change that
-    committed in between stays unpushed, so its own zone_action still takes it."""
+    committed in between stays unpushed, and its kick takes it."""
     return Case(*[When(id=ref.id, then=Value(ref.serial)) for ref in refs], default=F("pushed_serial"),
                 output_field=BigIntegerField())
 

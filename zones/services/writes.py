@@ -23,6 +23,7 @@ from zones.journal import SYSTEM, Actor, effective_ttl
 from zones.models import Pool, PoolNsRecord, RecordSet, Zone
 from zones.serials import next_serial
 
+from . import pipeline
 from .selectors import default_pool_with_ns, pool_allows, pool_with_ns
 
 log = logging.getLogger(__name__)
@@ -159,17 +160,21 @@ def _commit(zone: Zone, change: journal.Change, event_type: str):
 
 
 def _enqueue(zone: Zone):
-    """Hand the change to Celery once it commits. If the broker is down the change is still safe
-    in the database: recovery sends it when its enqueued_at is older than the propagation time."""
-    zone_id, action, serial = str(zone.id), zone.action, zone.serial
+    """Kick the pipeline once the change commits, unless a kick is already on its way (it will take
+    this change too: pipeline.take_kick says why none is lost). If the broker is down the change is
+    still safe in the database: recovery sends it when its enqueued_at is older than the propagation time."""
+    zone_id = zone.id
 
     def send():
+        if not pipeline.take_kick():
+            return
         try:
             # By name (zones/ never imports workers/), so say what the task says: no result to wait for,
             # and so no result-backend subscription that would hang the API while Redis is down.
-            signature("workers.tasks.zone_action", args=(zone_id, action, serial)).apply_async(ignore_result=True)
+            signature("workers.tasks.zone_action").apply_async(ignore_result=True)
         except Exception:  # noqa: BLE001 - the broker's failure must not fail a committed change
-            log.warning("zone %s: could not enqueue %s@%s, recovery will retry it", zone_id, action, serial,
+            pipeline.drop_kick()
+            log.warning("zone %s: could not send the pipeline its kick, recovery will retry it", zone_id,
                         exc_info=True)
 
     transaction.on_commit(send)
