@@ -72,6 +72,54 @@ def test_error_keeps_the_action_and_the_reason(zone):
     assert (zone.status, zone.action, zone.reason) == ("ERROR", "CREATE", "bind-1: connection refused")
 
 
+def test_a_batch_of_outcomes_is_recorded_together_and_a_newer_change_wins(pool):
+    zones = {n: writes.create_zone(project_id="p1", name=f"{n}.example.com.", email="a@example.com")
+             for n in ("ok", "bad", "gone", "moved", "worse")}
+    writes.create_recordset(zones["ok"].id, name="www", type="A", records=["192.0.2.1"])
+    writes.delete_zone(zones["gone"].id)
+    refs = {str(z.id): z for z in pipeline.claim_changes(10)}
+    ref = {n: refs[str(z.id)] for n, z in zones.items()}
+    writes.update_zone(zones["moved"].id, ttl=600)  # a newer change: the older result is dropped
+    outcomes = [pipeline.Outcome(ref["ok"], True), pipeline.Outcome(ref["gone"], True),
+                pipeline.Outcome(ref["moved"], True), pipeline.Outcome(ref["bad"], False, "bind-1: refused", "down"),
+                pipeline.Outcome(ref["worse"], False, "bind-1: refused", "down")]
+    assert pipeline.finish_outcomes(outcomes, pipeline.Mode.CHANGE) == 4
+    now = {n: Zone.objects.get(id=z.id) for n, z in zones.items()}
+    assert (now["ok"].status, now["ok"].action, now["ok"].enqueued_at) == ("ACTIVE", "NONE", None)
+    assert set(now["ok"].recordsets.values_list("status", "action")) == {("ACTIVE", "NONE")}
+    assert (now["gone"].status, now["gone"].action) == ("DELETED", "NONE") and now["gone"].deleted_at
+    assert (now["moved"].status, now["moved"].action, now["moved"].ttl) == ("PENDING", "CREATE", 600)
+    for name in ("bad", "worse"):
+        assert (now[name].status, now[name].action, now[name].reason, now[name].tenant_reason) == (
+            "ERROR", "CREATE", "bind-1: refused", "down")
+        assert set(now[name].recordsets.values_list("status", flat=True)) == {"ERROR"}
+
+
+def test_one_outcome_that_cannot_be_recorded_does_not_stop_the_others(pool, monkeypatch):
+    zones = [writes.create_zone(project_id="p1", name=f"z{i}.example.com.", email="a@example.com") for i in range(3)]
+    refs = pipeline.claim_changes(10)
+    record = pipeline._record_outcomes
+
+    def broken(outcomes, mode):
+        if any(o.ref.id == str(zones[1].id) for o in outcomes):
+            raise RuntimeError("this zone's row is broken")
+        return record(outcomes, mode)
+
+    monkeypatch.setattr(pipeline, "_record_outcomes", broken)
+    assert pipeline.finish_outcomes([pipeline.Outcome(r, True) for r in refs], pipeline.Mode.CHANGE) == 2
+    assert [Zone.objects.get(id=z.id).status for z in zones] == ["ACTIVE", "PENDING", "ACTIVE"]
+
+
+def test_a_failed_sync_puts_the_zone_in_error_with_an_update_pending(pool):
+    zone = writes.create_zone(project_id="p1", name="synced.example.com.", email="a@example.com")
+    pipeline.finish_zone_action(zone.id, "CREATE", zone.serial, True)
+    ref = pipeline.ZoneRef(str(zone.id), zone.name, "UPDATE", zone.serial, str(zone.pool_id))
+    assert pipeline.finish(ref, pipeline.Mode.SYNC, True)
+    assert pipeline.finish(ref, pipeline.Mode.SYNC, False, "bind-1: refused")
+    zone.refresh_from_db()
+    assert (zone.status, zone.action, zone.reason) == ("ERROR", "UPDATE", "Sync failed: bind-1: refused")
+
+
 def test_delete_then_deleted_frees_the_name(zone):
     deleting = writes.delete_zone(zone.id)
     assert (deleting.status, deleting.action) == ("PENDING", "DELETE")

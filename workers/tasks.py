@@ -34,7 +34,7 @@ from zones import journal, transfers
 from zones.models import Zone
 from zones.serials import reached
 from zones.services import pipeline, selectors, sweeps
-from zones.services.pipeline import Mode, ZoneRef, refs_from_json, refs_to_json
+from zones.services.pipeline import Mode, Outcome, ZoneRef, refs_from_json, refs_to_json
 
 log = logging.getLogger(__name__)
 DELETE = Zone.Action.DELETE
@@ -75,13 +75,9 @@ NOT_READY = "The zone's pool is not ready to serve zones yet."
 
 
 def _finish_each(refs, mode, ok, reason="", tenant_reason=""):
-    """Record each zone's outcome (with the operator's reason and the tenant's); one zone that fails
-    to record never stops the others."""
-    for ref in refs:
-        try:
-            pipeline.finish(ref, mode, ok, reason, tenant_reason)
-        except Exception:  # noqa: BLE001
-            log.exception("zone %s (%s): recording the outcome failed", ref.name, ref.id)
+    """Record the same outcome for every zone (with the operator's reason and the tenant's), in one
+    transaction (pipeline.finish_outcomes: one zone that fails to record never stops the others)."""
+    pipeline.finish_outcomes([Outcome(ref, ok, reason, tenant_reason) for ref in refs], mode)
 
 
 @shared_task(ignore_result=True)
@@ -167,7 +163,7 @@ def targets_done(results, pool_id, refs, mode):
     """Consensus over the targets per zone; then NOTIFY the nameservers and poll them for the serials."""
     mode = Mode(mode)
     pool = pipeline.pool_work(pool_id)
-    passed = []
+    passed, failed = [], []
     for ref in pipeline.current_refs(refs_from_json(refs), mode):
         per_target = {r["name"]: r["errors"][ref.id] for r in results if ref.id in r["errors"]}
         if len(per_target) < len(results):
@@ -176,7 +172,8 @@ def targets_done(results, pool_id, refs, mode):
         if ok:
             passed.append(ref)
         else:
-            _finish_each([ref], mode, False, reason, tenant_reason)
+            failed.append(Outcome(ref, False, reason, tenant_reason))
+    pipeline.finish_outcomes(failed, mode)
     if mode == Mode.TARGET_SYNC:  # replayed deletes are done: nothing to poll for
         passed = [ref for ref in passed if ref.action != DELETE]
     deletes = [ref for ref in passed if ref.action == DELETE]
@@ -354,7 +351,7 @@ def polls_done(results, pool_id, refs, mode):
     names = {f"{ns['host']}:{ns['port']}": ns["name"] for ns in pool["nameservers"]}
     polls = [r for r in results if "seen" in r]
     absences = [r for r in results if "errors" in r]
-    outcomes = {"ok": 0, "error": 0}
+    outcomes = []
     for ref in pipeline.current_refs(refs_from_json(refs), mode):
         if ref.action == DELETE:
             per_target = {r["name"]: r["errors"][ref.id] for r in absences if ref.id in r["errors"]}
@@ -367,9 +364,9 @@ def polls_done(results, pool_id, refs, mode):
                 continue  # a poll saw the zone move on
             ok, reason, tenant_reason = consensus.nameservers_verdict(ref.action, ref.serial, pool["threshold"],
                                                                       observed, names)
-        _finish_each([ref], mode, ok, reason, tenant_reason)
-        outcomes["ok" if ok else "error"] += 1
-    return outcomes
+        outcomes.append(Outcome(ref, ok, reason, tenant_reason))
+    pipeline.finish_outcomes(outcomes, mode)
+    return {"ok": sum(o.ok for o in outcomes), "error": sum(not o.ok for o in outcomes)}
 
 
 def _chord(header, body, refs, mode, stage):

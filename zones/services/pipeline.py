@@ -250,56 +250,104 @@ def _record_latest(model, server_field: str, server_id, version_field: str, rows
                                   update_fields=[f for f in rows[0] if f != "zone_id"] + ["updated_at"])
 
 
-def finish(ref: ZoneRef, mode: Mode, ok: bool, reason: str = "", tenant_reason: str = "") -> bool:
-    """Record the outcome of pushing one zone in the given mode. `reason` is the operator's (servers,
-    addresses, their messages); `tenant_reason` is what the zone's project may read."""
-    if mode == Mode.CHANGE:
-        return finish_zone_action(ref.id, ref.action, ref.serial, ok, reason, tenant_reason)
-    if mode == Mode.SYNC:
-        return finish_sync(ref.id, ref.serial, ok, reason, tenant_reason)
-    if not ok:
-        log.warning("target sync of %s (%s) failed: %s", ref.name, ref.action, reason)
-    return False
+@dataclass(frozen=True)
+class Outcome:
+    """How pushing one zone ended: `reason` is the operator's (servers, addresses, their messages);
+    `tenant_reason` is what the zone's project may read."""
+
+    ref: ZoneRef
+    ok: bool
+    reason: str = ""
+    tenant_reason: str = ""
+
+
+def finish_outcomes(outcomes: list[Outcome], mode: Mode) -> int:
+    """Record a batch's outcomes in one transaction; how many were recorded (a zone that moved on is
+    not: a newer change wins). If that transaction fails, zone by zone, so that one zone that cannot
+    be recorded never stops the others."""
+    if mode == Mode.TARGET_SYNC:  # a replay leaves the zone's state alone
+        for outcome in outcomes:
+            if not outcome.ok:
+                log.warning("target sync of %s (%s) failed: %s", outcome.ref.name, outcome.ref.action, outcome.reason)
+        return 0
+    if not outcomes:
+        return 0
+    try:
+        return _record_outcomes(outcomes, mode)
+    except Exception:  # noqa: BLE001
+        if len(outcomes) == 1:
+            raise
+        log.warning("recording %d outcomes together failed; one by one", len(outcomes), exc_info=True)
+    recorded = 0
+    for outcome in outcomes:
+        try:
+            recorded += _record_outcomes([outcome], mode)
+        except Exception:  # noqa: BLE001
+            log.exception("zone %s (%s): recording the outcome failed", outcome.ref.name, outcome.ref.id)
+    return recorded
 
 
 @transaction.atomic
+def _record_outcomes(outcomes: list[Outcome], mode: Mode) -> int:
+    """Lock the zones still at the outcomes' serial and action (in id order, one query; a zone with a
+    newer change waiting is neither locked nor touched), then one update per kind of outcome."""
+    wanted_action = (lambda ref: ref.action) if mode == Mode.CHANGE else (lambda ref: Action.NONE)
+    by_version = {}
+    for outcome in outcomes:
+        by_version.setdefault((outcome.ref.serial, wanted_action(outcome.ref)), []).append(outcome.ref.id)
+    match = Q()
+    for (serial, action), ids in by_version.items():
+        match |= Q(id__in=ids, serial=serial, action=action)
+    rows = {str(zone_id): (status, updated_at) for zone_id, status, updated_at in (
+        Zone.objects.select_for_update(no_key=True).filter(match, deleted_at__isnull=True).order_by("id")
+        .values_list("id", "status", "updated_at"))}
+    now = timezone.now()
+    current = [o for o in outcomes if o.ref.id in rows]
+    if len(current) < len(outcomes):
+        log.debug("results dropped for zones that moved on: %s",
+                  ", ".join(o.ref.name for o in outcomes if o.ref.id not in rows))
+    zones = Zone.objects.filter(deleted_at__isnull=True)
+    ok = [o.ref.id for o in current if o.ok]
+    failed = {}
+    for o in current:
+        if not o.ok:
+            failed.setdefault((o.reason, o.tenant_reason), []).append(o.ref.id)
+    if mode == Mode.SYNC:
+        zones.filter(id__in=ok).update(enqueued_at=None)  # nothing changed: updated_at stays the last change's
+        for (reason, tenant_reason), ids in failed.items():  # ERROR with an UPDATE pending: recovery retries it
+            zones.filter(id__in=ids).update(
+                status=Status.ERROR, action=Action.UPDATE, reason=f"Sync failed: {reason}"[:4000],
+                tenant_reason=f"Sync failed: {tenant_reason or 'the zone could not be provisioned.'}"[:4000],
+                enqueued_at=None, updated_at=now)
+        return len(current)
+    for o in current:
+        status, updated_at = rows[o.ref.id]
+        if status == Status.PENDING:  # the change's own outcome (a retry of an ERROR is not timed again)
+            metrics.change_settled(o.ref.action, o.ok, updated_at, now)
+    deleted = [o.ref.id for o in current if o.ok and o.ref.action == Action.DELETE]
+    active = [zone_id for zone_id in ok if zone_id not in deleted]
+    settled = {"action": Action.NONE, "reason": "", "tenant_reason": "", "enqueued_at": None, "updated_at": now}
+    if deleted:
+        zones.filter(id__in=deleted).update(status=Status.DELETED, deleted_at=now, **settled)
+    if active:
+        zones.filter(id__in=active).update(status=Status.ACTIVE, **settled)
+        RecordSet.objects.filter(~Q(status=RecordSet.Status.ACTIVE), zone_id__in=active,
+                                 serial__lte=F("zone__serial")).update(status=RecordSet.Status.ACTIVE,
+                                                                      action=Action.NONE)
+    for (reason, tenant_reason), ids in failed.items():
+        zones.filter(id__in=ids).update(
+            status=Status.ERROR, reason=reason[:4000], enqueued_at=None, updated_at=now,
+            tenant_reason=(tenant_reason or "The change could not be provisioned.")[:4000])
+        RecordSet.objects.filter(zone_id__in=ids, status=RecordSet.Status.PENDING).update(
+            status=RecordSet.Status.ERROR)
+    return len(current)
+
+
+def finish(ref: ZoneRef, mode: Mode, ok: bool, reason: str = "", tenant_reason: str = "") -> bool:
+    """Record the outcome of pushing one zone in the given mode."""
+    return bool(finish_outcomes([Outcome(ref, ok, reason, tenant_reason)], mode))
+
+
 def finish_zone_action(zone_id, action, serial, ok: bool, reason: str = "", tenant_reason: str = "") -> bool:
     """Record the outcome of the work for `serial`. A newer change wins: an older result is dropped."""
-    zone = Zone.objects.select_for_update().filter(id=zone_id, deleted_at__isnull=True).first()
-    if zone is None or zone.serial != serial or zone.action != action:
-        log.debug("zone %s: result for %s@%s dropped, the zone moved on", zone_id, action, serial)
-        return False
-    if zone.status == Status.PENDING:  # the change's own outcome (a retry of an ERROR is not timed again)
-        metrics.change_settled(action, ok, zone.updated_at, timezone.now())
-    zone.enqueued_at = None
-    if not ok:
-        zone.status, zone.reason = Status.ERROR, reason[:4000]
-        zone.tenant_reason = (tenant_reason or "The change could not be provisioned.")[:4000]
-        zone.recordsets.filter(status=RecordSet.Status.PENDING).update(status=RecordSet.Status.ERROR)
-    elif action == Action.DELETE:
-        zone.status, zone.action, zone.deleted_at = Status.DELETED, Action.NONE, timezone.now()
-        zone.reason = zone.tenant_reason = ""
-    else:
-        zone.status, zone.action = Status.ACTIVE, Action.NONE
-        zone.reason = zone.tenant_reason = ""
-        zone.recordsets.filter(~Q(status=RecordSet.Status.ACTIVE), serial__lte=serial).update(
-            status=RecordSet.Status.ACTIVE, action=Action.NONE)
-    zone.save()
-    return True
-
-
-@transaction.atomic
-def finish_sync(zone_id, serial, ok: bool, reason: str = "", tenant_reason: str = "") -> bool:
-    """A sync that failed puts the zone in ERROR with an UPDATE pending, so recovery retries it."""
-    zone = Zone.objects.select_for_update().filter(id=zone_id, deleted_at__isnull=True).first()
-    if zone is None or zone.serial != serial or zone.action != Action.NONE:
-        return False
-    if ok:  # nothing changed: keep updated_at, the time of the zone's last real change
-        Zone.objects.filter(id=zone_id).update(enqueued_at=None)
-        return True
-    zone.status, zone.action, zone.reason = Status.ERROR, Action.UPDATE, f"Sync failed: {reason}"[:4000]
-    zone.tenant_reason = f"Sync failed: {tenant_reason or 'the zone could not be provisioned.'}"[:4000]
-    zone.enqueued_at = None
-    zone.save()
-    return True
-
+    return finish(ZoneRef(str(zone_id), "", action, serial, ""), Mode.CHANGE, ok, reason, tenant_reason)
