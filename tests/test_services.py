@@ -272,3 +272,21 @@ def test_a_zone_ref_travels_in_celery_messages_as_the_json_it_always_was(zone):
     assert pipeline.refs_from_json(message[0]) == [ref] and pipeline.Mode(message[1]) is pipeline.Mode.TARGET_SYNC
     with pytest.raises(AttributeError):
         ref.serial += 1  # frozen: a stage never changes the work it was given
+
+
+def test_pool_work_is_kept_until_the_pool_or_a_key_changes(pool, django_assert_num_queries):
+    from zones.models import TsigKey
+
+    pools.save_pool(pool, name=pool.name, targets=[{"name": "b1", "type": "bind9", "options": {
+        "host": "127.0.0.1", "port": 953, "rndc_key_secret": "c2VjcmV0"}, "masters": ["127.0.0.1:5354"]}])
+    first = pipeline.pool_work(pool.id)
+    with django_assert_num_queries(1):  # the version only
+        assert pipeline.pool_work(pool.id) == first
+    pools.save_pool(pool, name=pool.name, threshold_percentage=50)
+    assert pipeline.pool_work(pool.id)["threshold"] == 50
+    key = TsigKey.objects.create(name="k.", algorithm="hmac-sha256", secret="c2VjcmV0")
+    pools.save_pool(pool, name=pool.name, tsig_key="k.")
+    assert pipeline.pool_work(pool.id)["targets"][0]["options"]["tsig_key"]["secret"] == "c2VjcmV0"
+    key.secret = "bmV3"
+    key.save()
+    assert pipeline.pool_work(pool.id)["targets"][0]["options"]["tsig_key"]["secret"] == "bmV3"

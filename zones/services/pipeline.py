@@ -10,11 +10,11 @@ from enum import StrEnum
 import redis
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import BigIntegerField, Case, F, Q, Value, When
+from django.db.models import BigIntegerField, Case, F, Q, Subquery, Value, When
 from django.utils import timezone
 
 from dnsctl import metrics
-from zones.models import NameserverStatus, Pool, RecordSet, TargetStatus, Zone
+from zones.models import NameserverStatus, Pool, RecordSet, TargetStatus, TsigKey, Zone
 
 from .pools import target_options
 
@@ -66,8 +66,30 @@ def refs_to_json(refs: list[ZoneRef]) -> list[dict]:
     return [ref.to_json() for ref in refs]
 
 
+_pool_works: dict[str, tuple[tuple, dict]] = {}
+
+
 def pool_work(pool_id) -> dict | None:
-    """Everything a task needs about a pool, as plain values (tasks never hold models)."""
+    """Everything a task needs about a pool, as plain values (tasks never hold models; callers only
+    read it). Every stage asks, so the process keeps it and reads it again only when the pool's row
+    or a TSIG key changed: every edit of a pool, its targets, nameservers and also-notifies saves
+    the pool's row (services.pools.save_pool, the admin's pool page), so it is never stale, and a
+    stage pays one small query instead of five."""
+    version = (Pool.objects.filter(id=pool_id)
+               .annotate(keys=Subquery(TsigKey.objects.order_by("-updated_at").values("updated_at")[:1]))
+               .values_list("updated_at", "keys").first())
+    if version is None:
+        return None
+    cached = _pool_works.get(str(pool_id))
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    work = _read_pool_work(pool_id)  # read after the version: an edit in between only makes the next call read again
+    if work is not None:
+        _pool_works[str(pool_id)] = (version, work)
+    return work
+
+
+def _read_pool_work(pool_id) -> dict | None:
     pool = (Pool.objects.filter(id=pool_id).select_related("tsig_key")
             .prefetch_related("targets__tsig_key", "nameservers", "also_notifies").first())
     if pool is None:
