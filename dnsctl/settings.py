@@ -228,12 +228,14 @@ SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
 DNSCTL = {
     # SOA polling after NOTIFY: each poll waits POLL_TIMEOUT s for an answer; a nameserver that is
     # behind is asked again after POLL_RETRY_INTERVAL s, doubling up to POLL_RETRY_MAX_INTERVAL, at
-    # most POLL_MAX_RETRIES times. Polls while MiniDNS sees the nameserver transfer the zone's serial do
-    # not count (up to POLL_TRANSFER_MAX_WAIT s from the first poll); after its end the waits start again.
+    # most POLL_MAX_RETRIES times (by default 35 s of waits in all: the first retries come soon, for a
+    # small zone's transfer takes milliseconds). Polls while MiniDNS sees the nameserver transfer the
+    # zone's serial do not count (up to POLL_TRANSFER_MAX_WAIT s from the first poll); after its end
+    # the waits start again.
     "POLL_TIMEOUT": env.float("POLL_TIMEOUT", default=2.0),
-    "POLL_RETRY_INTERVAL": env.float("POLL_RETRY_INTERVAL", default=0.25),
+    "POLL_RETRY_INTERVAL": env.float("POLL_RETRY_INTERVAL", default=0.05),
     "POLL_RETRY_MAX_INTERVAL": env.float("POLL_RETRY_MAX_INTERVAL", default=2.0),
-    "POLL_MAX_RETRIES": env.int("POLL_MAX_RETRIES", default=20),
+    "POLL_MAX_RETRIES": env.int("POLL_MAX_RETRIES", default=22),
     "POLL_DELAY": env.float("POLL_DELAY", default=0.0),
     "POLL_TRANSFER_MAX_WAIT": env.float("POLL_TRANSFER_MAX_WAIT", default=120.0),
     # A target action that fails is retried this many times, this many seconds apart.

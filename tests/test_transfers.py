@@ -126,8 +126,8 @@ def test_polls_wait_while_the_nameserver_takes_the_transfer(lagging, clean_redis
                email="a@example.com")
     assert (zone.status, zone.action) == ("ACTIVE", "NONE"), zone.reason
     assert lagging["polls"] == 13
-    # while the transfer runs: the longest wait (and no poll used); after its end: soon, then backing off
-    assert lagging["countdowns"] == [2.0] * 10 + [0.25, 0.25]
+    # while the transfer runs: no poll used, the waits doubling with the batch's polls; after its end: soon
+    assert lagging["countdowns"] == [0.25, 0.5, 1.0] + [2.0] * 7 + [0.25, 0.25]
 
 
 @pytest.mark.django_db

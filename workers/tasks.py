@@ -229,9 +229,9 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None, used=None
     """Poll one nameserver for a batch of zones; re-schedule (never sleep) for the ones still behind.
 
     A zone that is behind uses one of its POLL_MAX_RETRIES polls each time, the waits between them
-    doubling from POLL_RETRY_INTERVAL up to POLL_RETRY_MAX_INTERVAL. While MiniDNS sees the nameserver
-    transfer the zone's serial its polls are free (for at most POLL_TRANSFER_MAX_WAIT s from the first
-    poll); once MiniDNS has written the transfer's last message, the next poll comes soon again.
+    doubling from POLL_RETRY_INTERVAL up to POLL_RETRY_MAX_INTERVAL (_next_poll). While MiniDNS sees the
+    nameserver transfer the zone's serial its polls are free (for at most POLL_TRANSFER_MAX_WAIT s from
+    the first poll); once MiniDNS has written the transfer's last message, the next poll comes soon.
     Returns {"seen": {zone id: [serial, done, message]}}; done means the nameserver serves the
     zone's serial."""
     seen, refs, mode = dict(seen or {}), refs_from_json(refs), Mode(mode)
@@ -257,7 +257,8 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None, used=None
             again.append(ref)
     _settle(nameserver_id, host, port, [r for r in refs if r not in again], behind, seen)
     if again:
-        countdown = min(_next_poll(transferring.get(r.id), used.get(r.id, 0)) for r in again)
+        polls = self.request.retries + 1
+        countdown = min(_next_poll(transferring.get(r.id), used.get(r.id, 0), polls) for r in again)
         raise self.retry(args=(nameserver_id, host, port, refs_to_json(again), mode),
                          kwargs={"seen": seen, "used": used, "since": since}, countdown=countdown)
     return {"nameserver": nameserver_id, "address": f"{host}:{port}", "seen": seen}
@@ -268,13 +269,15 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None, used=None
 SOA_ASKED_WINDOW = 15.0
 
 
-def _next_poll(transfer: str | None, used: int) -> float:
-    """Seconds to the next poll: soon after a transfer's end (the nameserver is loading the zone), the
-    longest wait while one runs (it cannot serve the serial before its end), else doubling per poll."""
+def _next_poll(transfer: str | None, used: int, polls: int = 0) -> float:
+    """Seconds to the next poll: soon after a transfer's end (the nameserver is loading the zone), else
+    doubling from POLL_RETRY_INTERVAL up to POLL_RETRY_MAX_INTERVAL with the zone's counted polls, or
+    while a transfer runs with all of the batch's polls (a small zone's transfer ends in milliseconds:
+    its polls come soon; a big one's soon come at the longest wait)."""
     base, longest = _conf("POLL_RETRY_INTERVAL"), _conf("POLL_RETRY_MAX_INTERVAL")
-    if transfer is not None:
-        return base if transfer == "done" else longest
-    return min(base * 2 ** max(0, used - 1), longest)
+    if transfer == "done":
+        return base
+    return min(base * 2 ** max(0, (polls if transfer == "running" else used) - 1), longest)
 
 
 def _transferring(host, refs: list[ZoneRef]) -> dict:
