@@ -41,8 +41,10 @@ DELETE = Zone.Action.DELETE
 # Redis priorities (0 first): the deeper a task is in a pipeline, the sooner it runs, so a burst
 # finishes zone by zone. zone_action runs at the default priority (CELERY_TASK_DEFAULT_PRIORITY = 5).
 PUSH, FINISH = 3, 0
-# Only chord headers (target_batch, poll_batch) store results: a task sent with ignore_result needs
-# no result-backend subscription, so the API can still take changes while Redis is down.
+# No task stores its result: a task sent with ignore_result needs no result-backend subscription, so
+# the API can still take changes while Redis is down, and a chord header's result reaches the chord's
+# body through the chord's own list in Redis (on_chord_part_return), not through a stored result, so
+# storing it too (and a RETRY state for every re-scheduled poll) would only cost three round trips.
 
 
 def _conf(name):
@@ -104,7 +106,7 @@ def _retry_policy(mode):
 TARGET_HARD_LIMIT_GRACE = 30  # s after TARGET_TIMEOUT's soft limit before the hard one kills the attempt
 
 
-@shared_task(bind=True, soft_time_limit=settings.DNSCTL["TARGET_TIMEOUT"],
+@shared_task(bind=True, ignore_result=True, soft_time_limit=settings.DNSCTL["TARGET_TIMEOUT"],
              time_limit=settings.DNSCTL["TARGET_TIMEOUT"] + TARGET_HARD_LIMIT_GRACE)
 def target_batch(self, pool_id, target_id, refs, mode, errors=None):
     """Apply a batch of zones to one target. Returns {zone id: None or the failure}, never raises
@@ -224,7 +226,7 @@ def _poll(host, port, refs) -> dict:
     return dict(_concurrently(one, refs))
 
 
-@shared_task(bind=True, max_retries=None)  # bounded below: POLL_MAX_RETRIES polls, POLL_TRANSFER_MAX_WAIT s
+@shared_task(bind=True, ignore_result=True, max_retries=None)  # bounded below: POLL_MAX_RETRIES polls, POLL_TRANSFER_MAX_WAIT s
 def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None, used=None, since=None):
     """Poll one nameserver for a batch of zones; re-schedule (never sleep) for the ones still behind.
 
@@ -312,7 +314,7 @@ def _settle(nameserver_id, host, port, refs, behind, seen):
         _record_polls(nameserver_id, refs, seen)
 
 
-@shared_task(bind=True)
+@shared_task(bind=True, ignore_result=True)
 def absence_batch(self, pool_id, target_id, refs, mode, errors=None):
     """Ask one target, by its control channel, whether it still has each deleted zone; re-schedule
     (never sleep) for the ones it still has (a catalog pool's servers drop members when they read the
