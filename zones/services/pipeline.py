@@ -258,18 +258,26 @@ def record_nameserver_result(zone_id, nameserver_id, expected_serial, serial, ok
 
 
 def _record_latest(model, server_field: str, server_id, version_field: str, rows: list[dict]):
-    """Upsert one status row per zone for one server, in two queries; a row for an older version
-    than the stored one is dropped (a late result of a superseded change)."""
+    """Upsert one status row per zone for one server in one statement (INSERT .. ON CONFLICT DO UPDATE,
+    in zone order so two batches never deadlock); a row for an older version than the stored one is
+    left alone (a late result of a superseded change)."""
     if not rows:
         return
-    with transaction.atomic():
-        stored = dict(model.objects.select_for_update().filter(
-            zone_id__in=[r["zone_id"] for r in rows], **{server_field: server_id}).values_list("zone_id", version_field))
-        stored = {str(zone_id): version for zone_id, version in stored.items()}
-        fresh = [model(**{server_field: server_id}, **row) for row in rows
-                 if stored.get(str(row["zone_id"]), row[version_field]) <= row[version_field]]
-        model.objects.bulk_create(fresh, update_conflicts=True, unique_fields=["zone", server_field[:-3]],
-                                  update_fields=[f for f in rows[0] if f != "zone_id"] + ["updated_at"])
+    rows = sorted(rows, key=lambda row: str(row["zone_id"]))
+    names = ["zone_id", server_field, *[f for f in rows[0] if f != "zone_id"], "updated_at"]
+    fields = [model._meta.get_field(name) for name in names]
+    now, server_id = timezone.now(), str(server_id)
+    params = [field.get_db_prep_save(value, connection) for row in rows
+              for field, value in zip(fields, [row["zone_id"], server_id, *[row[n] for n in names[2:-1]], now])]
+    q = connection.ops.quote_name
+    table, columns = q(model._meta.db_table), [q(field.column) for field in fields]
+    one = f"({', '.join(['%s'] * len(fields))})"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES {', '.join([one] * len(rows))} "
+            f"ON CONFLICT ({columns[0]}, {columns[1]}) DO UPDATE SET "
+            f"{', '.join(f'{c} = EXCLUDED.{c}' for c in columns[2:])} "
+            f"WHERE {table}.{q(version_field)} <= EXCLUDED.{q(version_field)}", params)
 
 
 @dataclass(frozen=True)
