@@ -226,7 +226,8 @@ def _poll(host, port, refs) -> dict:
     return dict(_concurrently(one, refs))
 
 
-@shared_task(bind=True, ignore_result=True, max_retries=None)  # bounded below: POLL_MAX_RETRIES polls, POLL_TRANSFER_MAX_WAIT s
+# bounded below: POLL_MAX_RETRIES polls, POLL_TRANSFER_MAX_WAIT s
+@shared_task(bind=True, ignore_result=True, max_retries=None)
 def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None, used=None, since=None):
     """Poll one nameserver for a batch of zones; re-schedule (never sleep) for the ones still behind.
 

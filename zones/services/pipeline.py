@@ -136,10 +136,10 @@ def take_kick() -> bool:
       of the zone (its own commit repeats this argument), or by finish_outcomes, which locks only
       rows still at the serial it finishes, never one with a newer change waiting;
     - zone_action claims again while a claim comes back full, so nothing waits behind the limit.
-    What is left is what recovery already covers when Redis or the broker fail: a kick lost with
-    Redis, or one that could not be sent (its sender drops the key, but changes that saw the key
-    meanwhile wait for recovery). Under a backlog a kick may wait longer than KICK_TTL in the
-    queue: that only costs an extra kick."""
+    What is left waits for the next kick of any change, or recovery, as it did when each change had
+    its own task: a kick lost with Redis, or never sent (its sender failed to publish, and dropped
+    the key, or died), and a change whose row a writer held at the claim and then rolled back.
+    Under a backlog a kick may wait longer than KICK_TTL in the queue: that only costs an extra kick."""
     try:
         return bool(_kick_redis().set(KICK_KEY, 1, nx=True, px=int(KICK_TTL * 1000)))
     except redis.RedisError:
