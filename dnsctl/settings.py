@@ -256,6 +256,9 @@ DNSCTL = {
     "MAX_TTL": env.int("MAX_TTL", default=2147483647),
     # Bulk work (recovery, sync, target sync) travels in batches of this many zones per task.
     "BATCH_SIZE": env.int("BATCH_SIZE", default=200),
+    # While changes keep coming (two commit less than 0.15 s apart), the pipeline's next kick waits this
+    # many seconds, so that a steady stream travels in batches; a quiet system's change is pushed at once.
+    "KICK_DELAY": env.float("KICK_DELAY", default=0.2),
     # Recovery: every RECOVERY_INTERVAL s, zones in ERROR and PENDING zones whose work is older
     # than the maximum propagation time get their action again, at most RECOVERY_MAX_ZONES a run.
     "RECOVERY_INTERVAL": env.float("RECOVERY_INTERVAL", default=120),

@@ -92,7 +92,8 @@ def eager(monkeypatch):
     monkeypatch.setitem(settings.DNSCTL, "DNS_CONCURRENCY", 1)  # fake_soa reads the test's transaction
     old = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
     celery_app.conf.update(task_always_eager=True, task_eager_propagates=True)
-    pipeline.drop_kick()  # a kick another test left outstanding would keep this test's changes from theirs
+    # a kick another test left outstanding would keep this test's changes from theirs
+    pipeline._kick_redis().delete(pipeline.KICK_KEY, pipeline.BUSY_KEY)
     FakeBackend.reset()
 
     def fake_soa(zone_name, host, port, timeout):

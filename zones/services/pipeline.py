@@ -111,6 +111,8 @@ def _read_pool_work(pool_id) -> dict | None:
 
 KICK_KEY = "dnsctl:pipeline:kick"  # in the broker's Redis: a restart loses it with the kick it stands for
 KICK_TTL = 2.0  # s: how long a key whose kick was lost keeps new changes from sending one
+BUSY_KEY = "dnsctl:pipeline:busy"  # set for BUSY_WINDOW s by every change that commits
+BUSY_WINDOW = 0.15  # s: changes closer than this are a stream (one client's changes one at a time are not)
 _kick_clients: dict[str, redis.Redis] = {}
 
 
@@ -121,10 +123,13 @@ def _kick_redis() -> redis.Redis:
     return _kick_clients[url]
 
 
-def take_kick() -> bool:
-    """True when the caller, a change that just committed, must send a kick (zone_action): none is
-    outstanding, or Redis cannot tell. A kick claims every change waiting when it runs, so a burst
-    sends one kick, not a task per change, and under load its batch grows while it waits in the queue.
+def take_kick() -> float | None:
+    """None when a kick (zone_action) is outstanding; else the caller, a change that just committed,
+    must send one, with this countdown: 0 on a quiet system (or when Redis cannot tell), KICK_DELAY
+    while changes keep coming (another committed less than BUSY_WINDOW s ago), so that a steady
+    stream travels in batches of KICK_DELAY s worth of changes instead of one each. A kick claims
+    every change waiting when it runs, so a burst sends one kick, not a task per change, and under
+    load its batch grows while it waits in the queue.
 
     The key is set here (SET NX) by whoever then sends the kick, and zone_action deletes it
     (drop_kick) BEFORE it claims. No committed change is left unpushed:
@@ -141,9 +146,16 @@ def take_kick() -> bool:
     the key, or died), and a change whose row a writer held at the claim and then rolled back.
     Under a backlog a kick may wait longer than KICK_TTL in the queue: that only costs an extra kick."""
     try:
-        return bool(_kick_redis().set(KICK_KEY, 1, nx=True, px=int(KICK_TTL * 1000)))
+        pipe = _kick_redis().pipeline(transaction=False)
+        pipe.set(KICK_KEY, 1, nx=True, px=int(KICK_TTL * 1000))
+        pipe.exists(BUSY_KEY)
+        pipe.set(BUSY_KEY, 1, px=int(BUSY_WINDOW * 1000))
+        taken, busy, _ = pipe.execute()
     except redis.RedisError:
-        return True
+        return 0.0
+    if not taken:
+        return None
+    return settings.DNSCTL["KICK_DELAY"] if busy else 0.0
 
 
 def drop_kick():
@@ -302,12 +314,11 @@ def finish_outcomes(outcomes: list[Outcome], mode: Mode) -> int:
         return 0
     if not outcomes:
         return 0
-    try:
-        return _record_outcomes(outcomes, mode)
-    except Exception:  # noqa: BLE001
-        if len(outcomes) == 1:
-            raise
-        log.warning("recording %d outcomes together failed; one by one", len(outcomes), exc_info=True)
+    if len(outcomes) > 1:
+        try:
+            return _record_outcomes(outcomes, mode)
+        except Exception:  # noqa: BLE001
+            log.warning("recording %d outcomes together failed; one by one", len(outcomes), exc_info=True)
     recorded = 0
     for outcome in outcomes:
         try:
@@ -374,8 +385,10 @@ def _record_outcomes(outcomes: list[Outcome], mode: Mode) -> int:
 
 
 def finish(ref: ZoneRef, mode: Mode, ok: bool, reason: str = "", tenant_reason: str = "") -> bool:
-    """Record the outcome of pushing one zone in the given mode."""
-    return bool(finish_outcomes([Outcome(ref, ok, reason, tenant_reason)], mode))
+    """Record the outcome of pushing one zone in the given mode (an error raises)."""
+    if mode == Mode.TARGET_SYNC:
+        return bool(finish_outcomes([Outcome(ref, ok, reason, tenant_reason)], mode))
+    return bool(_record_outcomes([Outcome(ref, ok, reason, tenant_reason)], mode))
 
 
 def finish_zone_action(zone_id, action, serial, ok: bool, reason: str = "", tenant_reason: str = "") -> bool:

@@ -166,12 +166,13 @@ def _enqueue(zone: Zone):
     zone_id = zone.id
 
     def send():
-        if not pipeline.take_kick():
+        countdown = pipeline.take_kick()
+        if countdown is None:
             return
         try:
             # By name (zones/ never imports workers/), so say what the task says: no result to wait for,
             # and so no result-backend subscription that would hang the API while Redis is down.
-            signature("workers.tasks.zone_action").apply_async(ignore_result=True)
+            signature("workers.tasks.zone_action").apply_async(ignore_result=True, countdown=countdown or None)
         except Exception:  # noqa: BLE001 - the broker's failure must not fail a committed change
             pipeline.drop_kick()
             log.warning("zone %s: could not send the pipeline its kick, recovery will retry it", zone_id,
