@@ -9,33 +9,39 @@ work on commit: nothing is sent for a change that did not commit. Who: every cha
 found by the same query that locks it.
 """
 import logging
+import uuid
 
 from celery import signature
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import Q
-from django.db.models.functions import Length
+from django.db import IntegrityError, connection, transaction
+from django.db.models import BigIntegerField, ExpressionWrapper, Q, Value
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Length, Reverse
 from django.utils import timezone
 
-from zones import events, journal, quotas, reserved, validation
+from zones import cached, events, journal, quotas, reserved, validation
 from zones.journal import SYSTEM, Actor, effective_ttl
-from zones.models import Pool, PoolNsRecord, RecordSet, Zone
+from zones.models import Pool, RecordSet, Zone
 from zones.serials import next_serial
 
-from .selectors import default_pool_with_ns, pool_allows, pool_with_ns
+from .selectors import default_pool_with_ns, pool_allows, pool_ns, pool_with_ns
 
 log = logging.getLogger(__name__)
 Action, Status = Zone.Action, Zone.Status
+MANAGED = ("SOA", "NS")  # the apex RRsets dnsctl keeps
 
 
 def _check_zone_name_free(name: str, project_id: str):
     """The name itself (a 409), or a zone of another project above or below it (a 400): one query,
-    shortest names first, so the name and its parents come before any zone below it."""
+    shortest names first, so the name and its parents come before any zone below it. The zones
+    below are those whose reversed name starts with the reversed ".name": a prefix, which an index
+    answers (migration 0017), where `name LIKE '%.name'` would read every zone."""
     labels = name.split(".")
     parents = [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
-    around = Q(name__endswith="." + name) | (Q(name__in=parents) if parents else Q())
-    taken = list(Zone.objects.filter(Q(name=name) | ~Q(project_id=project_id) & around, deleted_at__isnull=True)
+    around = Q(name__in=[name, *parents]) | Q(reversed_name__startswith=("." + name)[::-1])
+    taken = list(Zone.objects.alias(reversed_name=Reverse("name"))
+                 .filter(around, Q(name=name) | ~Q(project_id=project_id), deleted_at__isnull=True)
                  .order_by(Length("name")).values_list("name", flat=True)[:len(parents) + 2])
     if name in taken:
         raise validation.Duplicate("zone", "name", f"A zone named {name} already exists.")
@@ -51,14 +57,16 @@ def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_
     """A new zone in the default pool, or in pool_id if the project may use it. admin: the caller is an
     API admin, who may choose any pool and take public suffixes and blacklisted names."""
     name = validation.zone_name(name)
-    reserved.check_zone_name(name, admin=admin)
+    # The project's lock comes with its limits and the config version that the checks' copies need.
+    limits, version = quotas.lock_project(project_id)
+    reserved.check_zone_name(name, admin=admin, version=version)
     email = validation.email(email)
     ttl = validation.ttl(ttl) or settings.DNSCTL["DEFAULT_TTL"]
-    pool, ns = _pool_for(pool_id, project_id, admin)
-    quotas.check_new_zone(project_id)
+    pool, ns = _pool_for(pool_id, project_id, admin, version)
+    quotas.check_new_zone(project_id, limits)
     _check_zone_name_free(name, project_id)
     zone = Zone(project_id=project_id, name=name, email=email, ttl=ttl, description=description or "",
-                pool=pool, serial=next_serial(0), status=Status.PENDING, action=Action.CREATE,
+                pool_id=pool.id, serial=next_serial(0), status=Status.PENDING, action=Action.CREATE,
                 enqueued_at=timezone.now())
     try:
         # No savepoint: a name taken since the check fails the whole change, which this raise rolls back.
@@ -72,10 +80,10 @@ def create_zone(*, project_id: str, name, email, ttl=None, description="", pool_
     return zone
 
 
-def _pool_for(pool_id, project_id: str, admin: bool) -> tuple[Pool, list[str]]:
+def _pool_for(pool_id, project_id: str, admin: bool, version: int | None) -> tuple[Pool, list[str]]:
     """The new zone's pool and its NS hostnames."""
     if not pool_id:
-        return default_pool_with_ns()
+        return default_pool_with_ns(version)
     try:
         pool, ns = pool_with_ns(id=pool_id)
     except (ValidationError, ValueError):
@@ -133,8 +141,11 @@ def delete_zone(zone_id, *, actor: Actor = SYSTEM, project_id: str | None = None
 
 def _lock(zone_id, project_id: str | None = None) -> Zone:
     """The live zone, row-locked until the change commits (Zone.DoesNotExist if it is not, or not in
-    project_id's project when one is given: the API's scope). Only the zone's row: its pool's stays free."""
-    zones = Zone.objects.select_for_update().filter(deleted_at__isnull=True)
+    project_id's project when one is given: the API's scope). Only the zone's row: its pool's stays free.
+    The same statement reads zone.config_version (zones.cached: the copies of pool NS and quotas)."""
+    version = RawSQL(cached.VERSION_SQL, ()) if connection.vendor == "postgresql" else Value(None)
+    zones = (Zone.objects.select_for_update().filter(deleted_at__isnull=True)
+             .annotate(config_version=ExpressionWrapper(version, output_field=BigIntegerField())))
     return (zones if project_id is None else zones.filter(project_id=project_id)).get(id=zone_id)
 
 
@@ -175,12 +186,14 @@ def _enqueue(zone: Zone):
     transaction.on_commit(send)
 
 
-def _write_managed_recordsets(zone: Zone, change: journal.Change, ns: list[str] | None = None, new: bool = False):
+def _write_managed_recordsets(zone: Zone, change: journal.Change, ns: list[str] | None = None, new: bool = False,
+                              stored: dict[str, RecordSet] | None = None):
     """SOA and apex NS follow the zone and its pool; users never edit them. BIND 9 refuses to load a
     zone without NS records, so a pool without any takes no zone and no change. ns: the pool's NS
-    hostnames when the caller has them; new: the zone has no managed RRsets yet (both in one INSERT)."""
+    hostnames when the caller has them; new: the zone has no managed RRsets yet (both in one INSERT);
+    stored: the managed RRsets by type when the caller read them (_with_managed)."""
     if ns is None:
-        ns = list(PoolNsRecord.objects.filter(pool_id=zone.pool_id).values_list("hostname", flat=True))
+        ns = pool_ns(zone.pool_id, getattr(zone, "config_version", None))
     ns = [validation.zone_name(hostname, "ns_records") for hostname in ns]
     if not ns:
         validation.fail("pool_id", "The zone's pool has no NS records, and a zone without them cannot be "
@@ -188,8 +201,9 @@ def _write_managed_recordsets(zone: Zone, change: journal.Change, ns: list[str] 
     soa = (f"{ns[0]} {validation.email_to_rname(zone.email)} {zone.serial} "
            f"{zone.refresh} {zone.retry} {zone.expire} {zone.minimum}")
     wanted = {"SOA": [soa], "NS": ns}  # in this order in the change's record
-    stored = {} if new else {rs.type: rs for rs in RecordSet.objects.filter(zone=zone, name=zone.name,
-                                                                              type__in=list(wanted))}
+    if stored is None:
+        stored = {} if new else {rs.type: rs for rs in RecordSet.objects.filter(zone=zone, name=zone.name,
+                                                                                  type__in=list(wanted))}
     missing = []
     for rtype, records in wanted.items():
         rs = stored.get(rtype)
@@ -219,14 +233,16 @@ def create_recordset(zone_id, *, name, type, records, ttl=None, description="", 
     rdata = validation.records(records, rtype, zone.name, name)
     if rtype == "NS" and name == zone.name:
         validation.fail("type", "NS records at the zone apex are managed by dnsctl.")
-    siblings = set(zone.recordsets.filter(name=name).values_list("type", flat=True))
+    at_name, managed = _with_managed(zone, Q(name=name), lambda rs: rs.name == name)
+    siblings = {rs.type for rs in at_name}
     if rtype in siblings:
         raise validation.Duplicate("recordset", "name", f"A {rtype} recordset named {name} already exists.")
     if rtype == "CNAME" and (name == zone.name or siblings):
         validation.fail("type", f"A CNAME must be the only recordset at {name}.")
     if "CNAME" in siblings:
         validation.fail("type", f"{name} already has a CNAME; a CNAME must be alone at its name.")
-    quotas.check(zone.project_id, recordset_records=len(rdata), zone_recordsets=zone.recordset_count + 1,
+    quotas.check(zone.project_id, zone.config_version, recordset_records=len(rdata),
+                 zone_recordsets=zone.recordset_count + 1,
                  zone_records=zone.record_count + len(rdata))
     zone.recordset_count += 1
     zone.record_count += len(rdata)
@@ -237,7 +253,7 @@ def create_recordset(zone_id, *, name, type, records, ttl=None, description="", 
                                   description=description or "", serial=zone.serial)
     change.recordset_id = rs.id
     change.add(name, rtype, effective_ttl(ttl, zone), rdata)
-    _write_managed_recordsets(zone, change)
+    _write_managed_recordsets(zone, change, stored=managed)
     _commit(zone, change, events.UPDATE)
     return rs
 
@@ -249,7 +265,7 @@ def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., descriptio
     description alone changes no serial and is not recorded."""
     zone = _lock(zone_id, project_id)
     _refuse_if_deleting(zone)
-    rs = _user_recordset(zone, recordset_id)
+    rs, managed = _user_recordset(zone, recordset_id)
     change = journal.Change(zone, journal.RECORDSET_UPDATE, actor, recordset_id=rs.id)
     change.remove(rs.name, rs.type, effective_ttl(rs.ttl, zone), rs.records)
     changed = False
@@ -257,7 +273,8 @@ def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., descriptio
         rdata = validation.records(records, rs.type, zone.name, rs.name)
         grown = len(rdata) - len(rs.records)
         if grown > 0:  # a recordset may always shrink, even in a project over its (lowered) quota
-            quotas.check(zone.project_id, recordset_records=len(rdata), zone_records=zone.record_count + grown)
+            quotas.check(zone.project_id, zone.config_version, recordset_records=len(rdata),
+                         zone_records=zone.record_count + grown)
         if sorted(rdata) != sorted(rs.records):  # an RRset has no order: the same records reordered are no change
             changed = True
             zone.record_count += grown
@@ -274,7 +291,7 @@ def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., descriptio
         rs.serial, rs.status, rs.action = zone.serial, RecordSet.Status.PENDING, Action.UPDATE
         rs.version += 1
         change.add(rs.name, rs.type, effective_ttl(rs.ttl, zone), rs.records)
-        _write_managed_recordsets(zone, change)
+        _write_managed_recordsets(zone, change, stored=managed)
         _commit(zone, change, events.UPDATE)
     rs.save()
     return rs
@@ -285,7 +302,7 @@ def delete_recordset(zone_id, recordset_id, *, actor: Actor = SYSTEM,
                      project_id: str | None = None) -> RecordSet:
     zone = _lock(zone_id, project_id)
     _refuse_if_deleting(zone)
-    rs = _user_recordset(zone, recordset_id)
+    rs, managed = _user_recordset(zone, recordset_id)
     zone.recordset_count -= 1
     zone.record_count -= len(rs.records)
     change = journal.Change(zone, journal.RECORDSET_DELETE, actor, recordset_id=rs.id)
@@ -296,16 +313,31 @@ def delete_recordset(zone_id, recordset_id, *, actor: Actor = SYSTEM,
     rs.delete()
     rs.id = rs_id  # Model.delete() clears the pk: callers still show which recordset went
     rs.status, rs.action = RecordSet.Status.PENDING, Action.DELETE
-    _write_managed_recordsets(zone, change)
+    _write_managed_recordsets(zone, change, stored=managed)
     _commit(zone, change, events.UPDATE)
     return rs
 
 
-def _user_recordset(zone: Zone, recordset_id) -> RecordSet:
-    rs = zone.recordsets.get(id=recordset_id)  # rs.zone is this (locked) zone: nothing read again
+def _user_recordset(zone: Zone, recordset_id) -> tuple[RecordSet, dict[str, RecordSet]]:
+    """The recordset (RecordSet.DoesNotExist if the zone has none with this id), and the managed ones."""
+    try:
+        key = uuid.UUID(str(recordset_id))
+    except ValueError:
+        raise RecordSet.DoesNotExist(f"no recordset {recordset_id}") from None
+    found, managed = _with_managed(zone, Q(id=key), lambda rs: rs.id == key)
+    if not found:
+        raise RecordSet.DoesNotExist(f"no recordset {recordset_id} in zone {zone.id}")
+    rs = found[0]
     if rs.managed:
         validation.fail("type", f"{rs.type} records at the zone apex are managed by dnsctl.")
-    return rs
+    return rs, managed
+
+
+def _with_managed(zone: Zone, where: Q, matches) -> tuple[list[RecordSet], dict[str, RecordSet]]:
+    """The zone's recordsets `where` selects (`matches` says the same of a row), and its managed SOA
+    and apex NS by type, in one query. rs.zone is this (locked) zone: nothing is read again."""
+    rows = list(zone.recordsets.filter(where | Q(name=zone.name, type__in=MANAGED, managed=True)))
+    return [rs for rs in rows if matches(rs)], {rs.type: rs for rs in rows if rs.managed and rs.name == zone.name}
 
 
 def _refuse_if_deleting(zone: Zone):
