@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import connection, transaction
 
 from . import cached, validation
-from .models import Quota, Zone
+from .models import Quota
 
 RESOURCES = ("zones", "zone_recordsets", "zone_records", "recordset_records", "api_export_size")
 MIN_LIMIT, MAX_LIMIT = -1, 2**31 - 1  # Designate's bounds; -1 is unlimited
@@ -70,7 +70,10 @@ def check_new_zone(project_id: str, limits: dict[str, int]):
     """One more zone for the project; call under the project's lock (lock_project), with its limits."""
     assert connection.in_atomic_block, "quota checks run in the write's transaction"
     # Counted in a statement of its own, after the lock: its snapshot sees every zone committed before.
-    live = Zone.objects.filter(project_id=project_id, deleted_at__isnull=True).count()
+    # (Raw SQL: every zone create runs it, and the ORM spent more CPU building it than the count took.)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM zones_zone WHERE project_id = %s AND deleted_at IS NULL", [project_id])
+        live = cursor.fetchone()[0]
     _check(limits, {"zones": live + 1})
 
 
