@@ -105,3 +105,12 @@ def test_the_one_name_query_still_tells_taken_from_inside_from_around(alice):
     around = bob.post("/v2/zones", {"name": "w.test.", "email": "b@r.test"}, format="json")
     assert around.status_code == 400 and "would contain a zone" in around.content.decode(), around.content
     assert bob.post("/v2/zones", {"name": "s.test.", "email": "b@r.test"}, format="json").status_code == 202
+
+
+def test_the_name_below_check_takes_like_wildcards_literally(alice):
+    """The zones below a name are found by a LIKE prefix of the reversed name: `_` and `%` in a name
+    match only themselves."""
+    assert alice.post("/v2/zones", {"name": "x.axb.test.", "email": "a@r.test"}, format="json").status_code == 202
+    bob = client_for(make_user("bob", "p2"))
+    assert bob.post("/v2/zones", {"name": "a_b.test.", "email": "b@r.test"}, format="json").status_code == 202
+    assert alice.post("/v2/zones", {"name": "y.a_b.test.", "email": "a@r.test"}, format="json").status_code == 400

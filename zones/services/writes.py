@@ -9,14 +9,11 @@ work on commit: nothing is sent for a change that did not commit. Who: every cha
 found by the same query that locks it.
 """
 import logging
-import uuid
 
 from celery import signature
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Q
-from django.db.models.functions import Length, Reverse
 from django.utils import timezone
 
 from zones import cached, events, journal, quotas, reserved, validation
@@ -37,13 +34,19 @@ def _check_zone_name_free(name: str, project_id: str):
     """The name itself (a 409), or a zone of another project above or below it (a 400): one query,
     shortest names first, so the name and its parents come before any zone below it. The zones
     below are those whose reversed name starts with the reversed ".name": a prefix, which an index
-    answers (migration 0017), where `name LIKE '%.name'` would read every zone."""
+    answers (migration 0017), where `name LIKE '%.name'` would read every zone. Raw SQL, as _lock's:
+    the ORM spent 1.5 ms of CPU building it for every zone create."""
     labels = name.split(".")
     parents = [".".join(labels[i:]) for i in range(1, len(labels) - 1)]
-    around = Q(name__in=[name, *parents]) | Q(reversed_name__startswith=("." + name)[::-1])
-    taken = list(Zone.objects.alias(reversed_name=Reverse("name"))
-                 .filter(around, Q(name=name) | ~Q(project_id=project_id), deleted_at__isnull=True)
-                 .order_by(Length("name")).values_list("name", flat=True)[:len(parents) + 2])
+    names = [name, *parents]
+    below = connection.operators["startswith"] % "%s"  # LIKE, with the backend's escape clause
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT name FROM zones_zone WHERE deleted_at IS NULL "
+                       f"AND (name IN ({', '.join(['%s'] * len(names))}) OR reverse(name) {below}) "
+                       "AND (name = %s OR project_id <> %s) ORDER BY length(name) LIMIT %s",
+                       [*names, connection.ops.prep_for_like_query(("." + name)[::-1]) + "%", name, project_id,
+                        len(names) + 1])
+        taken = [row[0] for row in cursor.fetchall()]
     if name in taken:
         raise validation.Duplicate("zone", "name", f"A zone named {name} already exists.")
     if set(parents).intersection(taken):
@@ -242,7 +245,7 @@ def create_recordset(zone_id, *, name, type, records, ttl=None, description="", 
     rdata = validation.records(records, rtype, zone.name, name)
     if rtype == "NS" and name == zone.name:
         validation.fail("type", "NS records at the zone apex are managed by dnsctl.")
-    at_name, managed = _with_managed(zone, Q(name=name), lambda rs: rs.name == name)
+    at_name, managed = _with_managed(zone, name=name)
     siblings = {rs.type for rs in at_name}
     if rtype in siblings:
         raise validation.Duplicate("recordset", "name", f"A {rtype} recordset named {name} already exists.")
@@ -329,11 +332,7 @@ def delete_recordset(zone_id, recordset_id, *, actor: Actor = SYSTEM,
 
 def _user_recordset(zone: Zone, recordset_id) -> tuple[RecordSet, dict[str, RecordSet]]:
     """The recordset (RecordSet.DoesNotExist if the zone has none with this id), and the managed ones."""
-    try:
-        key = uuid.UUID(str(recordset_id))
-    except ValueError:
-        raise RecordSet.DoesNotExist(f"no recordset {recordset_id}") from None
-    found, managed = _with_managed(zone, Q(id=key), lambda rs: rs.id == key)
+    found, managed = _with_managed(zone, recordset_id=recordset_id)
     if not found:
         raise RecordSet.DoesNotExist(f"no recordset {recordset_id} in zone {zone.id}")
     rs = found[0]
@@ -342,13 +341,23 @@ def _user_recordset(zone: Zone, recordset_id) -> tuple[RecordSet, dict[str, Reco
     return rs, managed
 
 
-def _with_managed(zone: Zone, where: Q, matches) -> tuple[list[RecordSet], dict[str, RecordSet]]:
-    """The zone's recordsets `where` selects (`matches` says the same of a row), and its managed SOA
-    and apex NS by type, in one query. rs.zone is this (locked) zone: nothing is read again."""
-    rows = list(RecordSet.objects.filter(where | Q(name=zone.name, managed=True), zone_id=zone.id))
+def _with_managed(zone: Zone, *, name: str | None = None, recordset_id=None) -> tuple[list[RecordSet],
+                                                                                       dict[str, RecordSet]]:
+    """The zone's recordsets at `name` or with `recordset_id`, and its managed SOA and apex NS by type,
+    in one query (raw SQL, as _lock's: every recordset write runs it). rs.zone is this (locked) zone."""
+    uuid_field = RecordSet._meta.pk
+    try:
+        wanted = uuid_field.to_python(recordset_id)
+    except ValidationError:
+        raise RecordSet.DoesNotExist(f"no recordset {recordset_id}") from None
+    rows = list(RecordSet.objects.raw(
+        "SELECT * FROM zones_recordset WHERE zone_id = %s AND (name = %s OR id = %s OR managed AND name = %s)",
+        [uuid_field.get_db_prep_value(zone.id, connection), name, uuid_field.get_db_prep_value(wanted, connection),
+         zone.name]))
     for rs in rows:
         rs.zone = zone
-    return [rs for rs in rows if matches(rs)], {rs.type: rs for rs in rows if rs.managed and rs.name == zone.name}
+    found = [rs for rs in rows if rs.name == name or rs.id == wanted]
+    return found, {rs.type: rs for rs in rows if rs.managed and rs.name == zone.name}
 
 
 def _refuse_if_deleting(zone: Zone):
