@@ -138,7 +138,7 @@ def delete_zone(zone_id, *, actor: Actor = SYSTEM, project_id: str | None = None
         change.zone_before = {field: getattr(zone, field) for field in journal.ZONE_FIELDS}
         change.incremental = False  # MiniDNS stops serving the zone: nothing to transfer
         _bump(zone, Action.DELETE)
-        zone.save(update_fields=CHANGED)
+        _save_change(zone)
         _commit(zone, change, events.DELETE)
     return zone
 
@@ -159,6 +159,18 @@ def _lock(zone_id, project_id: str | None = None) -> Zone:
     if not found:
         raise Zone.DoesNotExist(f"no live zone {zone_id}")
     return found[0]
+
+
+def _save_change(zone: Zone):
+    """Write the columns a change of an existing zone sets (CHANGED), as save(update_fields=CHANGED)
+    would (Zone has no save signals), in raw SQL like _lock's: Model.save spent four times the CPU of
+    running the UPDATE on building it, on every write."""
+    zone.updated_at = timezone.now()
+    fields = [Zone._meta.get_field(name) for name in CHANGED]
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE zones_zone SET {', '.join(f'{f.column} = %s' for f in fields)} WHERE id = %s",
+                       [f.get_db_prep_save(getattr(zone, f.attname), connection) for f in fields]
+                       + [Zone._meta.pk.get_db_prep_value(zone.pk, connection)])
 
 
 def _bump(zone: Zone, action: str):
@@ -260,7 +272,7 @@ def create_recordset(zone_id, *, name, type, records, ttl=None, description="", 
     zone.record_count += len(rdata)
     change = journal.Change(zone, journal.RECORDSET_CREATE, actor)
     _bump(zone, Action.UPDATE)
-    zone.save(update_fields=CHANGED)
+    _save_change(zone)
     rs = RecordSet.objects.create(zone=zone, name=name, type=rtype, ttl=ttl, records=rdata,
                                   description=description or "", serial=zone.serial)
     change.recordset_id = rs.id
@@ -299,7 +311,7 @@ def update_recordset(zone_id, recordset_id, *, records=None, ttl=..., descriptio
         rs.description = description
     if changed:
         _bump(zone, Action.UPDATE)
-        zone.save(update_fields=CHANGED)
+        _save_change(zone)
         rs.serial, rs.status, rs.action = zone.serial, RecordSet.Status.PENDING, Action.UPDATE
         rs.version += 1
         change.add(rs.name, rs.type, effective_ttl(rs.ttl, zone), rs.records)
@@ -320,7 +332,7 @@ def delete_recordset(zone_id, recordset_id, *, actor: Actor = SYSTEM,
     change = journal.Change(zone, journal.RECORDSET_DELETE, actor, recordset_id=rs.id)
     change.remove(rs.name, rs.type, effective_ttl(rs.ttl, zone), rs.records)
     _bump(zone, Action.UPDATE)
-    zone.save(update_fields=CHANGED)
+    _save_change(zone)
     rs_id = rs.id
     rs.delete()
     rs.id = rs_id  # Model.delete() clears the pk: callers still show which recordset went
