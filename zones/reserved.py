@@ -10,15 +10,16 @@ A zone name is refused when it
 Refusals name the field, never the catalog or the pattern that matched.
 """
 import functools
+import itertools
 import logging
 import re
 
 import regex
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, Value
+from django.db.models import Q
 from publicsuffixlist import PublicSuffixList
 
-from . import validation
+from . import cached, validation
 from .models import Blacklist, Pool, Tld, Zone
 
 log = logging.getLogger(__name__)
@@ -34,11 +35,10 @@ _TLD_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 # --- zone names ---------------------------------------------------------------------------------
 
 
-def check_zone_name(name: str, *, admin: bool) -> None:
+def check_zone_name(name: str, *, admin: bool, version: int | None = None) -> None:
     """Refuse (a 400 naming `name`) a zone name this caller may not take; `name` is already a valid
-    absolute zone name (validation.zone_name). Catalogs, TLDs and blacklist are read in one query."""
-    suffixes = _self_and_ancestors(name)
-    found = _reserved_for(name, suffixes, admin)
+    absolute zone name (validation.zone_name). version: zones.cached's, if the caller has read it."""
+    found = _reserved_for(name, reserved_names(version))
     if found["catalog"]:
         validation.fail("name", f"{name} is reserved for the DNS service: it is, contains or is inside "
                                 "a name the service itself uses.")
@@ -52,22 +52,27 @@ def check_zone_name(name: str, *, admin: bool) -> None:
         validation.fail("name", f"{name} is reserved and cannot be used for a zone.")
 
 
-def _reserved_for(name: str, suffixes: list[str], admin: bool) -> dict[str, list[str]]:
-    """What the checks of a new zone name read, in one round trip: the overlapping catalog zones, the
-    TLDs among the name's suffixes (and one TLD more, if any exists: then TLDs apply), and, for a
-    non-admin, every blacklist pattern."""
-    def rows(queryset, kind, column):
-        return queryset.order_by().annotate(kind=Value(kind), value=F(column)).values_list("kind", "value")
+def reserved_names(version: int | None = None) -> dict:
+    """Every pool's catalog zone, every TLD and every blacklist pattern: small tables that change
+    rarely, kept per process for a config version (zones.cached) instead of read on every create."""
+    if version is None:
+        version = cached.version()
+    return cached.get("reserved", version, lambda: {
+        "catalogs": list(Pool.objects.exclude(catalog_zone=None).order_by().values_list("catalog_zone", flat=True)),
+        "tlds": frozenset(Tld.objects.order_by().values_list("name", flat=True)),
+        "blacklist": list(Blacklist.objects.order_by().values_list("pattern", flat=True)),
+    })
 
-    parts = [rows(_catalogs_overlapping(name, suffixes), "catalog", "catalog_zone"),
-             rows(Tld.objects.filter(Q(name__in=[s[:-1] for s in suffixes])
-                                     | Q(pk__in=Tld.objects.order_by().values("pk")[:1])), "tld", "name")]
-    if not admin:
-        parts.append(rows(Blacklist.objects.all(), "blacklist", "pattern"))
-    found = {"catalog": [], "tld": [], "blacklist": []}
-    for kind, value in parts[0].union(*parts[1:], all=True):
-        found[kind].append(value)
-    return found
+
+def _reserved_for(name: str, names: dict) -> dict[str, list[str]]:
+    """What the checks of a new zone name use: the overlapping catalog zones, the TLDs among the
+    name's suffixes (and one TLD more, if any exists: then TLDs apply), and the blacklist patterns."""
+    suffixes = _self_and_ancestors(name)
+    tlds = names["tlds"]
+    among = [s[:-1] for s in suffixes if s[:-1] in tlds]
+    return {"catalog": [c for c in names["catalogs"] if c in suffixes or c.endswith("." + name)],
+            "tld": among or list(itertools.islice(tlds, 1)),
+            "blacklist": names["blacklist"]}
 
 
 def check_catalog_zone(catalog: str, pool_id) -> None:

@@ -204,8 +204,10 @@ class PoolInputSerializer(StrictSerializer):
 
 
 class BuiltOnce:
-    """A ModelSerializer's fields built from the model once per class, then copied for each instance:
-    DRF maps every model field to a serializer field again on each instantiation (every response)."""
+    """An output-only ModelSerializer's fields built from the model once per class, then copied for
+    each instance: DRF maps every model field to a serializer field again on each instantiation (every
+    response) and deep-copies each (re-running its __init__). Binding a field to its serializer only
+    sets attributes of the field, so for read-only fields a shallow copy of each is enough."""
 
     _built: dict = {}
 
@@ -213,7 +215,8 @@ class BuiltOnce:
         cls = type(self)
         if cls not in BuiltOnce._built:
             BuiltOnce._built[cls] = super().get_fields()
-        return copy.deepcopy(BuiltOnce._built[cls])
+            assert all(field.read_only for field in BuiltOnce._built[cls].values()), f"{cls.__name__} is not output-only"
+        return {name: copy.copy(field) for name, field in BuiltOnce._built[cls].items()}
 
 
 class ZoneSerializer(BuiltOnce, serializers.ModelSerializer):

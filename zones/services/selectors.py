@@ -4,7 +4,7 @@ import uuid
 from django.conf import settings
 from django.db.models import Q
 
-from zones import transfers, validation
+from zones import cached, transfers, validation
 from zones.models import NameserverStatus, Pool, PoolNsRecord, PoolTarget, Zone
 
 
@@ -84,15 +84,28 @@ def default_pool() -> Pool:
     return default_pool_with_ns()[0]
 
 
-def default_pool_with_ns() -> tuple[Pool, list[str]]:
-    """The pool new zones go to (named DEFAULT_POOL, else the only one) and its NS hostnames."""
-    pool, ns = pool_with_ns(name=settings.DNSCTL["DEFAULT_POOL"])
-    if pool is None and Pool.objects.count() == 1:
-        pool, ns = pool_with_ns(id=Pool.objects.get().id)
+def default_pool_with_ns(version: int | None = None) -> tuple[Pool, list[str]]:
+    """The pool new zones go to (named DEFAULT_POOL, else the only one) and its NS hostnames; with a
+    config version (zones.cached) from this process's copy: do not change the pool returned."""
+    name = settings.DNSCTL["DEFAULT_POOL"]
+    pool, ns = cached.get(("default pool", name), version, lambda: _default_pool_with_ns(name))
     if pool is None:
         validation.fail("pool_id", "No default pool is configured; create a pool named "
-                        f"'{settings.DNSCTL['DEFAULT_POOL']}' or pass pool_id.")
+                        f"'{name}' or pass pool_id.")
     return pool, ns
+
+
+def _default_pool_with_ns(name: str) -> tuple[Pool | None, list[str]]:
+    pool, ns = pool_with_ns(name=name)
+    if pool is None and Pool.objects.count() == 1:
+        pool, ns = pool_with_ns(id=Pool.objects.get().id)
+    return pool, ns
+
+
+def pool_ns(pool_id, version: int | None = None) -> list[str]:
+    """A pool's NS hostnames in priority order; with a config version from this process's copy."""
+    return cached.get(("pool ns", str(pool_id)), version, lambda: list(
+        PoolNsRecord.objects.filter(pool_id=pool_id).values_list("hostname", flat=True)))
 
 
 def pool_with_ns(**lookup) -> tuple[Pool | None, list[str]]:
