@@ -9,6 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
 import dns.xfr
 import dns.zone
 import pytest
@@ -235,6 +236,68 @@ def test_zone_lookups_are_cached_and_dropped_when_postgresql_says_the_zone_chang
                    message="the new zone")
     finally:
         source.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_notices_carry_what_changed_so_a_change_costs_minidns_no_read(monkeypatch):
+    """The notices say each zone's id, serial (none: not served) and pool, and "keys" when a pool's key
+    changes: the cache follows them in place, and the zone's pool and keys (the transfer ACL) are known
+    without a read, yet never stale."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from zones.models import TsigKey
+
+    monkeypatch.setattr(writes, "_enqueue", lambda zone: None)
+    servers = {"ns_records": [{"hostname": "ns1.example.net.", "priority": 1}],
+               "nameservers": [{"host": LOCAL[0], "port": 53}]}  # LOCAL may transfer
+    pool = pools.save_pool(None, name="default", **servers)
+    source = DatabaseZoneSource(listen=True)
+    try:
+        minidns = MiniDNS(source, keys=source)
+        source.watch(minidns.changed)
+        wait_until(lambda: source._live, timeout=10, message="the listener")
+        zone = writes.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+        serial = Zone.objects.get(id=zone.id).serial
+        wait_until(lambda: source.find_cached(["example.com."]) == {"example.com.": (zone.id, serial)}, timeout=5,
+                   message="the new zone known from its notice")
+        wait_until(lambda: minidns._soa_in_memory(zone.id, serial) is not None, timeout=5,
+                   message="the new zone rendered ahead")
+        with CaptureQueriesContext(connection) as queries:
+            assert source.pool_of(zone.id) == pool.id
+            assert source.transfer_keys(zone.id) == set()
+            assert source.transfer_keys(zone.id) == set()
+            (quick,) = minidns.answer_from_memory(dns.message.make_query("example.com.", "SOA").to_wire(), LOCAL,
+                                                  False)
+        assert len(queries) == 1 and soa_serial(dns.message.from_wire(quick)) == serial  # the keys, read once
+
+        writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+        new = Zone.objects.get(id=zone.id).serial
+        wait_until(lambda: source.find_cached(["example.com."]) == {"example.com.": (zone.id, new)}, timeout=5,
+                   message="the new serial from the notice")
+        wait_until(lambda: minidns._current(zone.id, new) is not None, timeout=5, message="the next serial")
+        minidns.refresh_allow_list()  # as the transport does every 30 s
+        ixfr = dns.message.make_query("example.com.", "IXFR")
+        ixfr.authority.append(dns.rrset.from_text("example.com.", 0, "IN", "SOA", f"a. b. {serial} 1 1 1 1"))
+        with CaptureQueriesContext(connection) as queries:
+            answer = one_wire(minidns, ixfr.to_wire())
+        soa, a = dns.rdatatype.SOA, dns.rdatatype.A
+        assert len(queries) == 0 and [r.rdtype for r in answer.answer] == [soa, soa, soa, a, soa]
+        assert answer.answer[1][0].serial == serial and answer.answer[-1][0].serial == new  # the render's difference
+
+        TsigKey.objects.create(name="pool-key", algorithm="hmac-sha256", secret="c2VjcmV0")
+        pools.save_pool(pool, name="default", tsig_key="pool-key", **servers)
+        wait_until(lambda: source.transfer_keys(zone.id) == {"pool-key"}, timeout=5, message="the key required")
+
+        writes.delete_zone(zone.id)
+        wait_until(lambda: source.find_cached(["example.com."]) == {}, timeout=5, message="the zone gone")
+    finally:
+        source.close()
+
+
+def one_wire(minidns, wire):
+    (answer,) = minidns.handle(wire, LOCAL, False)
+    return dns.message.from_wire(answer, one_rr_per_rrset=True)
 
 
 def test_queries_of_a_big_zone_answer_from_its_last_serial_while_the_next_renders():

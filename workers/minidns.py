@@ -15,6 +15,7 @@ import collections
 import functools
 import io
 import ipaddress
+import json
 import logging
 import queue
 import socket
@@ -22,6 +23,7 @@ import struct
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator, Protocol
 
@@ -94,18 +96,26 @@ class KeySource(Protocol):
 class DatabaseZoneSource:
     """Reads the Django models. Imports are local so the core stays importable without Django.
 
-    With `listen` (the server; see `watch`), the answers of `find` are kept per name and dropped when
-    PostgreSQL says a zone or a catalog of that name changed: a trigger NOTIFYs on commit, so the
-    notice comes before any NOTIFY of ours can make a secondary ask. While the listening connection is
-    down, or on other databases, every `find` reads the database."""
+    With `listen` (the server; see `watch`), what `find` answers is kept per name, with each zone's pool
+    and each pool's transfer keys, and kept current by PostgreSQL: a trigger NOTIFYs on commit what
+    changed (a zone's id, serial and pool; a catalog's; "keys"), so the notice comes before any NOTIFY of
+    ours can make a secondary ask, and a change costs no read. While the listening connection is down,
+    or on other databases, every `find` reads the database."""
 
     CHANNEL = "dnsctl_zone_names"
     MAX_NAMES = 200_000  # cached names (hostile queries ask for random ones): past it, start over
     READERS = 4  # zones read from the database at once
+    SMALL = 2000  # rows: a zone this small is read in one statement, a bigger one streams (see records)
+    DIFF_ROWS = 1000  # the journal's rows a zone's last difference may hold to be kept for its IXFR
 
     def __init__(self, listen: bool = False):
         self.listen = listen
-        self._names: dict[str, list] = {}
+        self._names: dict[str, list] = {}  # name -> [(zone or pool id, serial, is a catalog)]
+        self._catalogs: dict[str, list] = {}  # every catalog while listening: name -> [(pool id, serial, True)]
+        self._pools: dict = {}  # zone id -> pool id
+        self._keys: dict = {}  # pool id -> transfer_keys()
+        self._keys_generation = 0  # bumped by every "keys" notice: a read that raced one is not kept
+        self._diffs: dict = {}  # zone id -> (from serial, to serial, changes()): the last one read
         self._generation = 0  # bumped by every notice: a read that raced one is not kept
         self._live = False  # the listening connection is up: cached answers may be used
         self._lock = threading.Lock()
@@ -127,42 +137,48 @@ class DatabaseZoneSource:
             hits = {name: self._names[name] for name in names if name in self._names} if cached else {}
         missing = [name for name in names if name not in hits]
         if missing:
-            read = self._read(missing)
+            read, pools = _retrying(self._read, missing)
             with self._lock:
                 if self._live and self._generation == generation:
                     if len(self._names) > self.MAX_NAMES:
                         self._names.clear()
+                        self._pools.clear()
                     self._names.update(read)
+                    self._pools.update(pools)
             hits.update(read)
-        rows = [(name, *row) for name in names for row in hits[name]]
-        if any(catalog for *_, catalog in rows):
-            return {name: (("catalog", pool_id), serial) for name, pool_id, serial, catalog in rows if catalog}
-        return {name: (zone_id, serial) for name, zone_id, serial, _ in rows}
+        return self._found(names, hits)
 
     def find_cached(self, names):
         """find() from the cache alone, or None when a name is not cached (or nobody listens)."""
         with self._lock:
             if not self._live or any(name not in self._names for name in names):
                 return None
-            rows = [(name, *row) for name in names for row in self._names[name]]
+            hits = {name: self._names[name] for name in names}
+        return self._found(names, hits)
+
+    @staticmethod
+    def _found(names, hits):
+        rows = [(name, *row) for name in names for row in hits[name]]
         if any(catalog for *_, catalog in rows):
             return {name: (("catalog", pool_id), serial) for name, pool_id, serial, catalog in rows if catalog}
         return {name: (zone_id, serial) for name, zone_id, serial, _ in rows}
 
-    def _read(self, names) -> dict[str, list]:
-        """name -> [(id, serial, is a catalog)] for each of `names` (empty: none)."""
+    def _read(self, names) -> tuple[dict[str, list], dict]:
+        """(name -> [(id, serial, is a catalog)] for each of `names` (empty: none), zone id -> pool id)."""
         from django.db.models import Value
 
         from zones.models import Pool, Zone
 
         zones = (Zone.objects.filter(name__in=names, deleted_at__isnull=True).exclude(action=Zone.Action.DELETE)
-                 .annotate(catalog=Value(False)).order_by().values_list("name", "id", "serial", "catalog"))
+                 .annotate(catalog=Value(False)).order_by().values_list("name", "id", "serial", "catalog", "pool_id"))
         catalogs = (Pool.objects.filter(catalog_zone__in=names).annotate(catalog=Value(True)).order_by()
-                    .values_list("catalog_zone", "id", "catalog_serial", "catalog"))
-        found = {name: [] for name in names}
-        for name, some_id, serial, catalog in zones.union(catalogs, all=True):
+                    .values_list("catalog_zone", "id", "catalog_serial", "catalog", "id"))
+        found, pools = {name: [] for name in names}, {}
+        for name, some_id, serial, catalog, pool_id in zones.union(catalogs, all=True):
             found.setdefault(name, []).append((some_id, serial, catalog))
-        return found
+            if not catalog:
+                pools[some_id] = pool_id
+        return found, pools
 
     def watch(self, on_change=None):
         """Start listening (once), and call on_change(name) from the listener's thread for every
@@ -191,21 +207,23 @@ class DatabaseZoneSource:
             try:
                 conn = psycopg2.connect(**connection.get_connection_params())
                 conn.autocommit = True
-                conn.cursor().execute(f"LISTEN {self.CHANNEL}")
+                cursor = conn.cursor()
+                cursor.execute(f"LISTEN {self.CHANNEL}")
+                cursor.execute("SELECT catalog_zone, id, catalog_serial FROM zones_pool WHERE catalog_zone IS NOT NULL")
+                catalogs = {name: [(uuid.UUID(str(pool_id)), serial, True)] for name, pool_id, serial in cursor}
                 with self._lock:  # anything may have changed while nobody listened
-                    self._names.clear()
-                    self._generation += 1
+                    self._forget()
+                    self._catalogs = catalogs
                     self._live = True
                 while not self._stop.is_set():
                     if select.select([conn], [], [], 1.0)[0]:
                         conn.poll()
-                        names = {notice.payload for notice in conn.notifies}
+                        payloads = [notice.payload for notice in conn.notifies]
                         conn.notifies.clear()
                         with self._lock:
                             self._generation += 1
-                            for name in names:
-                                self._names.pop(name, None)
-                        for name in names:
+                            names = [self._noticed(payload) for payload in payloads]
+                        for name in dict.fromkeys(name for name in names if name):
                             for on_change in self._watchers:
                                 on_change(name)
             except Exception:  # noqa: BLE001 - reconnect; meanwhile every find reads the database
@@ -214,20 +232,57 @@ class DatabaseZoneSource:
             finally:
                 with self._lock:
                     self._live = False
-                    self._names.clear()
+                    self._forget()
                 if conn is not None:
                     conn.close()
             self._stop.wait(1.0)
 
+    def _forget(self):
+        self._names.clear()
+        self._pools.clear()
+        self._keys.clear()
+        self._generation += 1
+        self._keys_generation += 1
+
+    def _noticed(self, payload: str) -> str | None:
+        """Apply one notice (zones.migrations 0017) to the cache, under the lock; the name it is about."""
+        if not payload.startswith("["):  # a bare name (the triggers of 0014): read it again
+            self._names.pop(payload, None)
+            return payload
+        kind, *fields = json.loads(payload)
+        if kind == "keys":
+            self._keys.clear()
+            self._keys_generation += 1
+            return None
+        name, some_id, serial = fields[0], uuid.UUID(fields[1]), fields[2]
+        if kind == "catalog":
+            rows = [] if serial is None else [(some_id, serial, True)]
+            self._catalogs[name] = rows
+            if name in self._names:
+                self._names[name] = [row for row in self._names[name] if not row[2]] + rows
+            return name
+        if fields[3] is not None:
+            self._pools[some_id] = uuid.UUID(fields[3])
+        rows = self._names.get(name)
+        if serial is not None:  # at most one live zone has a name: this one
+            self._names[name] = [(some_id, serial, False)] + self._catalogs.get(name, [])
+        elif rows is not None:
+            self._names[name] = [row for row in rows if row[2] or row[0] != some_id]
+        return name
+
     def records(self, zone_id):
-        """The SOA first, then the rest as the database sends it, all in one REPEATABLE READ snapshot (so
-        the SOA serial always matches the records, and the zone TTL, it is served with), read by a
-        thread of its own so that any thread may consume the rows while later ones are still coming.
-        A caller inside a transaction (tests, shells) reads in it, at once, to see its own writes."""
+        """The SOA first, then the rest, all in one snapshot (so the SOA serial always matches the records,
+        and the zone TTL, it is served with). A small zone is one statement; a bigger one is read in one
+        REPEATABLE READ transaction by a thread of its own, so that any thread may consume the rows while
+        later ones are still coming. A caller inside a transaction (tests, shells) reads in it, at once,
+        to see its own writes."""
         from django.db import connection
 
         if isinstance(zone_id, tuple):
             return self._catalog(zone_id[1])
+        small, found = _retrying(self._read_small, zone_id)
+        if small:
+            return found
         if connection.in_atomic_block:
             soa = self.soa(zone_id)
             return soa and (soa[0], [soa[1], *self._rest(zone_id, soa[0])])
@@ -237,6 +292,22 @@ class DatabaseZoneSource:
         if isinstance(first, Exception):
             raise first
         return first and (first[0], self._drain(first[1], batches))
+
+    def _read_small(self, zone_id):
+        """(True, records()) when the zone has at most SMALL rows: one statement, one round trip; else (False, None)."""
+        from django.db.models.functions import Coalesce
+
+        from zones.models import RecordSet
+
+        rows = list(RecordSet.objects.filter(zone_id=zone_id).order_by()
+                    .values_list("zone__name", "name", "type", Coalesce("ttl", "zone__ttl"), "records")[:self.SMALL + 1])
+        if len(rows) > self.SMALL:
+            return False, None
+        soa = next((i for i, row in enumerate(rows) if row[2] == "SOA" and row[1] == row[0]), None)
+        if soa is None:
+            return True, None
+        rows.insert(0, rows.pop(soa))
+        return True, (rows[0][0], [row[1:] for row in rows])
 
     @staticmethod
     def _rest(zone_id, name):
@@ -249,14 +320,17 @@ class DatabaseZoneSource:
 
     def _read_zone(self, zone_id, batches, size: int = 2000):
         """The reading thread: the SOA, then batches of rows, then None (or the exception)."""
-        from django.db import close_old_connections, connection
+        from django.db import connection
 
-        close_old_connections()  # a broken or expired connection goes; a good one is reused
-        try:
+        def start():
             connection.set_autocommit(False)
             if connection.vendor == "postgresql":
                 connection.cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            soa = self.soa(zone_id)
+            return self.soa(zone_id)
+
+        _tidy_connection()
+        try:
+            soa = _retrying(start)
             batches.put(soa and soa[:2])
             if soa is None:
                 return
@@ -295,31 +369,45 @@ class DatabaseZoneSource:
         if isinstance(zone_id, tuple):
             found = self._catalog(zone_id[1])
             return found and (found[0], found[1][0])
-        row = (RecordSet.objects.filter(zone_id=zone_id, type="SOA", name=F("zone__name")).order_by()
-               .values_list("zone__name", Coalesce("ttl", "zone__ttl"), "records").first())
+        row = _retrying(lambda: RecordSet.objects.filter(zone_id=zone_id, type="SOA", name=F("zone__name")).order_by()
+                        .values_list("zone__name", Coalesce("ttl", "zone__ttl"), "records").first())
         return row and (row[0], (row[0], "SOA", row[1], row[2]))
 
     def thread_done(self, ending: bool = True):
         """Work of a MiniDNS thread of its own is done: a thread that ends closes its connection; the
         keep-ahead thread, which renders every change, keeps a good one (CONN_MAX_AGE) for the next."""
-        from django.db import close_old_connections, connection
+        from django.db import connection
 
         if ending:
             connection.close()
         else:
-            close_old_connections()
+            _tidy_connection()
 
     def changes(self, zone_id, from_serial, to_serial):
-        """From the change journal; catalogs keep none."""
+        """From the change journal; catalogs keep none. A small difference is kept for the IXFR that follows."""
         from zones import journal
 
-        return None if isinstance(zone_id, tuple) else journal.ixfr_diffs(zone_id, from_serial, to_serial)
+        if isinstance(zone_id, tuple):
+            return None
+        diffs = _retrying(journal.ixfr_diffs, zone_id, from_serial, to_serial)
+        if diffs and sum(len(removed) + len(added) for removed, added in diffs) <= self.DIFF_ROWS:
+            with self._lock:
+                if len(self._diffs) > self.MAX_NAMES:
+                    self._diffs.clear()
+                self._diffs[zone_id] = (from_serial, to_serial, diffs)
+        return diffs
 
     def ixfr(self, zone_id, from_serial, to_serial):
-        """From the change journal; catalogs keep none."""
+        """From the change journal (the difference changes() read last, if it is this one); catalogs keep none."""
         from zones import journal
 
-        return None if isinstance(zone_id, tuple) else journal.ixfr(zone_id, from_serial, to_serial)
+        if isinstance(zone_id, tuple):
+            return None
+        with self._lock:
+            kept = self._diffs.get(zone_id)
+        if kept is not None and kept[:2] == (from_serial, to_serial):
+            return journal.condense(kept[2])
+        return _retrying(journal.ixfr, zone_id, from_serial, to_serial)
 
     def xfr_hosts(self):
         """Each pool's targets' hosts, nameservers and also-notifies; MINIDNS_ALLOW_XFR_FROM for every zone."""
@@ -337,10 +425,15 @@ class DatabaseZoneSource:
         return hosts
 
     def pool_of(self, zone_id):
+        """The zone's pool: known from find() or the notices while listening, else one read."""
         from zones.models import Zone
 
-        return zone_id[1] if isinstance(zone_id, tuple) else (
-            Zone.objects.filter(id=zone_id).values_list("pool_id", flat=True).first())
+        if isinstance(zone_id, tuple):
+            return zone_id[1]
+        with self._lock:
+            if self._live and zone_id in self._pools:
+                return self._pools[zone_id]
+        return _retrying(lambda: Zone.objects.filter(id=zone_id).values_list("pool_id", flat=True).first())
 
     def _catalog(self, pool_id):
         """The serial first, the members after: members may be newer than the serial, never older
@@ -363,13 +456,53 @@ class DatabaseZoneSource:
         return TsigKey.objects.filter(name__iexact=name).values("name", "algorithm", "secret").first()
 
     def transfer_keys(self, zone_id):
-        """The keys of the zone's pool and of its targets (a transfer signed with any of them is allowed)."""
+        """The keys of the zone's pool and of its targets (a transfer signed with any of them is allowed); kept
+        per pool while listening (a "keys" notice, on any change of a pool's or a target's key, drops them)."""
         from zones.models import Pool
 
-        catalog = isinstance(zone_id, tuple)
-        pools = Pool.objects.filter(id=zone_id[1]) if catalog else Pool.objects.filter(zones__id=zone_id)
-        rows = pools.values_list("tsig_key__name", "targets__tsig_key__name")
-        return {name.lower() for row in rows for name in row if name}
+        pool_id = self.pool_of(zone_id)
+        with self._lock:
+            generation = self._keys_generation
+            if self._live and pool_id in self._keys:
+                return self._keys[pool_id]
+        rows = _retrying(lambda: list(Pool.objects.filter(id=pool_id)
+                                      .values_list("tsig_key__name", "targets__tsig_key__name")))
+        keys = {name.lower() for row in rows for name in row if name}
+        with self._lock:
+            if self._live and self._keys_generation == generation:
+                self._keys[pool_id] = keys
+        return keys
+
+
+def _tidy_connection(every: float = 10.0):
+    """Django's close_old_connections() for MiniDNS's own threads, at most every `every` seconds per thread (at
+    once after a database error, or when CONN_MAX_AGE is up): each call makes the next query start with a
+    health check (CONN_HEALTH_CHECKS), a SELECT 1 round trip, which was one more query per DNS query. A
+    connection broken in between fails one read, which is then tried again on a new one (_retrying)."""
+    from django.db import close_old_connections, connection
+
+    now = time.monotonic()
+    if (now >= getattr(_tidied, "next", 0) or connection.errors_occurred
+            or (connection.close_at is not None and now >= connection.close_at)):
+        close_old_connections()
+        _tidied.next = now + every
+
+
+_tidied = threading.local()
+
+
+def _retrying(read, *args):
+    """read(*args) on this thread's connection; once more, on a new connection, if the old one is broken (say,
+    PostgreSQL restarted since its last use). Inside a transaction (tests, shells) the error stands."""
+    from django.db import InterfaceError, OperationalError, connection
+
+    try:
+        return read(*args)
+    except (InterfaceError, OperationalError):
+        if connection.in_atomic_block or (connection.connection is not None and connection.is_usable()):
+            raise
+        connection.close()
+        return read(*args)
 
 
 # --- one zone, rendered -----------------------------------------------------------------------
@@ -1270,11 +1403,17 @@ class MiniDNS:
         return zone
 
     def changed(self, name: str):
-        """A zone called `name` committed a change (the source's listener says so): if it is cached,
-        bring it to its new serial now, in the background, so the secondaries' transfers find it ready."""
+        """A zone called `name` committed a change (the source's listener says so): bring it to its new
+        serial now, in the background, so that the secondaries' SOA queries and transfers find it ready.
+        That is a cached zone, or a zone the source knows to be live without a read (a new one: its
+        first transfer follows); not a catalog that is not cached."""
         with self._lock:
-            if name not in self._origins:
+            known = name in self._origins
+        if not known:
+            found = getattr(self.source, "find_cached", lambda names: None)([name])
+            if not found or isinstance(found[name][0], tuple):
                 return
+        with self._lock:
             if self._ahead is None:
                 self._ahead = queue.SimpleQueue()
                 threading.Thread(target=self._keep_ahead, name="zone-render", daemon=True).start()
@@ -1286,7 +1425,7 @@ class MiniDNS:
             try:
                 found = self._zone_for(dns.name.from_text(name))
                 if found is not None and found[0] == dns.name.from_text(name):
-                    self.zone(found[1], found[2])
+                    self.zone(found[1], found[2]).advance(lambda: False)  # complete: SOA queries answer from memory
             except Exception:  # noqa: BLE001 - a query renders it later (and logs once if it fails)
                 log.debug("MiniDNS: could not render %s ahead", name, exc_info=True)
             finally:
@@ -1387,15 +1526,14 @@ def _header_only(wire: bytes, rcode: int) -> list[bytes]:
 
 
 def _in_worker(fn, *args):
-    """Runs in a pool thread: drop broken or expired DB connections around the call, as Django
-    does around a request (with CONN_MAX_AGE=0 this closes the connection after each call)."""
-    from django.db import close_old_connections
-
-    close_old_connections()
+    """Runs in a pool thread: drop broken or expired DB connections around the call, much as Django
+    does around a request (with CONN_MAX_AGE=0 this closes the connection after each call), but without
+    a health check per call (see _tidy_connection)."""
+    _tidy_connection()
     try:
         return fn(*args)
     finally:
-        close_old_connections()
+        _tidy_connection()
 
 
 def _all_of(answers):
