@@ -902,27 +902,6 @@ def _rrsets(origin: dns.name.Name, rows) -> list[dns.rrset.RRset]:
             for owner, rtype, ttl, records in rows]
 
 
-def _pieces(rrsets: list[dns.rrset.RRset]) -> list[tuple[dns.rrset.RRset, int]]:
-    """(RRset, uncompressed wire size) in transfer order. The size is an upper bound of what the
-    RRset adds to a message; an RRset too big for one message is split."""
-    pieces = []
-    for rrset in rrsets:
-        size = _wire_size(rrset)
-        if size <= MAX_MESSAGE - 1024:
-            pieces.append((rrset, size))
-        else:
-            for rdata in rrset:
-                single = dns.rrset.from_rdata(rrset.name, rrset.ttl, rdata)
-                pieces.append((single, _wire_size(single)))
-    return pieces
-
-
-def _wire_size(rrset: dns.rrset.RRset) -> int:
-    buffer = io.BytesIO()
-    rrset.to_wire(buffer)  # no compression: an upper bound of the compressed size
-    return buffer.tell()
-
-
 class _Envelope:
     """What every message of one transfer shares: the header and question of the answer to `query`, its
     OPT, and the TSIG state that chains each message's MAC to the one before (RFC 8945 5.3.1)."""
@@ -1161,20 +1140,24 @@ class MiniDNS:
         response.answer.append(soa)
         return _fit(response, query, tcp)
 
-    def _difference(self, zone_id, client: int, origin, soa) -> list[tuple[dns.rrset.RRset, int]] | None:
-        """The IXFR's pieces from the client's serial to the zone's: our SOA, the client's SOA, what went,
-        our SOA, what came, our SOA. None when the journal does not know the way, or when its
-        difference holds more records than the zone (then AXFR-style is the smaller answer)."""
+    def _difference(self, zone_id, client: int, origin, soa) -> list[bytes] | None:
+        """The IXFR's RRsets from the client's serial to the zone's, as wire pieces like a rendered zone's
+        (see _count): our SOA, the client's SOA, what went, our SOA, what came, our SOA. None when the
+        journal does not know the way, or when its difference holds more records than the zone (then
+        AXFR-style is the smaller answer)."""
         found = self.source.ixfr(zone_id, client, soa[0].serial)
         if found is None:
             return None
-        removed, added = (_rrsets(origin, rows) for rows in found)
-        if added[0] != soa:
+        wire = RenderedZone(origin.to_text())  # writes RRsets as the zone's renders do; holds nothing
+        removed, added = ([piece for owner, rtype, ttl, records in rows
+                           for piece in wire._wire(owner.lower(), _rdtype(rtype), ttl, records)] for rows in found)
+        (ours,) = wire._wire(wire.origin_text, dns.rdatatype.SOA, soa.ttl, [soa[0].to_text()])
+        if added[0] != ours:
             return None
         size = self._size(zone_id, soa[0].serial)
-        if size is not None and sum(len(r) for r in removed + added) > size:
+        if size is not None and sum(map(_count, removed + added)) > size:
             return None
-        return _pieces([soa, *removed, *added, soa])
+        return [ours, *removed, *added, ours]
 
     def _size(self, zone_id, serial) -> int | None:
         """Records in the zone at `serial` if that is known without reading the zone: rendered, or made
@@ -1192,37 +1175,23 @@ class MiniDNS:
 
     def _one_message(self, query, pieces) -> bytes | None:
         """All pieces in one UDP answer, if it fits in what the client takes; else None."""
-        response = dns.message.make_response(query)
-        response.flags |= dns.flags.AA
-        response.answer.extend(rrset for rrset, _ in pieces)
-        try:
-            return response.to_wire(max_size=_udp_size(query))
-        except dns.exception.TooBig:
+        if sum(len(piece) - 2 for piece in pieces) > _udp_size(query):
             return None
+        wire = _Envelope(query).message([piece[2:] for piece in pieces], sum(map(_count, pieces)))
+        return wire if len(wire) <= _udp_size(query) else None
 
     def _stream(self, query, pieces) -> list[bytes]:
-        """An IXFR's pieces packed greedily into messages of at most 64 KiB."""
-        def new_message():
-            message = dns.message.make_response(query)
-            message.flags |= dns.flags.AA
-            return message
-
-        room = MAX_MESSAGE - len(new_message().to_wire()) - 468  # header, question, OPT, any padding
-        messages, current, used = [], new_message(), 0
-        for rrset, size in pieces:
-            if current.answer and used + size > room:
-                messages.append(current)
-                current, used = new_message(), 0
-            current.answer.append(rrset)
-            used += size
-        messages.append(current)
-        if not query.had_tsig:
-            return [message.to_wire(max_size=MAX_MESSAGE) for message in messages]
-        wires, context = [], None  # RFC 8945 5.3.1: each message's MAC chains to the one before
-        for message in messages:
-            wires.append(message.to_wire(max_size=MAX_MESSAGE, multi=True, tsig_ctx=context))
-            context = message.tsig_ctx
-        return wires
+        """An IXFR's pieces packed greedily into messages of at most CHUNK_BYTES of records, each signed
+        in turn when the query was (see _Envelope)."""
+        envelope, messages, parts, used, count = _Envelope(query), [], [], 0, 0
+        for piece in pieces:
+            if parts and used + len(piece) - 2 > CHUNK_BYTES:
+                messages.append(envelope.message(parts, count))
+                parts, used, count = [], 0, 0
+            parts.append(piece[2:])
+            used, count = used + len(piece) - 2, count + _count(piece)
+        messages.append(envelope.message(parts, count))
+        return messages
 
     def _axfr(self, query, zone: RenderedZone) -> Iterator[bytes]:
         """The zone's prepared chunks, each in the header and question of this query: the SOA before the
