@@ -293,14 +293,23 @@ class DatabaseZoneSource:
             raise first
         return first and (first[0], self._drain(first[1], batches))
 
+    _SMALL = ("SELECT z.name, r.name, r.type, COALESCE(r.ttl, z.ttl), r.records FROM zones_recordset r "
+              "JOIN zones_zone z ON z.id = r.zone_id WHERE r.zone_id = %s LIMIT %s")
+
     def _read_small(self, zone_id):
         """(True, records()) when the zone has at most SMALL rows: one statement, one round trip; else (False, None)."""
+        from django.db import connection
         from django.db.models.functions import Coalesce
 
         from zones.models import RecordSet
 
-        rows = list(RecordSet.objects.filter(zone_id=zone_id).order_by()
-                    .values_list("zone__name", "name", "type", Coalesce("ttl", "zone__ttl"), "records")[:self.SMALL + 1])
+        if connection.vendor == "postgresql":  # plain SQL: the ORM spent ten times longer building it than running it
+            with connection.cursor() as cursor:
+                cursor.execute(self._SMALL, [zone_id, self.SMALL + 1])
+                rows = [(*row[:4], json.loads(row[4]) if isinstance(row[4], str) else row[4]) for row in cursor]
+        else:
+            rows = list(RecordSet.objects.filter(zone_id=zone_id).order_by().values_list(
+                "zone__name", "name", "type", Coalesce("ttl", "zone__ttl"), "records")[:self.SMALL + 1])
         if len(rows) > self.SMALL:
             return False, None
         soa = next((i for i, row in enumerate(rows) if row[2] == "SOA" and row[1] == row[0]), None)
