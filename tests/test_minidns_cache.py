@@ -318,7 +318,9 @@ def test_queries_of_a_big_zone_answer_from_its_last_serial_while_the_next_render
 @pytest.mark.parametrize("rtype, text", [
     ("CNAME", "www.example.com."), ("CNAME", "example.com."), ("NS", "ns1.example.net."), ("PTR", "a.b.example.com."),
     ("MX", "10 mx.example.com."), ("MX", "0 ."), ("SRV", "10 60 5060 sip.example.com."), ("TXT", '"hello world"'),
-    ("TXT", '""'), ("TXT", '"a" "b"'), ("TXT", '"with \\" quote"'), ("CAA", '0 issue "letsencrypt.org"')])
+    ("TXT", '""'), ("TXT", '"a" "b"'), ("TXT", '"with \\" quote"'), ("CAA", '0 issue "letsencrypt.org"'),
+    ("SOA", "ns1.example.net. hostmaster.example.com. 2026120701 3600 600 86400 300"),
+    ("SOA", "example.com. example.com. 4294967295 1 2 3 4"), ("SOA", "ns1.example.net. a\\.b.example.com. 1 2 3 4 5")])
 def test_records_written_directly_are_what_dnspython_writes(rtype, text):
     import io
 

@@ -714,6 +714,12 @@ class RenderedZone:
             fields = text.split(" ")
             if len(fields) == 4 and all(f.isdigit() for f in fields[:3]) and fields[3].endswith("."):
                 return struct.pack("!HHH", *map(int, fields[:3])) + self._name(fields[3], compress=False)
+        if plain and rdtype == dns.rdatatype.SOA:  # every change writes one (or three, for an IXFR)
+            fields = text.split(" ")
+            if (len(fields) == 7 and fields[0].endswith(".") and fields[1].endswith(".")
+                    and all(f.isdigit() and int(f) < 2**32 for f in fields[2:])):
+                return (self._name(fields[0], compress=True) + self._name(fields[1], compress=True)
+                        + struct.pack("!IIIII", *map(int, fields[2:])))
         if plain and rdtype == dns.rdatatype.TXT and text.count('"') == 2 and text[0] == text[-1] == '"':
             string = text[1:-1].encode()
             if len(string) < 256:
