@@ -295,6 +295,25 @@ def test_notices_carry_what_changed_so_a_change_costs_minidns_no_read(monkeypatc
         source.close()
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_read_on_a_connection_broken_since_its_last_use_is_tried_again_on_a_new_one(pool):
+    """MiniDNS's threads skip Django's health check per use: a connection PostgreSQL dropped in between
+    (a restart) fails the read, which is then tried again on a new connection, not answered SERVFAIL."""
+    import psycopg2
+    from django.db import connection
+
+    zone = writes.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+    source = DatabaseZoneSource()
+    connection.ensure_connection()
+    killer = psycopg2.connect(**connection.get_connection_params())
+    try:
+        killer.autocommit = True
+        killer.cursor().execute("SELECT pg_terminate_backend(%s)", [connection.connection.get_backend_pid()])
+    finally:
+        killer.close()
+    assert source.find(["example.com."]) == {"example.com.": (zone.id, zone.serial)}
+
+
 def one_wire(minidns, wire):
     (answer,) = minidns.handle(wire, LOCAL, False)
     return dns.message.from_wire(answer, one_rr_per_rrset=True)

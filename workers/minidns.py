@@ -118,6 +118,7 @@ class DatabaseZoneSource:
         self._diffs: dict = {}  # zone id -> (from serial, to serial, changes()): the last one read
         self._generation = 0  # bumped by every notice: a read that raced one is not kept
         self._live = False  # the listening connection is up: cached answers may be used
+        self._detailed = False  # the notices say pools and keys (0017): pool_of and transfer_keys may be cached
         self._lock = threading.Lock()
         self._watchers = []
         self._listener: threading.Thread | None = None
@@ -211,9 +212,12 @@ class DatabaseZoneSource:
                 cursor.execute(f"LISTEN {self.CHANNEL}")
                 cursor.execute("SELECT catalog_zone, id, catalog_serial FROM zones_pool WHERE catalog_zone IS NOT NULL")
                 catalogs = {name: [(uuid.UUID(str(pool_id)), serial, True)] for name, pool_id, serial in cursor}
+                cursor.execute("SELECT to_regproc('dnsctl_transfer_keys_notice') IS NOT NULL")  # migration 0017
+                (detailed,) = cursor.fetchone()
                 with self._lock:  # anything may have changed while nobody listened
                     self._forget()
                     self._catalogs = catalogs
+                    self._detailed = detailed
                     self._live = True
                 while not self._stop.is_set():
                     if select.select([conn], [], [], 1.0)[0]:
@@ -440,7 +444,7 @@ class DatabaseZoneSource:
         if isinstance(zone_id, tuple):
             return zone_id[1]
         with self._lock:
-            if self._live and zone_id in self._pools:
+            if self._live and self._detailed and zone_id in self._pools:
                 return self._pools[zone_id]
         return _retrying(lambda: Zone.objects.filter(id=zone_id).values_list("pool_id", flat=True).first())
 
@@ -472,7 +476,7 @@ class DatabaseZoneSource:
         pool_id = self.pool_of(zone_id)
         with self._lock:
             generation = self._keys_generation
-            if self._live and pool_id in self._keys:
+            if self._live and self._detailed and pool_id in self._keys:
                 return self._keys[pool_id]
         rows = _retrying(lambda: list(Pool.objects.filter(id=pool_id)
                                       .values_list("tsig_key__name", "targets__tsig_key__name")))
