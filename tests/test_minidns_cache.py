@@ -10,6 +10,7 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 import dns.rrset
+import dns.tsigkeyring
 import dns.xfr
 import dns.zone
 import pytest
@@ -223,6 +224,12 @@ def test_zone_lookups_are_cached_and_dropped_when_postgresql_says_the_zone_chang
         assert soa_serial(dns.message.from_wire(quick)) == serial
         assert minidns.answer_from_memory(dns.message.make_query("www.example.com.", "A").to_wire(), LOCAL,
                                           False) is None  # not an SOA: a worker thread answers
+        with_edns = dns.message.make_query("example.com.", "SOA", use_edns=0, payload=1232)  # as BIND9 asks
+        (quick,) = minidns.answer_from_memory(with_edns.to_wire(), LOCAL, False)
+        assert soa_serial(dns.message.from_wire(quick)) == serial and dns.message.from_wire(quick).edns == 0
+        signed = dns.message.make_query("example.com.", "SOA")
+        signed.use_tsig(dns.tsigkeyring.from_text({"k.": "c2VjcmV0c2VjcmV0"}), keyname="k.")
+        assert minidns.answer_from_memory(signed.to_wire(), LOCAL, False) is None  # handle() checks the TSIG
 
         writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])  # commits: a notice
         new = Zone.objects.get(id=zone.id).serial

@@ -597,7 +597,8 @@ class RenderedZone:
         self.origin = dns.name.from_text(self.origin_text)
         self.origin_wire = self.origin.to_wire()
         self.wanted = wanted  # the serial asked for (the render may find a newer one)
-        self.soa: dns.rrset.RRset | None = None
+        self._soa_entry: bytes | None = None  # the apex SOA as a piece; its RRset only when asked (see soa)
+        self._soa: dns.rrset.RRset | None = None
         self.serial = wanted
         self.soa_wire = b""
         self.nodes: dict[str, dict[int, bytes]] = {}  # owner text -> type -> the RRset as a piece
@@ -611,6 +612,14 @@ class RenderedZone:
         self.started = time.perf_counter()
         self._build = threading.Lock()
         self._compress = _OriginOnly({self.origin: 12})
+
+    @property
+    def soa(self) -> dns.rrset.RRset | None:
+        """The apex SOA as an RRset, made when first asked: parsing it is most of what applying a small change
+        costs, and neither the keep-ahead render nor a transfer needs it."""
+        if self._soa is None and self._soa_entry is not None:
+            self._soa = self._rrset(self._soa_entry)
+        return self._soa
 
     # -- rendering --
     def advance(self, until) -> None:
@@ -637,7 +646,7 @@ class RenderedZone:
             raise RenderFailed(str(self.error)) from self.error
 
     def _finish(self):
-        if self.soa is None:
+        if self._soa_entry is None:
             raise ValueError(f"zone {self.origin_text} has no SOA at its apex")
         if self._open.entries:
             self.chunks.append(self._open.seal())
@@ -674,8 +683,9 @@ class RenderedZone:
         self.records += _count(entry)
         self.weight += 2 * len(entry) + RRSET_OVERHEAD
         if rdtype == dns.rdatatype.SOA and owner == self.origin_text:
-            self.soa = self._rrset(entry)
-            self.serial, self.soa_wire = self.soa[0].serial, entry[2:]
+            self._soa_entry, self._soa, self.soa_wire = entry, None, entry[2:]
+            # the serial is the first of the five numbers that end the record's rdata
+            self.serial = struct.unpack_from("!I", entry, len(entry) - 20)[0] if _count(entry) == 1 else self.soa[0].serial
             return True
         return False
 
@@ -771,7 +781,7 @@ class RenderedZone:
         change): a new zone sharing every chunk, node and name it does not touch. Raises ValueError
         when the changes do not fit this zone (then it is read again)."""
         new = RenderedZone(self.origin_text, wanted)
-        new.soa, new.serial, new.soa_wire = self.soa, self.serial, self.soa_wire
+        new._soa_entry, new._soa, new.serial, new.soa_wire = self._soa_entry, self._soa, self.serial, self.soa_wire
         new.nodes, new.names, new.chunks = dict(self.nodes), dict(self.names), list(self.chunks)
         new.records, new.weight = self.records, self.weight
         copied: set[int] = set()
@@ -1018,11 +1028,13 @@ class MiniDNS:
         serial kept current by the source, its SOA by serial), without any I/O or render, so the
         transport may answer it on its event loop; None otherwise (then `handle` in a worker thread)."""
         find_cached = getattr(self.source, "find_cached", None)
-        if find_cached is None or len(wire) < 12 or wire[11] or wire[10]:  # no additional records: no TSIG
+        if find_cached is None or len(wire) < 12 or wire[10] or wire[11] > 1:  # at most an OPT (BIND9's has one)
             return None
         try:
-            query = dns.message.from_wire(wire)
+            query = dns.message.from_wire(wire)  # without a keyring a TSIG raises: handle() checks it
         except Exception:  # noqa: BLE001 - handle() answers what cannot be parsed
+            return None
+        if query.had_tsig:
             return None
         question = query.question[0] if len(query.question) == 1 else None
         if (query.flags & dns.flags.QR or query.opcode() != dns.opcode.QUERY or question is None
@@ -1040,6 +1052,12 @@ class MiniDNS:
             return [_error(query, dns.rcode.REFUSED)]
         if zone[0] != question.name:
             return None  # SOA below the apex: a NODATA, from the rendered zone
+        with self._lock:  # a rendered zone's SOA is wire already: the answer is its header, question and that
+            rendered = next((z for z in (self._cache.get(zone[1]), self._building.get(zone[1]))
+                             if z is not None and z.soa_wire and not is_newer(zone[2], z.serial)), None)
+        if rendered is not None:
+            self._note_soa(zone[1], peer[0], zone[2])
+            return [_Envelope(query).message([rendered.soa_wire], 1)]
         soa = self._soa_in_memory(zone[1], zone[2])
         if soa is None:
             return None
@@ -1218,7 +1236,7 @@ class MiniDNS:
         made (or the zone is complete), so the last message is known to be the last."""
         try:
             envelope, sent, closed = _Envelope(query), 0, False
-            zone.advance(lambda: zone.soa is not None)
+            zone.advance(lambda: zone.soa_wire)
         except Exception as exc:  # noqa: BLE001 - nothing sent yet: SERVFAIL says it
             if not isinstance(exc, RenderFailed):  # a render failure is logged once, where it failed
                 log.exception("MiniDNS: could not start a transfer of %s", zone.origin_text)
@@ -1310,7 +1328,7 @@ class MiniDNS:
     def _soa_in_memory(self, zone_id, serial: int) -> dns.rrset.RRset | None:
         with self._lock:
             for zone in (self._cache.get(zone_id), self._building.get(zone_id)):
-                if zone is not None and zone.soa is not None and not is_newer(serial, zone.serial):
+                if zone is not None and zone.soa_wire and not is_newer(serial, zone.serial):
                     return zone.soa
             soa = self._soas.get(zone_id)
             return soa if soa is not None and not is_newer(serial, soa[0].serial) else None
@@ -1704,7 +1722,8 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
                 if wire is None:
                     break
                 writer.write(struct.pack("!H", len(wire)) + wire)
-                await asyncio.wait_for(writer.drain(), write_timeout)
+                async with asyncio.timeout(write_timeout):  # not wait_for: that makes a task per message
+                    await writer.drain()
                 sent, size = sent + 1, size + len(wire)
         except asyncio.TimeoutError:
             _finished(answers, size, sent, f"client stopped reading (no progress in {write_timeout:g} s)")
@@ -1724,8 +1743,11 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
         clients[asyncio.current_task()] = writer
         try:
             while True:
-                (length,) = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), idle_timeout))
-                answers = await submit(await asyncio.wait_for(reader.readexactly(length), idle_timeout), peer, True)
+                async with asyncio.timeout(idle_timeout):
+                    (length,) = struct.unpack("!H", await reader.readexactly(2))
+                async with asyncio.timeout(idle_timeout):
+                    query = await reader.readexactly(length)
+                answers = await submit(query, peer, True)
                 if not await send_all(writer, answers):
                     break  # unparsable: the stream cannot be trusted any more
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):
