@@ -551,6 +551,11 @@ def _count(piece) -> int:
     return (piece[0] << 8) | piece[1]
 
 
+def _serial_of(soa: bytes) -> int:
+    """The serial of a one-record SOA piece: the first of the five numbers that end its rdata."""
+    return struct.unpack_from("!I", soa, len(soa) - 20)[0]
+
+
 def _pieces_of(value) -> tuple:
     return value if isinstance(value, tuple) else (value,)
 
@@ -684,8 +689,7 @@ class RenderedZone:
         self.weight += 2 * len(entry) + RRSET_OVERHEAD
         if rdtype == dns.rdatatype.SOA and owner == self.origin_text:
             self._soa_entry, self._soa, self.soa_wire = entry, None, entry[2:]
-            # the serial is the first of the five numbers that end the record's rdata
-            self.serial = struct.unpack_from("!I", entry, len(entry) - 20)[0] if _count(entry) == 1 else self.soa[0].serial
+            self.serial = _serial_of(entry) if _count(entry) == 1 else self.soa[0].serial
             return True
         return False
 
@@ -1155,11 +1159,15 @@ class MiniDNS:
         just our SOA: the client retries over TCP). Otherwise AXFR-style (over UDP, just our SOA).
         None of this waits for a render but the AXFR-style answer, which streams as the zone renders."""
         if query.question[0].rdtype == dns.rdatatype.IXFR:
-            soa = self.soa(zone_id, serial, origin)
+            soa = self._soa_piece(zone_id, serial, origin)
+
+            def just_soa():  # one small record: fits any UDP answer
+                return [_Envelope(query).message([soa[2:]], 1)]
+
             client = next((rrset[0].serial for rrset in query.authority
                            if rrset.rdtype == dns.rdatatype.SOA and len(rrset)), None)
-            if client is not None and not is_newer(soa[0].serial, client):
-                return [self._soa_only(query, soa, tcp)]
+            if client is not None and not is_newer(_serial_of(soa), client):
+                return just_soa()
             difference = self._difference(zone_id, client, origin, soa) if client is not None else None
             if difference is not None and tcp:
                 return self._stream(query, difference)
@@ -1168,8 +1176,19 @@ class MiniDNS:
                 if fits is not None:
                     return [fits]
             if not tcp:
-                return [self._soa_only(query, soa, tcp)]
+                return just_soa()
         return self._axfr(query, self.zone(zone_id, serial))
+
+    def _soa_piece(self, zone_id, serial: int, origin) -> bytes:
+        """The zone's SOA at `serial` (or newer) as a piece (see _count), without waiting for a render:
+        a rendered zone's as it is, else written from soa()."""
+        with self._lock:
+            for zone in (self._cache.get(zone_id), self._building.get(zone_id)):
+                if zone is not None and zone.soa_wire and not is_newer(serial, zone.serial):
+                    return zone._soa_entry
+        soa = self.soa(zone_id, serial, origin)
+        wire = RenderedZone(origin.to_text())
+        return wire._wire(wire.origin_text, dns.rdatatype.SOA, soa.ttl, [soa[0].to_text()])[0]
 
     def _soa_only(self, query, soa: dns.rrset.RRset, tcp: bool) -> bytes:
         response = dns.message.make_response(query)
@@ -1177,24 +1196,23 @@ class MiniDNS:
         response.answer.append(soa)
         return _fit(response, query, tcp)
 
-    def _difference(self, zone_id, client: int, origin, soa) -> list[bytes] | None:
+    def _difference(self, zone_id, client: int, origin, soa: bytes) -> list[bytes] | None:
         """The IXFR's RRsets from the client's serial to the zone's, as wire pieces like a rendered zone's
         (see _count): our SOA, the client's SOA, what went, our SOA, what came, our SOA. None when the
         journal does not know the way, or when its difference holds more records than the zone (then
         AXFR-style is the smaller answer)."""
-        found = self.source.ixfr(zone_id, client, soa[0].serial)
+        found = self.source.ixfr(zone_id, client, _serial_of(soa))
         if found is None:
             return None
         wire = RenderedZone(origin.to_text())  # writes RRsets as the zone's renders do; holds nothing
         removed, added = ([piece for owner, rtype, ttl, records in rows
                            for piece in wire._wire(owner.lower(), _rdtype(rtype), ttl, records)] for rows in found)
-        (ours,) = wire._wire(wire.origin_text, dns.rdatatype.SOA, soa.ttl, [soa[0].to_text()])
-        if added[0] != ours:
+        if added[0] != soa:
             return None
-        size = self._size(zone_id, soa[0].serial)
+        size = self._size(zone_id, _serial_of(soa))
         if size is not None and sum(map(_count, removed + added)) > size:
             return None
-        return [ours, *removed, *added, ours]
+        return [soa, *removed, *added, soa]
 
     def _size(self, zone_id, serial) -> int | None:
         """Records in the zone at `serial` if that is known without reading the zone: rendered, or made
