@@ -27,7 +27,6 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator, Protocol
 
-import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -107,6 +106,7 @@ class DatabaseZoneSource:
     READERS = 4  # zones read from the database at once
     SMALL = 2000  # rows: a zone this small is read in one statement, a bigger one streams (see records)
     DIFF_ROWS = 1000  # the journal's rows a zone's last difference may hold to be kept for its IXFR
+    KEPT_DIFFS = 10_000  # zones whose last difference is kept (the IXFRs that follow come within seconds)
 
     def __init__(self, listen: bool = False):
         self.listen = listen
@@ -405,7 +405,7 @@ class DatabaseZoneSource:
         diffs = _retrying(journal.ixfr_diffs, zone_id, from_serial, to_serial)
         if diffs and sum(len(removed) + len(added) for removed, added in diffs) <= self.DIFF_ROWS:
             with self._lock:
-                if len(self._diffs) > self.MAX_NAMES:
+                if len(self._diffs) >= self.KEPT_DIFFS:
                     self._diffs.clear()
                 self._diffs[zone_id] = (from_serial, to_serial, diffs)
         return diffs
