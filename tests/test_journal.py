@@ -331,8 +331,13 @@ def test_a_keyed_zone_gets_its_ixfr_signed_and_refuses_it_unsigned(zone, pool):
     unsigned, _ = dns.xfr.make_query(old_zone, serial=zone.serial)
     (refused,) = minidns.handle(unsigned.to_wire(), LOCAL, True)
     assert dns.message.from_wire(refused).rcode() == dns.rcode.REFUSED
-    answer = ixfr(minidns, old_zone, zone.serial, ring=ring)  # every message's MAC is checked
-    assert incremental(answer) and old_zone.get_rdataset("mail.example.com.", "MX")
+    for tcp in (False, True):  # over UDP in one message, over TCP in a stream: every message's MAC is checked
+        copy = dns.zone.Zone("example.com.", relativize=False)
+        with dns.xfr.Inbound(copy, dns.rdatatype.AXFR) as inbound:
+            inbound.process_message(dns.message.from_wire(old[0], xfr=True, one_rr_per_rrset=True, keyring=ring,
+                                                          request_mac=query.mac))
+        answer = ixfr(minidns, copy, zone.serial, tcp=tcp, payload=None if tcp else 1232, ring=ring)
+        assert incremental(answer) and copy.get_rdataset("mail.example.com.", "MX")
 
 
 def test_a_one_record_change_to_a_10000_record_zone_is_a_few_hundred_bytes(zone, capsys):

@@ -9,6 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import dns.rrset
+import dns.tsigkeyring
 import dns.xfr
 import dns.zone
 import pytest
@@ -222,6 +224,12 @@ def test_zone_lookups_are_cached_and_dropped_when_postgresql_says_the_zone_chang
         assert soa_serial(dns.message.from_wire(quick)) == serial
         assert minidns.answer_from_memory(dns.message.make_query("www.example.com.", "A").to_wire(), LOCAL,
                                           False) is None  # not an SOA: a worker thread answers
+        with_edns = dns.message.make_query("example.com.", "SOA", use_edns=0, payload=1232)  # as BIND9 asks
+        (quick,) = minidns.answer_from_memory(with_edns.to_wire(), LOCAL, False)
+        assert soa_serial(dns.message.from_wire(quick)) == serial and dns.message.from_wire(quick).edns == 0
+        signed = dns.message.make_query("example.com.", "SOA")
+        signed.use_tsig(dns.tsigkeyring.from_text({"k.": "c2VjcmV0c2VjcmV0"}), keyname="k.")
+        assert minidns.answer_from_memory(signed.to_wire(), LOCAL, False) is None  # handle() checks the TSIG
 
         writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])  # commits: a notice
         new = Zone.objects.get(id=zone.id).serial
@@ -235,6 +243,87 @@ def test_zone_lookups_are_cached_and_dropped_when_postgresql_says_the_zone_chang
                    message="the new zone")
     finally:
         source.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_notices_carry_what_changed_so_a_change_costs_minidns_no_read(monkeypatch):
+    """The notices say each zone's id, serial (none: not served) and pool, and "keys" when a pool's key
+    changes: the cache follows them in place, and the zone's pool and keys (the transfer ACL) are known
+    without a read, yet never stale."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from zones.models import TsigKey
+
+    monkeypatch.setattr(writes, "_enqueue", lambda zone: None)
+    servers = {"ns_records": [{"hostname": "ns1.example.net.", "priority": 1}],
+               "nameservers": [{"host": LOCAL[0], "port": 53}]}  # LOCAL may transfer
+    pool = pools.save_pool(None, name="default", **servers)
+    source = DatabaseZoneSource(listen=True)
+    try:
+        minidns = MiniDNS(source, keys=source)
+        source.watch(minidns.changed)
+        wait_until(lambda: source._live, timeout=10, message="the listener")
+        zone = writes.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+        serial = Zone.objects.get(id=zone.id).serial
+        wait_until(lambda: source.find_cached(["example.com."]) == {"example.com.": (zone.id, serial)}, timeout=5,
+                   message="the new zone known from its notice")
+        wait_until(lambda: minidns._soa_in_memory(zone.id, serial) is not None, timeout=5,
+                   message="the new zone rendered ahead")
+        with CaptureQueriesContext(connection) as queries:
+            assert source.pool_of(zone.id) == pool.id
+            assert source.transfer_keys(zone.id) == set()
+            assert source.transfer_keys(zone.id) == set()
+            (quick,) = minidns.answer_from_memory(dns.message.make_query("example.com.", "SOA").to_wire(), LOCAL,
+                                                  False)
+        assert len(queries) == 1 and soa_serial(dns.message.from_wire(quick)) == serial  # the keys, read once
+
+        writes.create_recordset(zone.id, name="www", type="A", records=["192.0.2.1"])
+        new = Zone.objects.get(id=zone.id).serial
+        wait_until(lambda: source.find_cached(["example.com."]) == {"example.com.": (zone.id, new)}, timeout=5,
+                   message="the new serial from the notice")
+        wait_until(lambda: minidns._current(zone.id, new) is not None, timeout=5, message="the next serial")
+        minidns.refresh_allow_list()  # as the transport does every 30 s
+        ixfr = dns.message.make_query("example.com.", "IXFR")
+        ixfr.authority.append(dns.rrset.from_text("example.com.", 0, "IN", "SOA", f"a. b. {serial} 1 1 1 1"))
+        with CaptureQueriesContext(connection) as queries:
+            answer = one_wire(minidns, ixfr.to_wire())
+        soa, a = dns.rdatatype.SOA, dns.rdatatype.A
+        assert len(queries) == 0 and [r.rdtype for r in answer.answer] == [soa, soa, soa, a, soa]
+        assert answer.answer[1][0].serial == serial and answer.answer[-1][0].serial == new  # the render's difference
+
+        TsigKey.objects.create(name="pool-key", algorithm="hmac-sha256", secret="c2VjcmV0")
+        pools.save_pool(pool, name="default", tsig_key="pool-key", **servers)
+        wait_until(lambda: source.transfer_keys(zone.id) == {"pool-key"}, timeout=5, message="the key required")
+
+        writes.delete_zone(zone.id)
+        wait_until(lambda: source.find_cached(["example.com."]) == {}, timeout=5, message="the zone gone")
+    finally:
+        source.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_read_on_a_connection_broken_since_its_last_use_is_tried_again_on_a_new_one(pool):
+    """MiniDNS's threads skip Django's health check per use: a connection PostgreSQL dropped in between
+    (a restart) fails the read, which is then tried again on a new connection, not answered SERVFAIL."""
+    import psycopg2
+    from django.db import connection
+
+    zone = writes.create_zone(project_id="p1", name="example.com.", email="admin@example.com")
+    source = DatabaseZoneSource()
+    connection.ensure_connection()
+    killer = psycopg2.connect(**connection.get_connection_params())
+    try:
+        killer.autocommit = True
+        killer.cursor().execute("SELECT pg_terminate_backend(%s)", [connection.connection.get_backend_pid()])
+    finally:
+        killer.close()
+    assert source.find(["example.com."]) == {"example.com.": (zone.id, zone.serial)}
+
+
+def one_wire(minidns, wire):
+    (answer,) = minidns.handle(wire, LOCAL, False)
+    return dns.message.from_wire(answer, one_rr_per_rrset=True)
 
 
 def test_queries_of_a_big_zone_answer_from_its_last_serial_while_the_next_renders():
@@ -255,7 +344,9 @@ def test_queries_of_a_big_zone_answer_from_its_last_serial_while_the_next_render
 @pytest.mark.parametrize("rtype, text", [
     ("CNAME", "www.example.com."), ("CNAME", "example.com."), ("NS", "ns1.example.net."), ("PTR", "a.b.example.com."),
     ("MX", "10 mx.example.com."), ("MX", "0 ."), ("SRV", "10 60 5060 sip.example.com."), ("TXT", '"hello world"'),
-    ("TXT", '""'), ("TXT", '"a" "b"'), ("TXT", '"with \\" quote"'), ("CAA", '0 issue "letsencrypt.org"')])
+    ("TXT", '""'), ("TXT", '"a" "b"'), ("TXT", '"with \\" quote"'), ("CAA", '0 issue "letsencrypt.org"'),
+    ("SOA", "ns1.example.net. hostmaster.example.com. 2026120701 3600 600 86400 300"),
+    ("SOA", "example.com. example.com. 4294967295 1 2 3 4"), ("SOA", "ns1.example.net. a\\.b.example.com. 1 2 3 4 5")])
 def test_records_written_directly_are_what_dnspython_writes(rtype, text):
     import io
 

@@ -15,6 +15,7 @@ import collections
 import functools
 import io
 import ipaddress
+import json
 import logging
 import queue
 import socket
@@ -22,10 +23,10 @@ import struct
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable, Iterator, Protocol
 
-import dns.exception
 import dns.flags
 import dns.message
 import dns.name
@@ -94,20 +95,30 @@ class KeySource(Protocol):
 class DatabaseZoneSource:
     """Reads the Django models. Imports are local so the core stays importable without Django.
 
-    With `listen` (the server; see `watch`), the answers of `find` are kept per name and dropped when
-    PostgreSQL says a zone or a catalog of that name changed: a trigger NOTIFYs on commit, so the
-    notice comes before any NOTIFY of ours can make a secondary ask. While the listening connection is
-    down, or on other databases, every `find` reads the database."""
+    With `listen` (the server; see `watch`), what `find` answers is kept per name, with each zone's pool
+    and each pool's transfer keys, and kept current by PostgreSQL: a trigger NOTIFYs on commit what
+    changed (a zone's id, serial and pool; a catalog's; "keys"), so the notice comes before any NOTIFY of
+    ours can make a secondary ask, and a change costs no read. While the listening connection is down,
+    or on other databases, every `find` reads the database."""
 
     CHANNEL = "dnsctl_zone_names"
     MAX_NAMES = 200_000  # cached names (hostile queries ask for random ones): past it, start over
     READERS = 4  # zones read from the database at once
+    SMALL = 2000  # rows: a zone this small is read in one statement, a bigger one streams (see records)
+    DIFF_ROWS = 1000  # the journal's rows a zone's last difference may hold to be kept for its IXFR
+    KEPT_DIFFS = 10_000  # zones whose last difference is kept (the IXFRs that follow come within seconds)
 
     def __init__(self, listen: bool = False):
         self.listen = listen
-        self._names: dict[str, list] = {}
+        self._names: dict[str, list] = {}  # name -> [(zone or pool id, serial, is a catalog)]
+        self._catalogs: dict[str, list] = {}  # every catalog while listening: name -> [(pool id, serial, True)]
+        self._pools: dict = {}  # zone id -> pool id
+        self._keys: dict = {}  # pool id -> transfer_keys()
+        self._keys_generation = 0  # bumped by every "keys" notice: a read that raced one is not kept
+        self._diffs: dict = {}  # zone id -> (from serial, to serial, changes()): the last one read
         self._generation = 0  # bumped by every notice: a read that raced one is not kept
         self._live = False  # the listening connection is up: cached answers may be used
+        self._detailed = False  # the notices say pools and keys (0017): pool_of and transfer_keys may be cached
         self._lock = threading.Lock()
         self._watchers = []
         self._listener: threading.Thread | None = None
@@ -127,42 +138,48 @@ class DatabaseZoneSource:
             hits = {name: self._names[name] for name in names if name in self._names} if cached else {}
         missing = [name for name in names if name not in hits]
         if missing:
-            read = self._read(missing)
+            read, pools = _retrying(self._read, missing)
             with self._lock:
                 if self._live and self._generation == generation:
                     if len(self._names) > self.MAX_NAMES:
                         self._names.clear()
+                        self._pools.clear()
                     self._names.update(read)
+                    self._pools.update(pools)
             hits.update(read)
-        rows = [(name, *row) for name in names for row in hits[name]]
-        if any(catalog for *_, catalog in rows):
-            return {name: (("catalog", pool_id), serial) for name, pool_id, serial, catalog in rows if catalog}
-        return {name: (zone_id, serial) for name, zone_id, serial, _ in rows}
+        return self._found(names, hits)
 
     def find_cached(self, names):
         """find() from the cache alone, or None when a name is not cached (or nobody listens)."""
         with self._lock:
             if not self._live or any(name not in self._names for name in names):
                 return None
-            rows = [(name, *row) for name in names for row in self._names[name]]
+            hits = {name: self._names[name] for name in names}
+        return self._found(names, hits)
+
+    @staticmethod
+    def _found(names, hits):
+        rows = [(name, *row) for name in names for row in hits[name]]
         if any(catalog for *_, catalog in rows):
             return {name: (("catalog", pool_id), serial) for name, pool_id, serial, catalog in rows if catalog}
         return {name: (zone_id, serial) for name, zone_id, serial, _ in rows}
 
-    def _read(self, names) -> dict[str, list]:
-        """name -> [(id, serial, is a catalog)] for each of `names` (empty: none)."""
+    def _read(self, names) -> tuple[dict[str, list], dict]:
+        """(name -> [(id, serial, is a catalog)] for each of `names` (empty: none), zone id -> pool id)."""
         from django.db.models import Value
 
         from zones.models import Pool, Zone
 
         zones = (Zone.objects.filter(name__in=names, deleted_at__isnull=True).exclude(action=Zone.Action.DELETE)
-                 .annotate(catalog=Value(False)).order_by().values_list("name", "id", "serial", "catalog"))
+                 .annotate(catalog=Value(False)).order_by().values_list("name", "id", "serial", "catalog", "pool_id"))
         catalogs = (Pool.objects.filter(catalog_zone__in=names).annotate(catalog=Value(True)).order_by()
-                    .values_list("catalog_zone", "id", "catalog_serial", "catalog"))
-        found = {name: [] for name in names}
-        for name, some_id, serial, catalog in zones.union(catalogs, all=True):
+                    .values_list("catalog_zone", "id", "catalog_serial", "catalog", "id"))
+        found, pools = {name: [] for name in names}, {}
+        for name, some_id, serial, catalog, pool_id in zones.union(catalogs, all=True):
             found.setdefault(name, []).append((some_id, serial, catalog))
-        return found
+            if not catalog:
+                pools[some_id] = pool_id
+        return found, pools
 
     def watch(self, on_change=None):
         """Start listening (once), and call on_change(name) from the listener's thread for every
@@ -191,21 +208,26 @@ class DatabaseZoneSource:
             try:
                 conn = psycopg2.connect(**connection.get_connection_params())
                 conn.autocommit = True
-                conn.cursor().execute(f"LISTEN {self.CHANNEL}")
+                cursor = conn.cursor()
+                cursor.execute(f"LISTEN {self.CHANNEL}")
+                cursor.execute("SELECT catalog_zone, id, catalog_serial FROM zones_pool WHERE catalog_zone IS NOT NULL")
+                catalogs = {name: [(uuid.UUID(str(pool_id)), serial, True)] for name, pool_id, serial in cursor}
+                cursor.execute("SELECT to_regproc('dnsctl_transfer_keys_notice') IS NOT NULL")  # migration 0017
+                (detailed,) = cursor.fetchone()
                 with self._lock:  # anything may have changed while nobody listened
-                    self._names.clear()
-                    self._generation += 1
+                    self._forget()
+                    self._catalogs = catalogs
+                    self._detailed = detailed
                     self._live = True
                 while not self._stop.is_set():
                     if select.select([conn], [], [], 1.0)[0]:
                         conn.poll()
-                        names = {notice.payload for notice in conn.notifies}
+                        payloads = [notice.payload for notice in conn.notifies]
                         conn.notifies.clear()
                         with self._lock:
                             self._generation += 1
-                            for name in names:
-                                self._names.pop(name, None)
-                        for name in names:
+                            names = [self._noticed(payload) for payload in payloads]
+                        for name in dict.fromkeys(name for name in names if name):
                             for on_change in self._watchers:
                                 on_change(name)
             except Exception:  # noqa: BLE001 - reconnect; meanwhile every find reads the database
@@ -214,20 +236,57 @@ class DatabaseZoneSource:
             finally:
                 with self._lock:
                     self._live = False
-                    self._names.clear()
+                    self._forget()
                 if conn is not None:
                     conn.close()
             self._stop.wait(1.0)
 
+    def _forget(self):
+        self._names.clear()
+        self._pools.clear()
+        self._keys.clear()
+        self._generation += 1
+        self._keys_generation += 1
+
+    def _noticed(self, payload: str) -> str | None:
+        """Apply one notice (zones.migrations 0017) to the cache, under the lock; the name it is about."""
+        if not payload.startswith("["):  # a bare name (the triggers of 0014): read it again
+            self._names.pop(payload, None)
+            return payload
+        kind, *fields = json.loads(payload)
+        if kind == "keys":
+            self._keys.clear()
+            self._keys_generation += 1
+            return None
+        name, some_id, serial = fields[0], uuid.UUID(fields[1]), fields[2]
+        if kind == "catalog":
+            rows = [] if serial is None else [(some_id, serial, True)]
+            self._catalogs[name] = rows
+            if name in self._names:
+                self._names[name] = [row for row in self._names[name] if not row[2]] + rows
+            return name
+        if fields[3] is not None:
+            self._pools[some_id] = uuid.UUID(fields[3])
+        rows = self._names.get(name)
+        if serial is not None:  # at most one live zone has a name: this one
+            self._names[name] = [(some_id, serial, False)] + self._catalogs.get(name, [])
+        elif rows is not None:
+            self._names[name] = [row for row in rows if row[2] or row[0] != some_id]
+        return name
+
     def records(self, zone_id):
-        """The SOA first, then the rest as the database sends it, all in one REPEATABLE READ snapshot (so
-        the SOA serial always matches the records, and the zone TTL, it is served with), read by a
-        thread of its own so that any thread may consume the rows while later ones are still coming.
-        A caller inside a transaction (tests, shells) reads in it, at once, to see its own writes."""
+        """The SOA first, then the rest, all in one snapshot (so the SOA serial always matches the records,
+        and the zone TTL, it is served with). A small zone is one statement; a bigger one is read in one
+        REPEATABLE READ transaction by a thread of its own, so that any thread may consume the rows while
+        later ones are still coming. A caller inside a transaction (tests, shells) reads in it, at once,
+        to see its own writes."""
         from django.db import connection
 
         if isinstance(zone_id, tuple):
             return self._catalog(zone_id[1])
+        small, found = _retrying(self._read_small, zone_id)
+        if small:
+            return found
         if connection.in_atomic_block:
             soa = self.soa(zone_id)
             return soa and (soa[0], [soa[1], *self._rest(zone_id, soa[0])])
@@ -237,6 +296,31 @@ class DatabaseZoneSource:
         if isinstance(first, Exception):
             raise first
         return first and (first[0], self._drain(first[1], batches))
+
+    _SMALL = ("SELECT z.name, r.name, r.type, COALESCE(r.ttl, z.ttl), r.records FROM zones_recordset r "
+              "JOIN zones_zone z ON z.id = r.zone_id WHERE r.zone_id = %s LIMIT %s")
+
+    def _read_small(self, zone_id):
+        """(True, records()) when the zone has at most SMALL rows: one statement, one round trip; else (False, None)."""
+        from django.db import connection
+        from django.db.models.functions import Coalesce
+
+        from zones.models import RecordSet
+
+        if connection.vendor == "postgresql":  # plain SQL: the ORM spent ten times longer building it than running it
+            with connection.cursor() as cursor:
+                cursor.execute(self._SMALL, [zone_id, self.SMALL + 1])
+                rows = [(*row[:4], json.loads(row[4]) if isinstance(row[4], str) else row[4]) for row in cursor]
+        else:
+            rows = list(RecordSet.objects.filter(zone_id=zone_id).order_by().values_list(
+                "zone__name", "name", "type", Coalesce("ttl", "zone__ttl"), "records")[:self.SMALL + 1])
+        if len(rows) > self.SMALL:
+            return False, None
+        soa = next((i for i, row in enumerate(rows) if row[2] == "SOA" and row[1] == row[0]), None)
+        if soa is None:
+            return True, None
+        rows.insert(0, rows.pop(soa))
+        return True, (rows[0][0], [row[1:] for row in rows])
 
     @staticmethod
     def _rest(zone_id, name):
@@ -249,14 +333,17 @@ class DatabaseZoneSource:
 
     def _read_zone(self, zone_id, batches, size: int = 2000):
         """The reading thread: the SOA, then batches of rows, then None (or the exception)."""
-        from django.db import close_old_connections, connection
+        from django.db import connection
 
-        close_old_connections()  # a broken or expired connection goes; a good one is reused
-        try:
+        def start():
             connection.set_autocommit(False)
             if connection.vendor == "postgresql":
                 connection.cursor().execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            soa = self.soa(zone_id)
+            return self.soa(zone_id)
+
+        _tidy_connection()
+        try:
+            soa = _retrying(start)
             batches.put(soa and soa[:2])
             if soa is None:
                 return
@@ -295,31 +382,45 @@ class DatabaseZoneSource:
         if isinstance(zone_id, tuple):
             found = self._catalog(zone_id[1])
             return found and (found[0], found[1][0])
-        row = (RecordSet.objects.filter(zone_id=zone_id, type="SOA", name=F("zone__name")).order_by()
-               .values_list("zone__name", Coalesce("ttl", "zone__ttl"), "records").first())
+        row = _retrying(lambda: RecordSet.objects.filter(zone_id=zone_id, type="SOA", name=F("zone__name")).order_by()
+                        .values_list("zone__name", Coalesce("ttl", "zone__ttl"), "records").first())
         return row and (row[0], (row[0], "SOA", row[1], row[2]))
 
     def thread_done(self, ending: bool = True):
         """Work of a MiniDNS thread of its own is done: a thread that ends closes its connection; the
         keep-ahead thread, which renders every change, keeps a good one (CONN_MAX_AGE) for the next."""
-        from django.db import close_old_connections, connection
+        from django.db import connection
 
         if ending:
             connection.close()
         else:
-            close_old_connections()
+            _tidy_connection()
 
     def changes(self, zone_id, from_serial, to_serial):
-        """From the change journal; catalogs keep none."""
+        """From the change journal; catalogs keep none. A small difference is kept for the IXFR that follows."""
         from zones import journal
 
-        return None if isinstance(zone_id, tuple) else journal.ixfr_diffs(zone_id, from_serial, to_serial)
+        if isinstance(zone_id, tuple):
+            return None
+        diffs = _retrying(journal.ixfr_diffs, zone_id, from_serial, to_serial)
+        if diffs and sum(len(removed) + len(added) for removed, added in diffs) <= self.DIFF_ROWS:
+            with self._lock:
+                if len(self._diffs) >= self.KEPT_DIFFS:
+                    self._diffs.clear()
+                self._diffs[zone_id] = (from_serial, to_serial, diffs)
+        return diffs
 
     def ixfr(self, zone_id, from_serial, to_serial):
-        """From the change journal; catalogs keep none."""
+        """From the change journal (the difference changes() read last, if it is this one); catalogs keep none."""
         from zones import journal
 
-        return None if isinstance(zone_id, tuple) else journal.ixfr(zone_id, from_serial, to_serial)
+        if isinstance(zone_id, tuple):
+            return None
+        with self._lock:
+            kept = self._diffs.get(zone_id)
+        if kept is not None and kept[:2] == (from_serial, to_serial):
+            return journal.condense(kept[2])
+        return _retrying(journal.ixfr, zone_id, from_serial, to_serial)
 
     def xfr_hosts(self):
         """Each pool's targets' hosts, nameservers and also-notifies; MINIDNS_ALLOW_XFR_FROM for every zone."""
@@ -337,10 +438,15 @@ class DatabaseZoneSource:
         return hosts
 
     def pool_of(self, zone_id):
+        """The zone's pool: known from find() or the notices while listening, else one read."""
         from zones.models import Zone
 
-        return zone_id[1] if isinstance(zone_id, tuple) else (
-            Zone.objects.filter(id=zone_id).values_list("pool_id", flat=True).first())
+        if isinstance(zone_id, tuple):
+            return zone_id[1]
+        with self._lock:
+            if self._live and self._detailed and zone_id in self._pools:
+                return self._pools[zone_id]
+        return _retrying(lambda: Zone.objects.filter(id=zone_id).values_list("pool_id", flat=True).first())
 
     def _catalog(self, pool_id):
         """The serial first, the members after: members may be newer than the serial, never older
@@ -363,13 +469,53 @@ class DatabaseZoneSource:
         return TsigKey.objects.filter(name__iexact=name).values("name", "algorithm", "secret").first()
 
     def transfer_keys(self, zone_id):
-        """The keys of the zone's pool and of its targets (a transfer signed with any of them is allowed)."""
+        """The keys of the zone's pool and of its targets (a transfer signed with any of them is allowed); kept
+        per pool while listening (a "keys" notice, on any change of a pool's or a target's key, drops them)."""
         from zones.models import Pool
 
-        catalog = isinstance(zone_id, tuple)
-        pools = Pool.objects.filter(id=zone_id[1]) if catalog else Pool.objects.filter(zones__id=zone_id)
-        rows = pools.values_list("tsig_key__name", "targets__tsig_key__name")
-        return {name.lower() for row in rows for name in row if name}
+        pool_id = self.pool_of(zone_id)
+        with self._lock:
+            generation = self._keys_generation
+            if self._live and self._detailed and pool_id in self._keys:
+                return self._keys[pool_id]
+        rows = _retrying(lambda: list(Pool.objects.filter(id=pool_id)
+                                      .values_list("tsig_key__name", "targets__tsig_key__name")))
+        keys = {name.lower() for row in rows for name in row if name}
+        with self._lock:
+            if self._live and self._keys_generation == generation:
+                self._keys[pool_id] = keys
+        return keys
+
+
+def _tidy_connection(every: float = 10.0):
+    """Django's close_old_connections() for MiniDNS's own threads, at most every `every` seconds per thread (at
+    once after a database error, or when CONN_MAX_AGE is up): each call makes the next query start with a
+    health check (CONN_HEALTH_CHECKS), a SELECT 1 round trip, which was one more query per DNS query. A
+    connection broken in between fails one read, which is then tried again on a new one (_retrying)."""
+    from django.db import close_old_connections, connection
+
+    now = time.monotonic()
+    if (now >= getattr(_tidied, "next", 0) or connection.errors_occurred
+            or (connection.close_at is not None and now >= connection.close_at)):
+        close_old_connections()
+        _tidied.next = now + every
+
+
+_tidied = threading.local()
+
+
+def _retrying(read, *args):
+    """read(*args) on this thread's connection; once more, on a new connection, if the old one is broken (say,
+    PostgreSQL restarted since its last use). Inside a transaction (tests, shells) the error stands."""
+    from django.db import InterfaceError, OperationalError, connection
+
+    try:
+        return read(*args)
+    except (InterfaceError, OperationalError):
+        if connection.in_atomic_block or (connection.connection is not None and connection.is_usable()):
+            raise
+        connection.close()
+        return read(*args)
 
 
 # --- one zone, rendered -----------------------------------------------------------------------
@@ -403,6 +549,11 @@ def _count(piece) -> int:
     """Records in a piece: an RRset's wire form (or part of it) behind a 2-byte count. Pieces are plain
     bytes, and a zone's dicts hold nothing else, so the garbage collector never walks a rendered zone."""
     return (piece[0] << 8) | piece[1]
+
+
+def _serial_of(soa: bytes) -> int:
+    """The serial of a one-record SOA piece: the first of the five numbers that end its rdata."""
+    return struct.unpack_from("!I", soa, len(soa) - 20)[0]
 
 
 def _pieces_of(value) -> tuple:
@@ -451,7 +602,8 @@ class RenderedZone:
         self.origin = dns.name.from_text(self.origin_text)
         self.origin_wire = self.origin.to_wire()
         self.wanted = wanted  # the serial asked for (the render may find a newer one)
-        self.soa: dns.rrset.RRset | None = None
+        self._soa_entry: bytes | None = None  # the apex SOA as a piece; its RRset only when asked (see soa)
+        self._soa: dns.rrset.RRset | None = None
         self.serial = wanted
         self.soa_wire = b""
         self.nodes: dict[str, dict[int, bytes]] = {}  # owner text -> type -> the RRset as a piece
@@ -465,6 +617,14 @@ class RenderedZone:
         self.started = time.perf_counter()
         self._build = threading.Lock()
         self._compress = _OriginOnly({self.origin: 12})
+
+    @property
+    def soa(self) -> dns.rrset.RRset | None:
+        """The apex SOA as an RRset, made when first asked: parsing it is most of what applying a small change
+        costs, and neither the keep-ahead render nor a transfer needs it."""
+        if self._soa is None and self._soa_entry is not None:
+            self._soa = self._rrset(self._soa_entry)
+        return self._soa
 
     # -- rendering --
     def advance(self, until) -> None:
@@ -491,7 +651,7 @@ class RenderedZone:
             raise RenderFailed(str(self.error)) from self.error
 
     def _finish(self):
-        if self.soa is None:
+        if self._soa_entry is None:
             raise ValueError(f"zone {self.origin_text} has no SOA at its apex")
         if self._open.entries:
             self.chunks.append(self._open.seal())
@@ -528,8 +688,8 @@ class RenderedZone:
         self.records += _count(entry)
         self.weight += 2 * len(entry) + RRSET_OVERHEAD
         if rdtype == dns.rdatatype.SOA and owner == self.origin_text:
-            self.soa = self._rrset(entry)
-            self.serial, self.soa_wire = self.soa[0].serial, entry[2:]
+            self._soa_entry, self._soa, self.soa_wire = entry, None, entry[2:]
+            self.serial = _serial_of(entry) if _count(entry) == 1 else self.soa[0].serial
             return True
         return False
 
@@ -572,6 +732,12 @@ class RenderedZone:
             fields = text.split(" ")
             if len(fields) == 4 and all(f.isdigit() for f in fields[:3]) and fields[3].endswith("."):
                 return struct.pack("!HHH", *map(int, fields[:3])) + self._name(fields[3], compress=False)
+        if plain and rdtype == dns.rdatatype.SOA:  # every change writes one (or three, for an IXFR)
+            fields = text.split(" ")
+            if (len(fields) == 7 and fields[0].endswith(".") and fields[1].endswith(".")
+                    and all(f.isdigit() and int(f) < 2**32 for f in fields[2:])):
+                return (self._name(fields[0], compress=True) + self._name(fields[1], compress=True)
+                        + struct.pack("!IIIII", *map(int, fields[2:])))
         if plain and rdtype == dns.rdatatype.TXT and text.count('"') == 2 and text[0] == text[-1] == '"':
             string = text[1:-1].encode()
             if len(string) < 256:
@@ -619,7 +785,7 @@ class RenderedZone:
         change): a new zone sharing every chunk, node and name it does not touch. Raises ValueError
         when the changes do not fit this zone (then it is read again)."""
         new = RenderedZone(self.origin_text, wanted)
-        new.soa, new.serial, new.soa_wire = self.soa, self.serial, self.soa_wire
+        new._soa_entry, new._soa, new.serial, new.soa_wire = self._soa_entry, self._soa, self.serial, self.soa_wire
         new.nodes, new.names, new.chunks = dict(self.nodes), dict(self.names), list(self.chunks)
         new.records, new.weight = self.records, self.weight
         copied: set[int] = set()
@@ -769,27 +935,6 @@ def _rrsets(origin: dns.name.Name, rows) -> list[dns.rrset.RRset]:
             for owner, rtype, ttl, records in rows]
 
 
-def _pieces(rrsets: list[dns.rrset.RRset]) -> list[tuple[dns.rrset.RRset, int]]:
-    """(RRset, uncompressed wire size) in transfer order. The size is an upper bound of what the
-    RRset adds to a message; an RRset too big for one message is split."""
-    pieces = []
-    for rrset in rrsets:
-        size = _wire_size(rrset)
-        if size <= MAX_MESSAGE - 1024:
-            pieces.append((rrset, size))
-        else:
-            for rdata in rrset:
-                single = dns.rrset.from_rdata(rrset.name, rrset.ttl, rdata)
-                pieces.append((single, _wire_size(single)))
-    return pieces
-
-
-def _wire_size(rrset: dns.rrset.RRset) -> int:
-    buffer = io.BytesIO()
-    rrset.to_wire(buffer)  # no compression: an upper bound of the compressed size
-    return buffer.tell()
-
-
 class _Envelope:
     """What every message of one transfer shares: the header and question of the answer to `query`, its
     OPT, and the TSIG state that chains each message's MAC to the one before (RFC 8945 5.3.1)."""
@@ -887,11 +1032,13 @@ class MiniDNS:
         serial kept current by the source, its SOA by serial), without any I/O or render, so the
         transport may answer it on its event loop; None otherwise (then `handle` in a worker thread)."""
         find_cached = getattr(self.source, "find_cached", None)
-        if find_cached is None or len(wire) < 12 or wire[11] or wire[10]:  # no additional records: no TSIG
+        if find_cached is None or len(wire) < 12 or wire[10] or wire[11] > 1:  # at most an OPT (BIND9's has one)
             return None
         try:
-            query = dns.message.from_wire(wire)
+            query = dns.message.from_wire(wire)  # without a keyring a TSIG raises: handle() checks it
         except Exception:  # noqa: BLE001 - handle() answers what cannot be parsed
+            return None
+        if query.had_tsig:
             return None
         question = query.question[0] if len(query.question) == 1 else None
         if (query.flags & dns.flags.QR or query.opcode() != dns.opcode.QUERY or question is None
@@ -909,6 +1056,12 @@ class MiniDNS:
             return [_error(query, dns.rcode.REFUSED)]
         if zone[0] != question.name:
             return None  # SOA below the apex: a NODATA, from the rendered zone
+        with self._lock:  # a rendered zone's SOA is wire already: the answer is its header, question and that
+            rendered = next((z for z in (self._cache.get(zone[1]), self._building.get(zone[1]))
+                             if z is not None and z.soa_wire and not is_newer(zone[2], z.serial)), None)
+        if rendered is not None:
+            self._note_soa(zone[1], peer[0], zone[2])
+            return [_Envelope(query).message([rendered.soa_wire], 1)]
         soa = self._soa_in_memory(zone[1], zone[2])
         if soa is None:
             return None
@@ -1006,11 +1159,15 @@ class MiniDNS:
         just our SOA: the client retries over TCP). Otherwise AXFR-style (over UDP, just our SOA).
         None of this waits for a render but the AXFR-style answer, which streams as the zone renders."""
         if query.question[0].rdtype == dns.rdatatype.IXFR:
-            soa = self.soa(zone_id, serial, origin)
+            soa = self._soa_piece(zone_id, serial, origin)
+
+            def just_soa():  # one small record: fits any UDP answer
+                return [_Envelope(query).message([soa[2:]], 1)]
+
             client = next((rrset[0].serial for rrset in query.authority
                            if rrset.rdtype == dns.rdatatype.SOA and len(rrset)), None)
-            if client is not None and not is_newer(soa[0].serial, client):
-                return [self._soa_only(query, soa, tcp)]
+            if client is not None and not is_newer(_serial_of(soa), client):
+                return just_soa()
             difference = self._difference(zone_id, client, origin, soa) if client is not None else None
             if difference is not None and tcp:
                 return self._stream(query, difference)
@@ -1019,8 +1176,19 @@ class MiniDNS:
                 if fits is not None:
                     return [fits]
             if not tcp:
-                return [self._soa_only(query, soa, tcp)]
+                return just_soa()
         return self._axfr(query, self.zone(zone_id, serial))
+
+    def _soa_piece(self, zone_id, serial: int, origin) -> bytes:
+        """The zone's SOA at `serial` (or newer) as a piece (see _count), without waiting for a render:
+        a rendered zone's as it is, else written from soa()."""
+        with self._lock:
+            for zone in (self._cache.get(zone_id), self._building.get(zone_id)):
+                if zone is not None and zone.soa_wire and not is_newer(serial, zone.serial):
+                    return zone._soa_entry
+        soa = self.soa(zone_id, serial, origin)
+        wire = RenderedZone(origin.to_text())
+        return wire._wire(wire.origin_text, dns.rdatatype.SOA, soa.ttl, [soa[0].to_text()])[0]
 
     def _soa_only(self, query, soa: dns.rrset.RRset, tcp: bool) -> bytes:
         response = dns.message.make_response(query)
@@ -1028,20 +1196,23 @@ class MiniDNS:
         response.answer.append(soa)
         return _fit(response, query, tcp)
 
-    def _difference(self, zone_id, client: int, origin, soa) -> list[tuple[dns.rrset.RRset, int]] | None:
-        """The IXFR's pieces from the client's serial to the zone's: our SOA, the client's SOA, what went,
-        our SOA, what came, our SOA. None when the journal does not know the way, or when its
-        difference holds more records than the zone (then AXFR-style is the smaller answer)."""
-        found = self.source.ixfr(zone_id, client, soa[0].serial)
+    def _difference(self, zone_id, client: int, origin, soa: bytes) -> list[bytes] | None:
+        """The IXFR's RRsets from the client's serial to the zone's, as wire pieces like a rendered zone's
+        (see _count): our SOA, the client's SOA, what went, our SOA, what came, our SOA. None when the
+        journal does not know the way, or when its difference holds more records than the zone (then
+        AXFR-style is the smaller answer)."""
+        found = self.source.ixfr(zone_id, client, _serial_of(soa))
         if found is None:
             return None
-        removed, added = (_rrsets(origin, rows) for rows in found)
+        wire = RenderedZone(origin.to_text())  # writes RRsets as the zone's renders do; holds nothing
+        removed, added = ([piece for owner, rtype, ttl, records in rows
+                           for piece in wire._wire(owner.lower(), _rdtype(rtype), ttl, records)] for rows in found)
         if added[0] != soa:
             return None
-        size = self._size(zone_id, soa[0].serial)
-        if size is not None and sum(len(r) for r in removed + added) > size:
+        size = self._size(zone_id, _serial_of(soa))
+        if size is not None and sum(map(_count, removed + added)) > size:
             return None
-        return _pieces([soa, *removed, *added, soa])
+        return [soa, *removed, *added, soa]
 
     def _size(self, zone_id, serial) -> int | None:
         """Records in the zone at `serial` if that is known without reading the zone: rendered, or made
@@ -1059,37 +1230,23 @@ class MiniDNS:
 
     def _one_message(self, query, pieces) -> bytes | None:
         """All pieces in one UDP answer, if it fits in what the client takes; else None."""
-        response = dns.message.make_response(query)
-        response.flags |= dns.flags.AA
-        response.answer.extend(rrset for rrset, _ in pieces)
-        try:
-            return response.to_wire(max_size=_udp_size(query))
-        except dns.exception.TooBig:
+        if sum(len(piece) - 2 for piece in pieces) > _udp_size(query):
             return None
+        wire = _Envelope(query).message([piece[2:] for piece in pieces], sum(map(_count, pieces)))
+        return wire if len(wire) <= _udp_size(query) else None
 
     def _stream(self, query, pieces) -> list[bytes]:
-        """An IXFR's pieces packed greedily into messages of at most 64 KiB."""
-        def new_message():
-            message = dns.message.make_response(query)
-            message.flags |= dns.flags.AA
-            return message
-
-        room = MAX_MESSAGE - len(new_message().to_wire()) - 468  # header, question, OPT, any padding
-        messages, current, used = [], new_message(), 0
-        for rrset, size in pieces:
-            if current.answer and used + size > room:
-                messages.append(current)
-                current, used = new_message(), 0
-            current.answer.append(rrset)
-            used += size
-        messages.append(current)
-        if not query.had_tsig:
-            return [message.to_wire(max_size=MAX_MESSAGE) for message in messages]
-        wires, context = [], None  # RFC 8945 5.3.1: each message's MAC chains to the one before
-        for message in messages:
-            wires.append(message.to_wire(max_size=MAX_MESSAGE, multi=True, tsig_ctx=context))
-            context = message.tsig_ctx
-        return wires
+        """An IXFR's pieces packed greedily into messages of at most CHUNK_BYTES of records, each signed
+        in turn when the query was (see _Envelope)."""
+        envelope, messages, parts, used, count = _Envelope(query), [], [], 0, 0
+        for piece in pieces:
+            if parts and used + len(piece) - 2 > CHUNK_BYTES:
+                messages.append(envelope.message(parts, count))
+                parts, used, count = [], 0, 0
+            parts.append(piece[2:])
+            used, count = used + len(piece) - 2, count + _count(piece)
+        messages.append(envelope.message(parts, count))
+        return messages
 
     def _axfr(self, query, zone: RenderedZone) -> Iterator[bytes]:
         """The zone's prepared chunks, each in the header and question of this query: the SOA before the
@@ -1097,7 +1254,7 @@ class MiniDNS:
         made (or the zone is complete), so the last message is known to be the last."""
         try:
             envelope, sent, closed = _Envelope(query), 0, False
-            zone.advance(lambda: zone.soa is not None)
+            zone.advance(lambda: zone.soa_wire)
         except Exception as exc:  # noqa: BLE001 - nothing sent yet: SERVFAIL says it
             if not isinstance(exc, RenderFailed):  # a render failure is logged once, where it failed
                 log.exception("MiniDNS: could not start a transfer of %s", zone.origin_text)
@@ -1189,7 +1346,7 @@ class MiniDNS:
     def _soa_in_memory(self, zone_id, serial: int) -> dns.rrset.RRset | None:
         with self._lock:
             for zone in (self._cache.get(zone_id), self._building.get(zone_id)):
-                if zone is not None and zone.soa is not None and not is_newer(serial, zone.serial):
+                if zone is not None and zone.soa_wire and not is_newer(serial, zone.serial):
                     return zone.soa
             soa = self._soas.get(zone_id)
             return soa if soa is not None and not is_newer(serial, soa[0].serial) else None
@@ -1270,11 +1427,17 @@ class MiniDNS:
         return zone
 
     def changed(self, name: str):
-        """A zone called `name` committed a change (the source's listener says so): if it is cached,
-        bring it to its new serial now, in the background, so the secondaries' transfers find it ready."""
+        """A zone called `name` committed a change (the source's listener says so): bring it to its new
+        serial now, in the background, so that the secondaries' SOA queries and transfers find it ready.
+        That is a cached zone, or a zone the source knows to be live without a read (a new one: its
+        first transfer follows); not a catalog that is not cached."""
         with self._lock:
-            if name not in self._origins:
+            known = name in self._origins
+        if not known:
+            found = getattr(self.source, "find_cached", lambda names: None)([name])
+            if not found or isinstance(found[name][0], tuple):
                 return
+        with self._lock:
             if self._ahead is None:
                 self._ahead = queue.SimpleQueue()
                 threading.Thread(target=self._keep_ahead, name="zone-render", daemon=True).start()
@@ -1286,7 +1449,7 @@ class MiniDNS:
             try:
                 found = self._zone_for(dns.name.from_text(name))
                 if found is not None and found[0] == dns.name.from_text(name):
-                    self.zone(found[1], found[2])
+                    self.zone(found[1], found[2]).advance(lambda: False)  # complete: SOA queries answer from memory
             except Exception:  # noqa: BLE001 - a query renders it later (and logs once if it fails)
                 log.debug("MiniDNS: could not render %s ahead", name, exc_info=True)
             finally:
@@ -1387,15 +1550,14 @@ def _header_only(wire: bytes, rcode: int) -> list[bytes]:
 
 
 def _in_worker(fn, *args):
-    """Runs in a pool thread: drop broken or expired DB connections around the call, as Django
-    does around a request (with CONN_MAX_AGE=0 this closes the connection after each call)."""
-    from django.db import close_old_connections
-
-    close_old_connections()
+    """Runs in a pool thread: drop broken or expired DB connections around the call, much as Django
+    does around a request (with CONN_MAX_AGE=0 this closes the connection after each call), but without
+    a health check per call (see _tidy_connection)."""
+    _tidy_connection()
     try:
         return fn(*args)
     finally:
-        close_old_connections()
+        _tidy_connection()
 
 
 def _all_of(answers):
@@ -1578,7 +1740,8 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
                 if wire is None:
                     break
                 writer.write(struct.pack("!H", len(wire)) + wire)
-                await asyncio.wait_for(writer.drain(), write_timeout)
+                async with asyncio.timeout(write_timeout):  # not wait_for: that makes a task per message
+                    await writer.drain()
                 sent, size = sent + 1, size + len(wire)
         except asyncio.TimeoutError:
             _finished(answers, size, sent, f"client stopped reading (no progress in {write_timeout:g} s)")
@@ -1598,8 +1761,11 @@ async def serve(host: str, port: int, minidns: MiniDNS, *, ready=None, stop: asy
         clients[asyncio.current_task()] = writer
         try:
             while True:
-                (length,) = struct.unpack("!H", await asyncio.wait_for(reader.readexactly(2), idle_timeout))
-                answers = await submit(await asyncio.wait_for(reader.readexactly(length), idle_timeout), peer, True)
+                async with asyncio.timeout(idle_timeout):
+                    (length,) = struct.unpack("!H", await reader.readexactly(2))
+                async with asyncio.timeout(idle_timeout):
+                    query = await reader.readexactly(length)
+                answers = await submit(query, peer, True)
                 if not await send_all(writer, answers):
                     break  # unparsable: the stream cannot be trusted any more
         except (asyncio.IncompleteReadError, asyncio.TimeoutError, ConnectionError):

@@ -8,6 +8,7 @@ own transaction (one INSERT, nothing read back). The same row is read three ways
 - the outbox event of the change carries its actor (zones.events).
 It is trimmed by age and by changes per zone (`trim`, from the purge sweep).
 """
+import json
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 
@@ -91,12 +92,8 @@ def ixfr_diffs(zone_id, from_serial: int, to_serial: int) -> list[tuple[list, li
     """The (removed, added) of each change that took the zone from from_serial to to_serial, in order;
     None when the journal does not chain all the way (trimmed, never recorded, or a change that is not
     incremental on the way). One query: the changes from the one that started at from_serial."""
-    start = (ZoneChange.objects.filter(zone_id=zone_id, serial_before=from_serial).order_by("-id")
-             .values("id")[:1])
-    rows = (ZoneChange.objects.filter(zone_id=zone_id, id__gte=Subquery(start)).order_by("id")
-            .values_list("serial_before", "serial", "incremental", "removed", "added"))
     diffs, serial = [], from_serial
-    for before, after, incremental, removed, added in rows:
+    for before, after, incremental, removed, added in _chain(zone_id, from_serial):
         if serial == to_serial:
             break
         if before != serial or not incremental:
@@ -104,6 +101,31 @@ def ixfr_diffs(zone_id, from_serial: int, to_serial: int) -> list[tuple[list, li
         diffs.append((removed, added))
         serial = after
     return diffs if diffs and serial == to_serial else None
+
+
+_CHAIN = """SELECT serial_before, serial, incremental, removed, added FROM zones_zonechange
+WHERE zone_id = %s AND id >= (SELECT id FROM zones_zonechange WHERE zone_id = %s AND serial_before = %s
+                              ORDER BY id DESC LIMIT 1)
+ORDER BY id"""
+
+
+def _chain(zone_id, from_serial):
+    """The journal's rows from the change that started at from_serial on. On PostgreSQL as plain SQL: MiniDNS
+    reads it for every change, and the ORM spent ten times longer building the query than running it."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(_CHAIN, [zone_id, zone_id, from_serial])
+            return [(before, after, incremental, _loaded(removed), _loaded(added))
+                    for before, after, incremental, removed, added in cursor.fetchall()]
+    start = (ZoneChange.objects.filter(zone_id=zone_id, serial_before=from_serial).order_by("-id")
+             .values("id")[:1])
+    return (ZoneChange.objects.filter(zone_id=zone_id, id__gte=Subquery(start)).order_by("id")
+            .values_list("serial_before", "serial", "incremental", "removed", "added"))
+
+
+def _loaded(value):
+    """A jsonb value as the driver hands it to Django: text, decoded here as JSONField would."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value
 
 
 def condense(diffs: list[tuple[list, list]]) -> tuple[list, list] | None:
