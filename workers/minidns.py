@@ -118,7 +118,7 @@ class DatabaseZoneSource:
         self._diffs: dict = {}  # zone id -> (from serial, to serial, changes()): the last one read
         self._generation = 0  # bumped by every notice: a read that raced one is not kept
         self._live = False  # the listening connection is up: cached answers may be used
-        self._detailed = False  # the notices say pools and keys (0017): pool_of and transfer_keys may be cached
+        self._detailed = False  # the notices say pools and keys (0018): pool_of and transfer_keys may be cached
         self._lock = threading.Lock()
         self._watchers = []
         self._listener: threading.Thread | None = None
@@ -212,7 +212,7 @@ class DatabaseZoneSource:
                 cursor.execute(f"LISTEN {self.CHANNEL}")
                 cursor.execute("SELECT catalog_zone, id, catalog_serial FROM zones_pool WHERE catalog_zone IS NOT NULL")
                 catalogs = {name: [(uuid.UUID(str(pool_id)), serial, True)] for name, pool_id, serial in cursor}
-                cursor.execute("SELECT to_regproc('dnsctl_transfer_keys_notice') IS NOT NULL")  # migration 0017
+                cursor.execute("SELECT to_regproc('dnsctl_transfer_keys_notice') IS NOT NULL")  # migration 0018
                 (detailed,) = cursor.fetchone()
                 with self._lock:  # anything may have changed while nobody listened
                     self._forget()
@@ -249,7 +249,7 @@ class DatabaseZoneSource:
         self._keys_generation += 1
 
     def _noticed(self, payload: str) -> str | None:
-        """Apply one notice (zones.migrations 0017) to the cache, under the lock; the name it is about."""
+        """Apply one notice (zones.migrations 0018) to the cache, under the lock; the name it is about."""
         if not payload.startswith("["):  # a bare name (the triggers of 0014): read it again
             self._names.pop(payload, None)
             return payload

@@ -87,7 +87,7 @@ def backward(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('zones', '0016_zone_tasks_purge_index'),
+        ('zones', '0017_config_version'),
     ]
 
     operations = [migrations.RunPython(forward, backward)]
