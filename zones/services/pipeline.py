@@ -10,11 +10,12 @@ from enum import StrEnum
 import redis
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import BigIntegerField, Case, F, Q, Subquery, Value, When
+from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.utils import timezone
 
 from dnsctl import metrics
-from zones.models import NameserverStatus, Pool, RecordSet, TargetStatus, TsigKey, Zone
+from zones import cached
+from zones.models import NameserverStatus, Pool, RecordSet, TargetStatus, Zone
 
 from .pools import target_options
 
@@ -66,27 +67,12 @@ def refs_to_json(refs: list[ZoneRef]) -> list[dict]:
     return [ref.to_json() for ref in refs]
 
 
-_pool_works: dict[str, tuple[tuple, dict]] = {}
-
-
 def pool_work(pool_id) -> dict | None:
     """Everything a task needs about a pool, as plain values (tasks never hold models; callers only
-    read it). Every stage asks, so the process keeps it and reads it again only when the pool's row
-    or a TSIG key changed: every edit of a pool, its targets, nameservers and also-notifies saves
-    the pool's row (services.pools.save_pool, the admin's pool page), so it is never stale, and a
-    stage pays one small query instead of five."""
-    version = (Pool.objects.filter(id=pool_id)
-               .annotate(keys=Subquery(TsigKey.objects.order_by("-updated_at").values("updated_at")[:1]))
-               .values_list("updated_at", "keys").first())
-    if version is None:
-        return None
-    cached = _pool_works.get(str(pool_id))
-    if cached is not None and cached[0] == version:
-        return cached[1]
-    work = _read_pool_work(pool_id)  # read after the version: an edit in between only makes the next call read again
-    if work is not None:
-        _pool_works[str(pool_id)] = (version, work)
-    return work
+    read it). Every stage asks, so the process keeps a copy per version of the pools' configuration
+    (zones.cached: any change to a pool, its targets, nameservers, also-notifies or a TSIG key makes
+    a new one): one small query per stage instead of five, never stale."""
+    return cached.get(("pool_work", str(pool_id)), cached.version(), lambda: _read_pool_work(pool_id))
 
 
 def _read_pool_work(pool_id) -> dict | None:
@@ -116,10 +102,12 @@ BUSY_WINDOW = 0.15  # s: changes closer than this are a stream (one client's cha
 _kick_clients: dict[str, redis.Redis] = {}
 
 
-def _kick_redis() -> redis.Redis:
+def _kick_redis() -> redis.Redis | None:
+    """The broker's Redis; None for another broker (tests' memory://), where every change sends a kick."""
     url = settings.CELERY_BROKER_URL
     if url not in _kick_clients:
-        _kick_clients[url] = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        _kick_clients[url] = (redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+                              if url.split("://", 1)[0] in ("redis", "rediss", "unix") else None)
     return _kick_clients[url]
 
 
@@ -145,8 +133,11 @@ def take_kick() -> float | None:
     its own task: a kick lost with Redis, or never sent (its sender failed to publish, and dropped
     the key, or died), and a change whose row a writer held at the claim and then rolled back.
     Under a backlog a kick may wait longer than KICK_TTL in the queue: that only costs an extra kick."""
+    client = _kick_redis()
+    if client is None:
+        return 0.0
     try:
-        pipe = _kick_redis().pipeline(transaction=False)
+        pipe = client.pipeline(transaction=False)
         pipe.set(KICK_KEY, 1, nx=True, px=int(KICK_TTL * 1000))
         pipe.exists(BUSY_KEY)
         pipe.set(BUSY_KEY, 1, px=int(BUSY_WINDOW * 1000))
@@ -160,8 +151,10 @@ def take_kick() -> float | None:
 
 def drop_kick():
     """The kick runs (or could not be sent): the next change that commits sends a new one."""
+    client = _kick_redis()
     try:
-        _kick_redis().delete(KICK_KEY)
+        if client is not None:
+            client.delete(KICK_KEY)
     except redis.RedisError as exc:  # the key expires by itself; until then changes wait for a kick or recovery
         log.warning("could not clear the pipeline's kick: %s", exc)
 
