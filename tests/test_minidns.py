@@ -195,6 +195,22 @@ def test_a_5000_record_zone_spans_several_messages(zone):
 
 
 @pytest.mark.django_db
+def test_the_largest_record_the_api_accepts_transfers_alone_in_a_message(zone):
+    before = zone.serial
+    strings = " ".join(f'"{"x" * 255}"' for _ in range(250))  # one TXT record of 64,000 octets
+    writes.create_recordset(zone.id, name="big", type="TXT", records=[strings])
+    serial = Zone.objects.get(id=zone.id).serial
+    minidns = MiniDNS()
+    minidns.zone(zone.id, before)  # what a secondary at `before` holds: the IXFR is the journal's difference
+    for asked in (None, before):
+        copy, wires = transfer(minidns, serial=asked)
+        assert all(len(w) <= 65535 for w in wires) and len(wires) >= 2
+        assert len(copy.get_rdataset("big.example.com.", "TXT")[0].strings) == 250
+        first, last = first_and_last_rr(wires)
+        assert first.rdtype == last.rdtype == dns.rdatatype.SOA and last[0].serial == serial
+
+
+@pytest.mark.django_db
 def test_renders_once_per_serial_and_sees_changes_at_once(zone):
     minidns = MiniDNS()
     for _ in range(3):

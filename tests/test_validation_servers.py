@@ -16,6 +16,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from rest_framework.test import APIClient
 
 from tests.conftest import needs_named, wait_until
@@ -122,6 +123,7 @@ CASES = [
      for r, ok, loads in NAPTR_REGEXPS if not loads]
 
 
+@transaction.atomic  # as every write commits a zone with its records: MiniDNS never sees it without them
 def write_zone(pool, name: str, rows) -> Zone:
     """A zone straight into the database, past validation: SOA, apex NS (unless "-NS"), then rows."""
     zone = Zone.objects.create(project_id="p1", pool=pool, name=name, email="hostmaster@example.com", serial=7)

@@ -40,6 +40,7 @@ import dns.tsig
 
 from dnsctl import metrics
 from zones.serials import is_newer
+from zones.validation import MAX_RRSET_WIRE
 
 log = logging.getLogger(__name__)
 
@@ -704,7 +705,7 @@ class RenderedZone:
         for text in records:
             rdata = self._rdata(rdtype, text)
             rr = head + struct.pack("!H", len(rdata)) + rdata
-            if len(rr) > CHUNK_BYTES:
+            if len(rr) > MAX_RRSET_WIRE:  # the API accepts none: one this big still fits a message alone
                 raise ValueError(f"a {dns.rdatatype.to_text(rdtype)} record of {owner} is too big for a message")
             if part and used + len(rr) > CHUNK_BYTES:
                 pieces.append(struct.pack("!H", len(part)) + b"".join(part))
@@ -1267,11 +1268,15 @@ class MiniDNS:
                 break
             bodies, last = zone.chunks[i].bodies, zone.complete and i == len(zone.chunks) - 1
             for j, (body, count) in enumerate(bodies):
+                alone = len(body) + 2 * len(soa) > CHUNK_BYTES  # a record near 64 KiB: the SOAs go apart
                 parts = [body]
                 if not sent:
-                    parts.insert(0, soa)
-                    count += 1
-                if last and j == len(bodies) - 1:
+                    if alone:
+                        yield envelope.message([soa], 1)
+                    else:
+                        parts.insert(0, soa)
+                        count += 1
+                if last and j == len(bodies) - 1 and not alone:
                     parts.append(soa)
                     count, closed = count + 1, True
                 sent += 1
