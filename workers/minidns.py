@@ -83,6 +83,14 @@ class ZoneSource(Protocol):
         records()' (each list starting with its SOA), or None when it is not known (AXFR then)."""
 
 
+def _has_catalog(hits: dict) -> bool:
+    """A catalog among find()'s cached rows (id, serial, is a catalog): its serial is read from the
+    database instead. A catalog's serial is bumped and NOTIFYed at once (workers.catalog), so a consumer's
+    SOA query may come before PostgreSQL's notice reaches us, and an old serial would keep it from
+    transferring until its refresh; consumers ask rarely, one read each is cheap."""
+    return any(row[2] for rows in hits.values() for row in rows)
+
+
 class KeySource(Protocol):
     """Where TSIG keys come from (the database in production)."""
 
@@ -137,6 +145,8 @@ class DatabaseZoneSource:
         with self._lock:
             generation, cached = self._generation, self._live
             hits = {name: self._names[name] for name in names if name in self._names} if cached else {}
+        if _has_catalog(hits):  # read, never cached: see find_cached
+            hits = {}
         missing = [name for name in names if name not in hits]
         if missing:
             read, pools = _retrying(self._read, missing)
@@ -156,6 +166,8 @@ class DatabaseZoneSource:
             if not self._live or any(name not in self._names for name in names):
                 return None
             hits = {name: self._names[name] for name in names}
+        if _has_catalog(hits):  # its consumers ask right after catalog_changed's NOTIFY, maybe before our notice
+            return None
         return self._found(names, hits)
 
     @staticmethod
