@@ -358,7 +358,7 @@ HEALTH = {
     # Components whose failure makes /health answer 503 (every component is reported either way).
     "REQUIRED": env.list("HEALTH_REQUIRED", default=[
         "database", "broker", "result_backend", "workers", "beat", "minidns", "coordination"]),
-    "TIMEOUT": env.float("HEALTH_TIMEOUT", default=0.8),  # the longest /health waits for its probes
+    "TIMEOUT": env.float("HEALTH_TIMEOUT", default=0.7),  # the longest /health waits for its probes
     "PROBE_TIMEOUT": env.float("HEALTH_PROBE_TIMEOUT", default=0.5),  # each probe's socket timeout
     "CACHE_SECONDS": env.float("HEALTH_CACHE_SECONDS", default=1.0),  # one answer per process this long
     # Workers and beat write a heartbeat every HEARTBEAT_INTERVAL s; older than *_MAX_AGE s is down.

@@ -11,6 +11,30 @@ needs_named = pytest.mark.skipif(shutil.which("named") is None,
                                  reason="named not installed (apt-get install bind9 bind9-utils)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def flush_survives_a_deadlock():
+    """pytest-django empties the database after a transactional test with one TRUNCATE of every table.
+    A session's Celery worker may still finish work the test started (a kick runs up to KICK_DELAY
+    after its commit), and PostgreSQL may pick the TRUNCATE as a deadlock's victim: try it again."""
+    from django.db import OperationalError
+    from django.db.backends.postgresql.operations import DatabaseOperations
+
+    original = DatabaseOperations.execute_sql_flush
+
+    def execute_sql_flush(self, sql_list):
+        for attempt in range(5):
+            try:
+                return original(self, sql_list)
+            except OperationalError as exc:
+                if getattr(exc.__cause__, "pgcode", None) != "40P01" or attempt == 4:
+                    raise
+                time.sleep(0.2)
+
+    DatabaseOperations.execute_sql_flush = execute_sql_flush
+    yield
+    DatabaseOperations.execute_sql_flush = original
+
+
 def wait_until(predicate, timeout=30.0, interval=0.1, message="condition"):
     """Wait for the system to get somewhere; the generous timeout is a deadlock guard, not a speed test."""
     deadline = time.monotonic() + timeout
