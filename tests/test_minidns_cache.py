@@ -341,6 +341,46 @@ def test_queries_of_a_big_zone_answer_from_its_last_serial_while_the_next_render
     wait_until(lambda: one(minidns, f"new.{name}", "A").answer, timeout=10, message="serial 2 rendered")
 
 
+class GrowingHosts(GatedSource):
+    """GatedSource whose allowed hosts grow; the first read of them waits for `gate` with what it saw."""
+
+    def __init__(self, zones):
+        super().__init__(zones)
+        self.hosts, self.host_reads = ["127.0.0.1"], 0
+
+    def xfr_hosts(self):
+        self.host_reads += 1
+        hosts = list(self.hosts)
+        if self.host_reads == 2:  # the first is MiniDNS's own at its first use
+            self.waiting.set()
+            assert self.gate.wait(30), "the test never opened the gate"
+        return hosts
+
+
+def test_a_new_server_is_not_refused_while_an_older_read_of_the_pools_runs():
+    """A new pool's servers all ask at once (BIND9 backs off for a minute after a refusal): the one that
+    finds a read under way waits for it, then reads again, since that read may predate its pool."""
+    name = "new.example."
+    source = GrowingHosts({name: (1, zone_rows(name, 1))})
+    minidns = MiniDNS(source=source)
+    assert minidns.allowed("127.0.0.1")
+    with ThreadPoolExecutor(1) as pool:
+        periodic = pool.submit(minidns.refresh_allow_list)  # the transport's, every 30 s
+        assert source.waiting.wait(10)
+        source.hosts.append("192.0.2.55")  # committed while that read runs
+        with ThreadPoolExecutor(1) as other:
+            asked = other.submit(lambda: minidns.handle(
+                dns.message.make_query(name, "AXFR").to_wire(), ("192.0.2.55", 40000), True))
+            time.sleep(0.2)
+            assert not asked.done()  # waits for the read under way, not refused
+            source.gate.set()
+            periodic.result(10)
+            wires = list(asked.result(10))
+    assert dns.message.from_wire(wires[0], xfr=True).rcode() == dns.rcode.NOERROR
+    assert apply_all(name, wires).get_rdataset(f"ns1.{name}", "A")
+    assert source.host_reads == 3
+
+
 @pytest.mark.parametrize("rtype, text", [
     ("CNAME", "www.example.com."), ("CNAME", "example.com."), ("NS", "ns1.example.net."), ("PTR", "a.b.example.com."),
     ("MX", "10 mx.example.com."), ("MX", "0 ."), ("SRV", "10 60 5060 sip.example.com."), ("TXT", '"hello world"'),

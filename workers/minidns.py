@@ -1010,6 +1010,7 @@ class MiniDNS:
         self._ahead: queue.SimpleQueue | None = None
         self._allow: dict | None = None
         self._allow_lock = threading.Lock()
+        self._allow_reads = 0  # reads of the allow-list started
         self.transfers = transfers  # a workers.transfers.Recorder: what the secondaries asked for, in Redis
 
     # -- entry point --
@@ -1324,6 +1325,7 @@ class MiniDNS:
             self._read_allow_list()
 
     def _read_allow_list(self):
+        self._allow_reads += 1  # under _allow_lock: a read started (see _may_transfer)
         hosts = self.source.xfr_hosts()
         if not isinstance(hosts, dict):
             hosts = {None: hosts}
@@ -1332,15 +1334,15 @@ class MiniDNS:
 
     def _may_transfer(self, address: str, pool=_ANY_POOL) -> bool:
         """allowed(), re-reading the pools first when it says no: a server just added to a pool transfers
-        at once. Refusals while another read runs are not re-read (strangers cost one read at a time)."""
+        at once (BIND9 backs off for a minute after a refusal). Refusals that wait for the same read share
+        it: a read that started after this refusal answers it too, so strangers cost one read at a time,
+        and a new pool's servers asking at once are not refused while one of them reads (seen in CI)."""
         if self.allowed(address, pool):
             return True
-        if not self._allow_lock.acquire(blocking=False):
-            return False
-        try:
-            self._read_allow_list()
-        finally:
-            self._allow_lock.release()
+        seen = self._allow_reads
+        with self._allow_lock:
+            if self._allow_reads == seen:  # no read started since the refusal: one before it may predate the pool
+                self._read_allow_list()
         return self.allowed(address, pool)
 
     # -- the cache --
