@@ -236,7 +236,10 @@ DNSCTL = {
     "POLL_RETRY_INTERVAL": env.float("POLL_RETRY_INTERVAL", default=0.05),
     "POLL_RETRY_MAX_INTERVAL": env.float("POLL_RETRY_MAX_INTERVAL", default=2.0),
     "POLL_MAX_RETRIES": env.int("POLL_MAX_RETRIES", default=22),
-    "POLL_DELAY": env.float("POLL_DELAY", default=0.0),
+    # The first poll comes POLL_DELAY s after the NOTIFY: an idle BIND9 has asked MiniDNS for the SOA
+    # and taken the IXFR 10-25 ms after it, so a poll at once found the old serial and the change
+    # waited for the next one (0.05 s later, and a message more).
+    "POLL_DELAY": env.float("POLL_DELAY", default=0.03),
     "POLL_TRANSFER_MAX_WAIT": env.float("POLL_TRANSFER_MAX_WAIT", default=120.0),
     # A target action that fails is retried this many times, this many seconds apart.
     "TARGET_MAX_RETRIES": env.int("TARGET_MAX_RETRIES", default=3),
