@@ -154,3 +154,87 @@ def test_notify_to_closed_port_raises():
     with pytest.raises(DNSClientError, match=f"NOTIFY {ZONE} to 127.0.0.1:{port}"):
         send_notify(ZONE, "127.0.0.1", port, timeout=0.2, retries=1)
     assert time.monotonic() - started < 1.5
+
+
+# -- the wire, read by hand --------------------------------------------------
+
+class Responder:
+    """A UDP server that answers each query with the datagrams reply(query) returns."""
+
+    def __init__(self, reply):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.05)
+        self.port, self.reply = self.sock.getsockname()[1], reply
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stopped.is_set():
+            try:
+                wire, peer = self.sock.recvfrom(4096)
+            except socket.timeout:
+                continue
+            for datagram in self.reply(dns.message.from_wire(wire)):
+                self.sock.sendto(datagram, peer)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stopped.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+
+def soa_response(query, owner=ZONE, serial=11, rcode=dns.rcode.NOERROR):
+    import dns.rrset
+
+    response = dns.message.make_response(query)
+    response.flags |= dns.flags.AA
+    response.set_rcode(rcode)
+    response.answer.append(dns.rrset.from_text(owner, 300, "IN", "SOA",
+                                               f"ns1.{ZONE} hostmaster.{ZONE} {serial} 3600 600 86400 300"))
+    return response
+
+
+def test_soa_serial_read_from_a_compressed_answer_in_any_case_after_stray_datagrams():
+    """Names compressed (MNAME and RNAME point into the question), the owner in other case; a datagram
+    with another id and one that is no response are ignored, not taken for the answer."""
+    def reply(query):
+        stray = soa_response(query, serial=1)
+        stray.id = (query.id + 1) % 65536
+        echoed = dns.message.make_query(ZONE, "SOA")
+        echoed.id = query.id  # same id, but a query, not a response
+        return [stray.to_wire(), echoed.to_wire(), soa_response(query, owner=ZONE.upper(), serial=4242).to_wire()]
+
+    with Responder(reply) as server:
+        assert query_soa_serial(ZONE, "127.0.0.1", server.port, timeout=1) == 4242
+
+
+def test_soa_serial_none_for_another_owner_or_an_error_rcode():
+    with Responder(lambda query: [soa_response(query, owner="example.test.").to_wire()]) as server:
+        assert query_soa_serial(ZONE, "127.0.0.1", server.port, timeout=1) is None
+    with Responder(lambda query: [soa_response(query, rcode=dns.rcode.SERVFAIL).to_wire()]) as server:
+        assert query_soa_serial(ZONE, "127.0.0.1", server.port, timeout=1) is None
+
+
+def test_a_malformed_answer_or_a_name_for_a_host_is_a_client_error():
+    with Responder(lambda query: [soa_response(query).to_wire()[:-10]]) as server:
+        with pytest.raises(DNSClientError, match="malformed"):
+            query_soa_serial(ZONE, "127.0.0.1", server.port, timeout=1)
+    with pytest.raises(DNSClientError, match="not an IP address"):
+        query_soa_serial(ZONE, "localhost", 53, timeout=1)
+    with pytest.raises(DNSClientError, match="not an IP address"):
+        send_notify(ZONE, "localhost", 53, timeout=0.1, retries=0)
+
+
+def test_notify_returns_the_answers_rcode():
+    def reply(query):
+        response = dns.message.make_response(query)
+        response.set_rcode(dns.rcode.NOTAUTH)
+        return [response.to_wire()]
+
+    with Responder(reply) as server:
+        assert send_notify(ZONE, "127.0.0.1", server.port, serial=3, timeout=1) == dns.rcode.NOTAUTH
