@@ -218,16 +218,14 @@ def fenced(target_id, refs: list[ZoneRef], mode: Mode, wait: float):
     with transaction.atomic():
         if keys and connection.vendor == "postgresql":
             with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL lock_timeout = %s", [f"{max(1, int(wait * 1000))}ms"])
-                try:
-                    with transaction.atomic():  # a savepoint: a timeout leaves the outer transaction usable
-                        cursor.execute("SELECT count(pg_advisory_xact_lock(k)) FROM "
-                                       "(SELECT unnest(%s::bigint[]) AS k ORDER BY 1) AS ordered", [keys])
+                try:  # one round trip; a timeout ends the transaction (Busy leaves this block)
+                    cursor.execute("SET LOCAL lock_timeout = %s; SELECT count(pg_advisory_xact_lock(k)) FROM "
+                                   "(SELECT unnest(%s::bigint[]) AS k ORDER BY 1) AS ordered; "
+                                   "SET LOCAL lock_timeout = 0", [f"{max(1, int(wait * 1000))}ms", keys])
                 except OperationalError as exc:
                     if getattr(exc.__cause__, "pgcode", None) != "55P03":  # lock_not_available
                         raise
                     raise Busy(f"another change of these zones on this target still runs after {wait:g} s") from None
-                cursor.execute("SET LOCAL lock_timeout = 0")
         yield current_refs(refs, mode)
 
 
