@@ -144,6 +144,7 @@ def test_with_the_bus_down_events_wait_in_the_outbox_and_all_arrive_in_order(poo
     rows = list(OutboxEvent.objects.order_by("id"))
     assert [e["event_id"] for e in got] == [str(r.event_id) for r in rows]
     assert [e["cursor"] for e in got] == [1, 2, 3, 4, 5]
+    assert [r.seq for r in rows] == [1, 2, 3, 4, 5] and all(r.published_at for r in rows)  # stored as sent
     assert [(e["event_type"], e["payload"]["id"]) for e in got] == [
         (events.CREATE, str(zone.id)), (events.UPDATE, str(zone.id)), (events.UPDATE, str(zone.id)),
         (events.CREATE, str(other.id)), (events.DELETE, str(zone.id))]
