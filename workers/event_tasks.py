@@ -15,13 +15,25 @@ from zones import events
 log = logging.getLogger(__name__)
 
 
+_buses: dict[tuple, EventBus] = {}
+
+
+def _bus() -> EventBus:
+    """The process's EventBus for the configured stream: its connection is kept between relays (a new
+    client each second opened a Redis connection each second)."""
+    key = (settings.EVENTS["URL"], settings.EVENTS["STREAM"])
+    if key not in _buses:
+        _buses[key] = EventBus(*key)
+    return _buses[key]
+
+
 @shared_task(ignore_result=True)
 def relay_events() -> int:
     """Publish the outbox; one relay at a time (publish order is the events' order). While the bus
     is down the events stay in the outbox and the next beat tick tries again."""
     try:
         with coordination.lock("events-relay", blocking=False) as mine:
-            sent = relay_outbox(EventBus(), settings.EVENTS["RELAY_BATCH_SIZE"]) if mine else 0
+            sent = relay_outbox(_bus(), settings.EVENTS["RELAY_BATCH_SIZE"]) if mine else 0
         metrics.EVENTS_PUBLISHED.labels("outbox").inc(sent)
         return sent
     except (redis.RedisError, tooz_coordination.ToozError) as exc:
@@ -36,6 +48,6 @@ def trim_events() -> dict:
     current = events.period_of(time.time(), conf["EXISTS_INTERVAL"])
     return {
         "outbox": events.trim_outbox(conf["OUTBOX_RETENTION"]),
-        "stream": EventBus().trim(conf["STREAM_RETENTION"]),
+        "stream": _bus().trim(conf["STREAM_RETENTION"]),
         "sweeps": events.trim_sweeps(current - 1),
     }
