@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 from django.conf import settings
-from django.db.models import QuerySet
+from django.db import connection, connections
 from django.utils import timezone
 
 from dnsctl.celery import app as celery_app
@@ -152,14 +152,16 @@ def test_a_slow_target_is_not_given_a_second_pipeline(eager):
 def _change_lands_before_the_claim_writes(monkeypatch, zone_id):
     """Run a change of zone_id right before the claim's UPDATE, once: a change that committed between
     the claim's read and its write (another connection, without the claim's lock)."""
-    original, done = QuerySet.update, []
+    done, table = [], connection.ops.quote_name(Zone._meta.db_table)
 
-    def update(queryset, **fields):
-        if queryset.model is Zone and "pushed_serial" in fields and not done:
-            done.append(writes.update_zone(zone_id, ttl=4321).serial)
-        return original(queryset, **fields)
+    def before_the_claims_write(execute, sql, params, many, context):
+        if sql.startswith(f"UPDATE {table} SET") and "pushed_serial" in sql and not done:
+            done.append(None)  # the change's own statements pass straight through
+            done[0] = writes.update_zone(zone_id, ttl=4321).serial
+        return execute(sql, params, many, context)
 
-    monkeypatch.setattr(QuerySet, "update", update)
+    this_thread = connections["default"]  # the wrapper itself: undoing on the proxy would delete the list
+    monkeypatch.setattr(this_thread, "execute_wrappers", [*this_thread.execute_wrappers, before_the_claims_write])
     return done
 
 
