@@ -172,6 +172,25 @@ def test_one_kick_per_burst_and_a_new_one_once_it_runs(eager, monkeypatch, djang
 
 
 @pytest.mark.django_db
+def test_one_client_changing_one_thing_at_a_time_is_not_a_stream(eager, monkeypatch,
+                                                                django_capture_on_commit_callbacks):
+    """A zone created and, once ACTIVE, changed at once: the change's kick goes at once, not KICK_DELAY
+    later (two changes in a window are no stream; a third is)."""
+    make_pool()
+    sent = []
+    monkeypatch.setattr(Signature, "apply_async", lambda sig, *a, **k: sent.append((sig.task, k.get("countdown"))))
+    monkeypatch.setattr(pipeline, "BUSY_WINDOW", 10.0)  # however slow this machine, all in one window
+    pipeline._kick_redis().delete(pipeline.BUSY_KEY)
+    for i in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            writes.create_zone(project_id="p", name=f"s{i}.example.com.", email="a@example.com")
+        pipeline.drop_kick()  # its kick ran
+    kick = "workers.tasks.zone_action"
+    assert sent == [(kick, None), (kick, None), (kick, settings.DNSCTL["KICK_DELAY"])]
+    pipeline._kick_redis().delete(pipeline.BUSY_KEY)
+
+
+@pytest.mark.django_db
 def test_a_kick_that_could_not_be_sent_lets_the_next_change_try(eager, monkeypatch,
                                                                  django_capture_on_commit_callbacks):
     make_pool()
