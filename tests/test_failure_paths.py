@@ -1,4 +1,4 @@
-"""Failures end in a state, quickly; work is neither lost nor repeated: the stages' error path, time
+"""Failures end in a state, quickly; work is neither lost nor repeated: the chord's error path, time
 limits, recovery's idea of lost work, the claim of pending changes, periodic sync's bound, and
 reordered records being no change. Each test fails without its fix."""
 import time
@@ -22,7 +22,7 @@ def create(capture, name):
     return run(capture, writes.create_zone, project_id="p", name=name, email="a@example.com")
 
 
-# --- the stages' error path ------------------------------------------------------------------
+# --- the chord's error path ------------------------------------------------------------------
 
 
 @pytest.mark.django_db
@@ -45,27 +45,22 @@ def test_pipeline_failed_puts_current_zones_in_error_with_the_reason(eager, djan
     assert moved_on.status == "PENDING"
 
 
-def test_every_header_carries_the_error_path_and_its_join(monkeypatch):
-    sent = []
-    monkeypatch.setattr("celery.canvas.Signature.apply_async", lambda sig, *a, **k: sent.append(sig))
+def test_every_chord_has_the_error_path(monkeypatch):
+    built = []
+    monkeypatch.setattr(tasks, "chord", lambda header: lambda body: built.append(body))
     ref = pipeline.ZoneRef("00000000-0000-0000-0000-000000000001", "a.example.", "CREATE", 5, "p")
-    header = [tasks.target_batch.s("p", t, [ref.to_json()], "change") for t in ("t1", "t2")]
-    tasks._fan_out(header, tasks.targets_done.s("p", [ref.to_json()], "change"), [ref], "change", "targets")
-    assert [sig.args[1] for sig in sent] == ["t1", "t2"]
-    for i, sig in enumerate(sent):
-        [errback] = sig.options["link_error"]
-        assert errback["task"] == "workers.tasks.pipeline_failed"
-        assert list(errback["args"]) == [[ref.to_json()], "change", "targets"]
-        join = sig.kwargs["join"]
-        assert (join["i"], join["n"], join["body"]["task"]) == (i, 2, "workers.tasks.targets_done")
-    assert sent[0].kwargs["join"]["id"] == sent[1].kwargs["join"]["id"]
+    tasks._chord([], tasks.targets_done.s("p", [ref.to_json()], "change"), [ref], "change", "targets")
+    [body] = built
+    [errback] = body.options["link_error"]
+    assert errback["task"] == "workers.tasks.pipeline_failed"
+    assert list(errback["args"]) == [[ref.to_json()], "change", "targets"]
 
 
 @needs_named
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_a_header_that_raises_ends_its_zones_in_error_at_once(binds, minidns_address, worker):
-    """A real worker and Redis: one target_batch of the batch raises (its refs cannot be read:
+    """A real worker, Redis and chord: one target_batch of the batch raises (its refs cannot be read:
     the database refuses an id), and the zone of the batch is in ERROR with the reason within seconds,
     not PENDING until recovery."""
     host, port = minidns_address
@@ -80,8 +75,8 @@ def test_a_header_that_raises_ends_its_zones_in_error_at_once(binds, minidns_add
     wait_until(lambda: Zone.objects.get(id=zone.id).status == "ERROR", timeout=20, message="ERROR")
     assert time.monotonic() - started < 20
     zone = Zone.objects.get(id=zone.id)
-    assert zone.reason.startswith("Sync failed: The targets stage failed: ValidationError: "), zone.reason
-    assert "not-a-zone-id" in zone.reason
+    assert zone.reason.startswith("Sync failed: The targets stage failed: ChordError: Dependency "), zone.reason
+    assert "raised ValidationError" in zone.reason and "not-a-zone-id" in zone.reason
     assert zone.action == "UPDATE"  # recovery pushes it again
 
 

@@ -3,16 +3,15 @@ backends, the DNS client helpers, the consensus math and zones.services.
 
 Every push, one zone's change or a sweep of a thousand zones, takes the same path:
 
-push(pool, refs, mode) ─► target_batch × targets ─► targets_done: NOTIFY the nameservers, then
-                         ─► poll_batch × nameservers + absence_batch × targets ─► polls_done
+push(pool, refs, mode) ─► chord(target_batch × targets) ─► targets_done ─► notify_batch × nameservers
+                                                       └► chord(poll_batch × nameservers
+                                                                + absence_batch × targets) ─► polls_done
 
 Creates and updates are done when enough nameservers serve the serial (SOA polls); deletes when
 every target says it no longer has the zone (absence_batch, the backend's control channel). A
 target's calls run fenced (pipeline.fenced), so an older change never lands after a newer delete.
-Each stage fans out and joins (workers.joins, not Celery's chord): the header task that finishes
-last runs the stage's body (targets_done, polls_done) in its own task, so a batch costs a message per
-target and per nameserver poll, not also one per body and per NOTIFY. Each header carries the stage's
-error path (pipeline_failed): a stage that raises ends its zones in ERROR with the reason.
+Each chord has an error path (pipeline_failed): a stage that raises ends its zones in ERROR with
+the reason.
 
 A batch's zones travel together, so a sweep, or a burst of API changes (one kick, zone_action, takes
 every change waiting when it runs), costs a few tasks per batch, not per zone. A ref is one zone's
@@ -23,14 +22,13 @@ left to do (never sleep in a worker); every stage drops zones a newer change sup
 """
 import logging
 import time
-from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 
-from celery import current_app, shared_task
+from celery import chord, group, shared_task
 from django.conf import settings
 
 from dnsctl import metrics
-from workers import catalog, consensus, dnsclient, joins, periodic
+from workers import catalog, consensus, dnsclient, periodic
 from workers.backends import get_backend
 from zones import journal, transfers
 from zones.models import Zone
@@ -44,35 +42,26 @@ DELETE = Zone.Action.DELETE
 # finishes zone by zone. zone_action runs at the default priority (CELERY_TASK_DEFAULT_PRIORITY = 5).
 PUSH, FINISH = 3, 0
 # No task stores its result: a task sent with ignore_result needs no result-backend subscription, so
-# the API can still take changes while Redis is down, and a header's result reaches its stage's body
-# through the join (workers.joins), so storing it too (and a RETRY state for every re-scheduled poll)
-# would only cost round trips.
+# the API can still take changes while Redis is down, and a chord header's result reaches the chord's
+# body through the chord's own list in Redis (on_chord_part_return), not through a stored result, so
+# storing it too (and a RETRY state for every re-scheduled poll) would only cost three round trips.
 
 
 def _conf(name):
     return settings.DNSCTL[name]
 
 
-_dns_pools: dict[str, ThreadPoolExecutor] = {}
-
-
-def _dns_pool(kind: str) -> ThreadPoolExecutor:
-    """The process's threads for DNS queries of one kind ("poll", "notify"), DNS_CONCURRENCY of them:
-    kept, not started per batch; NOTIFYs to a server that does not answer never hold up the polls."""
-    if kind not in _dns_pools:
-        _dns_pools[kind] = ThreadPoolExecutor(max_workers=_conf("DNS_CONCURRENCY"), thread_name_prefix=f"dns-{kind}")
-    return _dns_pools[kind]
-
-
 def _concurrently(fn, items):
-    """map() over items with up to DNS_CONCURRENCY threads: SOA queries to one server."""
-    if len(items) <= 1 or _conf("DNS_CONCURRENCY") <= 1:
+    """map() over items with up to DNS_CONCURRENCY threads: NOTIFYs and SOA queries to one server."""
+    workers = min(_conf("DNS_CONCURRENCY"), len(items))
+    if workers <= 1:
         return list(map(fn, items))
-    return list(_dns_pool("poll").map(fn, items))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(fn, items))
 
 
 def push(pool_id, refs: list[ZoneRef], mode: Mode, target_ids: list[str] | None = None) -> str:
-    """Start the pipeline for a batch of zones of one pool (a helper, not a task: it sends the headers)."""
+    """Start the pipeline for a batch of zones of one pool (a helper, not a task: it builds the chord)."""
     pool = pipeline.pool_work(pool_id)
     targets = [t for t in (pool or {}).get("targets", []) if target_ids is None or t["id"] in target_ids]
     if not targets:
@@ -80,7 +69,7 @@ def push(pool_id, refs: list[ZoneRef], mode: Mode, target_ids: list[str] | None 
         return "no targets"
     message = refs_to_json(refs)
     header = [target_batch.s(pool_id, t["id"], message, mode).set(priority=PUSH) for t in targets]
-    _fan_out(header, targets_done.s(pool_id, message, mode), refs, mode, "targets")
+    _chord(header, targets_done.s(pool_id, message, mode), refs, mode, "targets")
     return f"{len(refs)} zones on {len(targets)} targets"
 
 
@@ -119,9 +108,9 @@ TARGET_HARD_LIMIT_GRACE = 30  # s after TARGET_TIMEOUT's soft limit before the h
 
 @shared_task(bind=True, ignore_result=True, soft_time_limit=settings.DNSCTL["TARGET_TIMEOUT"],
              time_limit=settings.DNSCTL["TARGET_TIMEOUT"] + TARGET_HARD_LIMIT_GRACE)
-def target_batch(self, pool_id, target_id, refs, mode, errors=None, join=None):
-    """Apply a batch of zones to one target. Its result is {zone id: None or the failure}: it never
-    raises for a target's failure (targets_done decides); the failed zones are retried first.
+def target_batch(self, pool_id, target_id, refs, mode, errors=None):
+    """Apply a batch of zones to one target. Returns {zone id: None or the failure}, never raises
+    for a target's failure (the chord body decides); the failed zones are retried first.
 
     The target calls run fenced (pipeline.fenced): the zones are re-read as current while this task
     holds their (target, name) locks, so an older change never lands after a newer delete."""
@@ -150,19 +139,10 @@ def target_batch(self, pool_id, target_id, refs, mode, errors=None, join=None):
     metrics.TARGET_ACTIONS.labels(pool_name, name, "retry" if retrying else "error").inc(len(failed))
     if retrying:
         pipeline.record_target_results(target_id, [r for r in refs if r not in failed], errors)
-        return _again(self, args=(pool_id, target_id, refs_to_json(failed), mode),
-                      kwargs={"errors": errors, "join": join}, countdown=interval, max_retries=max_retries)
+        raise self.retry(args=(pool_id, target_id, refs_to_json(failed), mode), kwargs={"errors": errors},
+                         countdown=interval, max_retries=max_retries)
     pipeline.record_target_results(target_id, refs, errors)
-    result = {"target": target_id, "name": name, "errors": errors}
-    joins.arrive(join, result)
-    return result
-
-
-def _again(task, **retry):
-    """Re-send the task with what is left to do (Celery's retry: same id, retries + 1, its errback and
-    join) and end this attempt without raising Retry, whose formatted traceback cost 5% of the worker's
-    samples, once per re-scheduled poll. An eager task (tests) raises it: that is how it runs again."""
-    task.retry(throw=task.request.is_eager, **retry)
+    return {"target": target_id, "name": name, "errors": errors}
 
 
 def _apply(pool_id, pool, target, refs, deadline) -> dict:
@@ -182,8 +162,7 @@ def _apply(pool_id, pool, target, refs, deadline) -> dict:
 
 @shared_task(ignore_result=True)
 def targets_done(results, pool_id, refs, mode):
-    """Consensus over the targets per zone; then NOTIFY the nameservers and poll them for the serials.
-    Run by the last target_batch of the batch (workers.joins)."""
+    """Consensus over the targets per zone; then NOTIFY the nameservers and poll them for the serials."""
     mode = Mode(mode)
     pool = pipeline.pool_work(pool_id)
     passed, failed = [], []
@@ -207,8 +186,9 @@ def targets_done(results, pool_id, refs, mode):
     if not changed and not deletes:
         return "nothing to poll"
     if changed:
-        _notify(pool["nameservers"] + pool["also_notifies"], [(ref.name, ref.serial) for ref in changed],
-                pool["notify_source"])
+        peers = pool["nameservers"] + pool["also_notifies"]
+        group(notify_batch.si(p["host"], p["port"], [(ref.name, ref.serial) for ref in changed],
+                              pool["notify_source"]) for p in peers).apply_async(priority=FINISH)
     delay = {"countdown": _conf("POLL_DELAY"), "priority": FINISH}
     polls = [poll_batch.s(ns["id"], ns["host"], ns["port"], refs_to_json(changed), mode).set(**delay)
              for ns in pool["nameservers"] if changed]
@@ -216,27 +196,23 @@ def targets_done(results, pool_id, refs, mode):
     # zone that is gone from one that is configured but failing: both look unserved).
     polls += [absence_batch.s(pool_id, t["id"], refs_to_json(deletes), mode).set(**delay)
               for t in pool["targets"] if deletes]
-    _fan_out(polls, polls_done.s(pool_id, refs_to_json(changed + deletes), mode), changed + deletes, mode, "polls")
+    _chord(polls, polls_done.s(pool_id, refs_to_json(changed + deletes), mode), changed + deletes, mode, "polls")
     return f"polling {len(changed)} zones, confirming {len(deletes)} deletes"
 
 
-def _notify(peers, zones, source=None):
-    """Tell the servers the zones changed, from the pool's notify_source (Knot, NSD and PowerDNS accept
-    NOTIFY only from addresses they know), on the process's NOTIFY threads without waiting for them:
-    a lost NOTIFY only slows things down (the polls decide), and one to a server that does not answer
-    (up to NOTIFY_TIMEOUT x (1 + NOTIFY_RETRIES) s) holds up neither this task nor the polls. Sent on
-    return where tasks run eagerly, in the caller's thread."""
-    def one(peer, name, serial):
+@shared_task(ignore_result=True)
+def notify_batch(host, port, zones, source=None):
+    """Tell a server the zones changed, from the pool's notify_source (Knot, NSD and PowerDNS accept
+    NOTIFY only from addresses they know); a lost NOTIFY only slows things down (polls decide)."""
+    def one(zone):
+        name, serial = zone
         try:
-            dnsclient.send_notify(name, peer["host"], peer["port"], serial, timeout=_conf("NOTIFY_TIMEOUT"),
+            dnsclient.send_notify(name, host, port, serial, timeout=_conf("NOTIFY_TIMEOUT"),
                                   retries=_conf("NOTIFY_RETRIES"), source=source)
         except dnsclient.DNSClientError as exc:
-            log.warning("NOTIFY %s to %s:%s failed: %s", name, peer["host"], peer["port"], exc)
+            log.warning("NOTIFY %s to %s:%s failed: %s", name, host, port, exc)
 
-    threads = _dns_pool("notify")
-    sent = [threads.submit(one, peer, name, serial) for peer in peers for name, serial in zones]
-    if current_app.conf.task_always_eager:  # tasks run in the caller's thread (tests, development): sent on return
-        futures.wait(sent)
+    _concurrently(one, zones)
 
 
 def _poll(host, port, refs) -> dict:
@@ -252,7 +228,7 @@ def _poll(host, port, refs) -> dict:
 
 # bounded below: POLL_MAX_RETRIES polls, POLL_TRANSFER_MAX_WAIT s
 @shared_task(bind=True, ignore_result=True, max_retries=None)
-def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None, used=None, since=None, join=None):
+def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None, used=None, since=None):
     """Poll one nameserver for a batch of zones; re-schedule (never sleep) for the ones still behind.
 
     A zone that is behind uses one of its POLL_MAX_RETRIES polls each time, the waits between them
@@ -286,11 +262,9 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None, used=None
     if again:
         polls = self.request.retries + 1
         countdown = min(_next_poll(transferring.get(r.id), used.get(r.id, 0), polls) for r in again)
-        return _again(self, args=(nameserver_id, host, port, refs_to_json(again), mode),
-                      kwargs={"seen": seen, "used": used, "since": since, "join": join}, countdown=countdown)
-    result = {"nameserver": nameserver_id, "address": f"{host}:{port}", "seen": seen}
-    joins.arrive(join, result)
-    return result
+        raise self.retry(args=(nameserver_id, host, port, refs_to_json(again), mode),
+                         kwargs={"seen": seen, "used": used, "since": since}, countdown=countdown)
+    return {"nameserver": nameserver_id, "address": f"{host}:{port}", "seen": seen}
 
 
 # A server that asked MiniDNS for the zone's SOA at the serial this long ago is about to transfer it
@@ -342,7 +316,7 @@ def _settle(nameserver_id, host, port, refs, behind, seen):
 
 
 @shared_task(bind=True, ignore_result=True)
-def absence_batch(self, pool_id, target_id, refs, mode, errors=None, join=None):
+def absence_batch(self, pool_id, target_id, refs, mode, errors=None):
     """Ask one target, by its control channel, whether it still has each deleted zone; re-schedule
     (never sleep) for the ones it still has (a catalog pool's servers drop members when they read the
     catalog). Returns target_batch's shape: {zone id: None once gone, else why not}."""
@@ -362,13 +336,10 @@ def absence_batch(self, pool_id, target_id, refs, mode, errors=None, join=None):
         errors[ref.id] = answers.get(ref.name, "no answer from the backend")
     present = [ref for ref in refs if errors[ref.id]]
     if present and self.request.retries < _conf("POLL_MAX_RETRIES"):
-        return _again(self, args=(pool_id, target_id, refs_to_json(present), mode),
-                      kwargs={"errors": errors, "join": join}, countdown=_next_poll(None, self.request.retries + 1),
-                      max_retries=_conf("POLL_MAX_RETRIES"))
+        raise self.retry(args=(pool_id, target_id, refs_to_json(present), mode), kwargs={"errors": errors},
+                         countdown=_next_poll(None, self.request.retries + 1), max_retries=_conf("POLL_MAX_RETRIES"))
     pipeline.record_target_results(target_id, refs, errors)
-    result = {"target": target_id, "name": target["name"] if target else target_id, "errors": errors}
-    joins.arrive(join, result)
-    return result
+    return {"target": target_id, "name": target["name"] if target else target_id, "errors": errors}
 
 
 def _record_polls(nameserver_id, refs, seen):
@@ -380,7 +351,7 @@ def _record_polls(nameserver_id, refs, seen):
 @shared_task(ignore_result=True)
 def polls_done(results, pool_id, refs, mode):
     """Consensus per zone: ACTIVE when enough nameservers serve its serial, DELETED when every target
-    no longer has it; else ERROR. Run by the last poll_batch or absence_batch (workers.joins)."""
+    no longer has it; else ERROR."""
     mode = Mode(mode)
     pool = pipeline.pool_work(pool_id)
     names = {f"{ns['host']}:{ns['port']}": ns["name"] for ns in pool["nameservers"]}
@@ -404,16 +375,16 @@ def polls_done(results, pool_id, refs, mode):
     return {"ok": sum(o.ok for o in outcomes), "error": sum(not o.ok for o in outcomes)}
 
 
-def _fan_out(header, body, refs, mode, stage):
-    """Run header then body (workers.joins), with an error path: a header or body that raises (database
-    or Redis error, time limit) puts the zones that are still current in ERROR with the reason at once,
-    instead of leaving them PENDING until recovery notices."""
-    joins.fan_out(header, body, pipeline_failed.s(refs_to_json(refs), mode, stage))
+def _chord(header, body, refs, mode, stage):
+    """Run header then body, with an error path: a header or body that raises (database or Redis
+    error, time limit) puts the zones that are still current in ERROR with the reason at once, instead
+    of leaving them PENDING until recovery notices."""
+    chord(header)(body.set(priority=FINISH).on_error(pipeline_failed.s(refs_to_json(refs), mode, stage)))
 
 
 @shared_task(ignore_result=True)
 def pipeline_failed(request, exc, traceback, refs, mode, stage):
-    """A stage's errback: Celery calls it in the worker that saw the failure (no message to send).
+    """The chord's errback: Celery calls it in the worker that saw the failure (no message to send).
     Each zone's outcome is recorded on its own (finish drops it for a zone that moved on), so a ref
     that cannot be read does not keep the others PENDING."""
     reason = f"The {stage} stage failed: {type(exc).__name__}: {exc}"[:2000]
