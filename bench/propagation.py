@@ -245,6 +245,7 @@ class PhaseCpu:
     def start(self, label):
         if self.profiler:
             self.profiler.start(label)
+            self.deployment.statements()
         self.opened = self.deployment.connections()
         self.before = self.deployment.cpu()
 
@@ -256,6 +257,9 @@ class PhaseCpu:
         print(cpu_table(self.before, after, changes), flush=True)
         print("    connections opened: " + ", ".join(f"{k} {opened[k] - self.opened[k]}" for k in opened), flush=True)
         if self.profiler:
+            statements = self.deployment.statements(changes)
+            (self.profiler.outdir / f"{label}-postgres.txt").write_text(statements + "\n")
+            print("    PostgreSQL " + statements.splitlines()[0], flush=True)
             print(f"    profile: {self.profiler.outdir}/{label}-*.txt; top of it:", flush=True)
             text = self.profiler.stop(label)
             print("\n".join("    " + line for line in text.splitlines() if line.startswith("==")
@@ -267,7 +271,7 @@ def deployment_run(n, clients, timeout, profile_dir=None, rate=50, idle=10, offe
     os.environ["DJANGO_SETTINGS_MODULE"] = "dnsctl.settings"
     from bench.deployment import Deployment, Profiler
 
-    stack = Deployment()
+    stack = Deployment(statements=bool(profile_dir))
     try:
         stack.start()
         print(f"deployment: PostgreSQL, Redis, gunicorn -w {stack.workers}, worker -P threads -c {stack.threads}, "
