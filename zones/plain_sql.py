@@ -7,7 +7,7 @@ do what Model.save does for the models they are used on (Zone, RecordSet, ZoneCh
 each field's pre_save (auto_now, auto_now_add) and database value, and the shard (fill_shard); those
 models have no save signals to miss.
 """
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 from django.utils import timezone
 
@@ -17,6 +17,7 @@ def insert_sql(objs: list[Model], wrap: dict[str, str] | None = None) -> tuple[s
     (an AutoField) gets `RETURNING id` (see insert); the others' ids are set on the instances already.
     wrap: SQL around a field's placeholder, by field name (e.g. {"payload": "%s::jsonb || ..."})."""
     wrap = wrap or {}
+    connection = connections[DEFAULT_DB_ALIAS]  # not django.db.connection's proxy: fields ask it a lot
     meta = objs[0]._meta
     auto = meta.auto_field
     fields = [f for f in meta.concrete_fields if f is not auto]
@@ -36,6 +37,7 @@ def insert(*objs: Model):
     """Model.save(force_insert=True) of each (bulk_create of several) in one statement; an AutoField's
     numbers are set on the instances. Raises IntegrityError as save() does."""
     sql, params = insert_sql(list(objs))
+    connection = connections[DEFAULT_DB_ALIAS]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         auto = objs[0]._meta.auto_field
@@ -48,15 +50,50 @@ def insert(*objs: Model):
 def saved(*objs: Model):
     """What Model.save leaves on a new instance: it is in the database now."""
     for obj in objs:
-        obj._state.adding, obj._state.db = False, connection.alias
+        obj._state.adding, obj._state.db = False, DEFAULT_DB_ALIAS
 
 
 def update(obj: Model, names: list[str]):
     """obj.save(update_fields=names) with updated_at set now, as one UPDATE."""
     obj.updated_at = timezone.now()
+    connection = connections[DEFAULT_DB_ALIAS]
     meta = obj._meta
     fields = [meta.get_field(name) for name in names]
     with connection.cursor() as cursor:
         cursor.execute(f"UPDATE {meta.db_table} SET {', '.join(f'{f.column} = %s' for f in fields)} WHERE id = %s",
                        [f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields]
                        + [meta.pk.get_db_prep_value(obj.pk, connection)])
+
+
+def columns(model: type[Model]) -> str:
+    """The model's columns, in its fields' order: the start of a SELECT whose rows `loaded` reads."""
+    quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
+    table = quote(model._meta.db_table)
+    return ", ".join(f"{table}.{quote(f.column)}" for f in model._meta.concrete_fields)
+
+
+_CONVERTERS: dict = {}  # (model, vendor) -> [(index, the column, its converters)]
+
+
+def loaded(model: type[Model], rows) -> list[Model]:
+    """Instances of model from rows that start with columns(model) (what follows is left to the caller),
+    each value converted as a queryset converts it (JSON arrives as text, SQLite's dates as text)."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    key = (model, connection.vendor)
+    converters = _CONVERTERS.get(key)
+    if converters is None:
+        converters = _CONVERTERS[key] = []
+        for i, field in enumerate(model._meta.concrete_fields):
+            col = field.get_col(model._meta.db_table)
+            found = connection.ops.get_db_converters(col) + col.get_db_converters(connection)
+            if found:
+                converters.append((i, col, found))
+    names = [f.attname for f in model._meta.concrete_fields]
+    objs = []
+    for row in rows:
+        values = list(row[:len(names)])
+        for i, col, found in converters:
+            for convert in found:
+                values[i] = convert(values[i], col, connection)
+        objs.append(model.from_db(DEFAULT_DB_ALIAS, names, values))
+    return objs
