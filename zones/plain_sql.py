@@ -7,6 +7,8 @@ do what Model.save does for the models they are used on (Zone, RecordSet, ZoneCh
 each field's pre_save (auto_now, auto_now_add) and database value, and the shard (fill_shard); those
 models have no save signals to miss.
 """
+import functools
+
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model
 from django.utils import timezone
@@ -68,18 +70,26 @@ def saved(*objs: Model):
         obj._state.adding, obj._state.db = False, DEFAULT_DB_ALIAS
 
 
+_UPDATES: dict = {}  # (model, names) -> (the UPDATE, its fields)
+
+
 def update(obj: Model, names: list[str]):
     """obj.save(update_fields=names) with updated_at set now, as one UPDATE."""
     obj.updated_at = timezone.now()
     connection = connections[DEFAULT_DB_ALIAS]
     meta = obj._meta
-    fields = [meta.get_field(name) for name in names]
+    key = (type(obj), tuple(names))
+    if key not in _UPDATES:
+        fields = [meta.get_field(name) for name in names]
+        _UPDATES[key] = (f"UPDATE {meta.db_table} SET {', '.join(f'{f.column} = %s' for f in fields)} WHERE id = %s",
+                         fields)
+    sql, fields = _UPDATES[key]
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {meta.db_table} SET {', '.join(f'{f.column} = %s' for f in fields)} WHERE id = %s",
-                       [_prepared(f, getattr(obj, f.attname), connection) for f in fields]
+        cursor.execute(sql, [_prepared(f, getattr(obj, f.attname), connection) for f in fields]
                        + [meta.pk.get_db_prep_value(obj.pk, connection)])
 
 
+@functools.cache
 def columns(model: type[Model]) -> str:
     """The model's columns, in its fields' order: the start of a SELECT whose rows `loaded` reads."""
     quote = connections[DEFAULT_DB_ALIAS].ops.quote_name
