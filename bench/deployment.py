@@ -43,11 +43,13 @@ def _tree_cpu(pid: int) -> float:
 
 
 class PrivatePostgres:
-    """initdb + postgres on a free port in a temp dir (as the postgres user when run as root)."""
+    """initdb + postgres on a free port in a temp dir (as the postgres user when run as root); with
+    `statements`, pg_stat_statements counts every statement (see Deployment.statements)."""
 
-    def __init__(self):
+    def __init__(self, statements: bool = False):
         from tests.servers import free_port
 
+        self.statements = statements
         self.port = free_port(udp_too=False)
         self.dir = tempfile.mkdtemp(prefix="dnsctl-bench-pg-")
         self.proc = None
@@ -62,7 +64,7 @@ class PrivatePostgres:
                                        "-U", "postgres", "--no-sync"]), check=True, capture_output=True)
         self.proc = subprocess.Popen(self._as_owner([str(PG_BIN / "postgres"), "-D", f"{self.dir}/data",
                                                      "-p", str(self.port), "-k", self.dir,
-                                                     "-c", "listen_addresses=127.0.0.1"]),
+                                                     "-c", "listen_addresses=127.0.0.1", *self._options()]),
                                      stdout=subprocess.DEVNULL, stderr=open(f"{self.dir}/pg.log", "w"),
                                      start_new_session=True)
         deadline = time.monotonic() + 30
@@ -73,7 +75,16 @@ class PrivatePostgres:
             time.sleep(0.1)
         subprocess.run([str(PG_BIN / "createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
                         "dnsctl"], check=True)
+        if self.statements:
+            subprocess.run([str(PG_BIN / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-q",
+                            "-d", "dnsctl", "-c", "CREATE EXTENSION pg_stat_statements"], check=True)
         return self
+
+    def _options(self):
+        if not self.statements:
+            return []
+        return ["-c", "shared_preload_libraries=pg_stat_statements", "-c", "pg_stat_statements.track=all",
+                "-c", "pg_stat_statements.max=5000"]
 
     @property
     def url(self):
@@ -99,8 +110,9 @@ class PrivatePostgres:
 class Deployment:
     """Start everything, configure a pool with the one BIND9 target and a token; stop it all."""
 
-    def __init__(self, workers: int = 3, threads: int = 16, extra_env: dict | None = None):
+    def __init__(self, workers: int = 3, threads: int = 16, extra_env: dict | None = None, statements=False):
         self.workers, self.threads, self.extra_env = workers, threads, extra_env or {}
+        self.count_statements = statements
         self.started, self.pids = [], {}
         self.rundir = tempfile.mkdtemp(prefix="dnsctl-bench-run-")
 
@@ -122,7 +134,7 @@ class Deployment:
         from tests.processes import Process, RedisServer
         from tests.servers import free_port
 
-        pg = self._keep(PrivatePostgres().start())
+        pg = self._keep(PrivatePostgres(self.count_statements).start())
         self.pids["postgres"] = pg.pid
         redis = self._keep(RedisServer().start())
         self.pids["redis"] = redis.process.proc.pid
@@ -218,6 +230,27 @@ class Deployment:
         conn.close()
         clients = redis.Redis.from_url(self.env["REDIS_URL"]).info("stats")["total_connections_received"]
         return {"PostgreSQL": sessions, "Redis": clients}
+
+    def statements(self, changes: int | None = None, top: int = 25) -> str:
+        """With `statements`: what PostgreSQL ran since the last call (pg_stat_statements, then reset), the
+        statements by total time with calls per change, so a change's queries can be counted and weighed."""
+        import psycopg2
+
+        with psycopg2.connect(self.env["DATABASE_URL"]) as conn, conn.cursor() as cur:
+            cur.execute("SELECT calls, total_exec_time, regexp_replace(query, '\\s+', ' ', 'g') FROM pg_stat_statements"
+                        " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+                        " ORDER BY total_exec_time DESC")
+            rows = cur.fetchall()
+            cur.execute("SELECT pg_stat_statements_reset()")
+        conn.close()
+        if changes is None:
+            return ""
+        per = max(changes, 1)
+        calls, ms = sum(r[0] for r in rows), sum(r[1] for r in rows)
+        lines = [f"statements: {calls / per:.1f} per change, {ms / per:.2f} ms of execution per change",
+                 f"{'calls/change':>12} {'ms/change':>9}  statement (by total execution time)"]
+        lines += [f"{c / per:12.2f} {t / per:9.3f}  {q[:160]}" for c, t, q in rows[:top]]
+        return "\n".join(lines)
 
     def python_pids(self) -> dict[str, int]:
         return {name: self.pids[name] for name in ("worker", "gunicorn", "minidns", "beat")}

@@ -8,7 +8,7 @@ seconds from the API call to ACTIVE (or, for deletes, gone).
 
     bench/propagation.py --url http://127.0.0.1:8000 --token TOKEN [-n 200] [-c 8]
     bench/propagation.py --self-contained [-n 200] [--pool bind9|mixed|catalog]
-    bench/propagation.py --deployment [-n 200] [-c 16] [--profile DIR]
+    bench/propagation.py --deployment [-n 200] [-c 16] [--profile DIR] [--offered 50]
 
 --deployment starts the production-like deployment of bench/deployment.py (private PostgreSQL and
 Redis, gunicorn -w 3, the worker -P threads -c 16, beat, MiniDNS, one BIND9), checks after each
@@ -80,8 +80,12 @@ def server_time(z):
     return datetime.fromisoformat(z["updated_at"].replace("Z", "+00:00")).timestamp()
 
 
-def run_phase(client, label, keys, start_fn, prefix, concurrency, timeout, gone=False, hooks=None):
+def run_phase(client, label, keys, start_fn, prefix, concurrency, timeout, gone=False, hooks=None, offered=None):
     """Fire one API call per zone, wait until none of the run's zones is PENDING, report latencies.
+
+    With `offered` (changes per second), the calls are an open loop: call i is due i/offered seconds
+    after the phase starts, whether or not the earlier ones have finished (`concurrency` threads make
+    them), and latencies count from when a call was due, so an API that falls behind shows in them.
 
     Create/update latency is the zone's own updated_at (set when it turned ACTIVE or ERROR) minus
     the wall time of the API call; a delete is timed when the zone leaves the list (polled every
@@ -93,15 +97,22 @@ def run_phase(client, label, keys, start_fn, prefix, concurrency, timeout, gone=
         hooks.start(label)
     t0 = time.monotonic()
 
-    def fire(key):
+    t0_wall = time.time()
+
+    def fire(i, key):
         before, t = time.time(), time.monotonic()
+        if offered:
+            due = t0 + i / offered
+            if due > t:
+                time.sleep(due - t)
+            before, t = t0_wall + i / offered, time.monotonic()
         zid = start_fn(key)
         calls.append(time.monotonic() - t)
         started[zid] = before
         return zid
 
     with futures.ThreadPoolExecutor(concurrency) as pool:
-        zone_ids = list(pool.map(fire, keys))
+        zone_ids = list(pool.map(fire, range(len(keys)), keys))
     fired = time.monotonic()
     deadline, gone_at = fired + timeout, {}
     pending = set(zone_ids)
@@ -121,7 +132,8 @@ def run_phase(client, label, keys, start_fn, prefix, concurrency, timeout, gone=
     else:
         errors = {z: final[z].get("reason") for z in zone_ids if z in final and final[z]["status"] != "ACTIVE"}
         lat = [server_time(final[z]) - started[z] for z in zone_ids if z in final and z not in errors]
-    print(f"{label:<9} n={len(keys):<4} api {len(keys) / (fired - t0):6.1f} calls/s, p50 {percentile(calls, 50):.3f}s"
+    offer = f"offered {offered:g}/s, " if offered else ""
+    print(f"{label:<9} n={len(keys):<4} {offer}api {len(keys) / (fired - t0):6.1f} calls/s, p50 {percentile(calls, 50):.3f}s"
           f"   settled {len(lat) / wall:6.1f} changes/s   ACTIVE p50 {percentile(lat, 50):.3f}s  "
           f"p95 {percentile(lat, 95):.3f}s  max {max(lat) if lat else float('nan'):.3f}s   "
           f"errors {len(errors)}  unfinished {len(pending)}", flush=True)
@@ -184,19 +196,21 @@ def idle_latency(client, prefix, count=10):
           flush=True)
 
 
-def benchmark(url, token, n, concurrency, timeout, target=None, hooks=None, idle=10):
+def benchmark(url, token, n, concurrency, timeout, target=None, hooks=None, idle=10, offered=None):
     """The four phases create, rs-create (a recordset), rs-update (its records), delete; with a
-    target (host, port), check after each phase that it serves every zone as it should."""
+    target (host, port), check after each phase that it serves every zone as it should; with
+    `offered`, each phase's calls come at that steady rate (see run_phase)."""
     client = Client(url, token)
     prefix = f"b{uuid.uuid4().hex[:6]}"
     names = [f"{prefix}-{i}.bench.test." for i in range(n)]
-    print(f"{n} zones against {url}, {concurrency} concurrent API clients", flush=True)
+    print(f"{n} zones against {url}, {concurrency} concurrent API clients"
+          + (f", {offered:g} changes/s offered" if offered else ""), flush=True)
     if idle:
         idle_latency(client, prefix + "i", idle)
 
     zone_ids = run_phase(client, "create", names, lambda name: client.call(
         "POST", "/v2/zones", json={"name": name, "email": "bench@bench.test"})["id"], prefix, concurrency, timeout,
-        hooks=hooks)
+        hooks=hooks, offered=offered)
     if target:
         served(target, names, "SOA", "SOA")
     recordsets = {}
@@ -210,14 +224,14 @@ def benchmark(url, token, n, concurrency, timeout, target=None, hooks=None, idle
         client.call("PUT", f"/v2/zones/{zid}/recordsets/{recordsets[zid]}", json={"records": ["192.0.2.2"]})
         return zid
 
-    run_phase(client, "rs-create", zone_ids, add, prefix, concurrency, timeout, hooks=hooks)
+    run_phase(client, "rs-create", zone_ids, add, prefix, concurrency, timeout, hooks=hooks, offered=offered)
     if target:
         served(target, names, "A", "192.0.2.1")
-    run_phase(client, "rs-update", zone_ids, change, prefix, concurrency, timeout, hooks=hooks)
+    run_phase(client, "rs-update", zone_ids, change, prefix, concurrency, timeout, hooks=hooks, offered=offered)
     if target:
         served(target, names, "A", "192.0.2.2")
     run_phase(client, "delete", zone_ids, lambda zid: (client.call("DELETE", f"/v2/zones/{zid}"), zid)[1],
-              prefix, concurrency, timeout, gone=True, hooks=hooks)
+              prefix, concurrency, timeout, gone=True, hooks=hooks, offered=offered)
     if target:
         served(target, names, "SOA", "REFUSED")
 
@@ -231,6 +245,7 @@ class PhaseCpu:
     def start(self, label):
         if self.profiler:
             self.profiler.start(label)
+            self.deployment.statements()
         self.opened = self.deployment.connections()
         self.before = self.deployment.cpu()
 
@@ -242,25 +257,28 @@ class PhaseCpu:
         print(cpu_table(self.before, after, changes), flush=True)
         print("    connections opened: " + ", ".join(f"{k} {opened[k] - self.opened[k]}" for k in opened), flush=True)
         if self.profiler:
+            statements = self.deployment.statements(changes)
+            (self.profiler.outdir / f"{label}-postgres.txt").write_text(statements + "\n")
+            print("    PostgreSQL " + statements.splitlines()[0], flush=True)
             print(f"    profile: {self.profiler.outdir}/{label}-*.txt; top of it:", flush=True)
             text = self.profiler.stop(label)
             print("\n".join("    " + line for line in text.splitlines() if line.startswith("==")
                             or "%  " in line and line.index("%") < 12)[:4000], flush=True)
 
 
-def deployment_run(n, clients, timeout, profile_dir=None, rate=50, idle=10):
+def deployment_run(n, clients, timeout, profile_dir=None, rate=50, idle=10, offered=None):
     """Start the production-like deployment (bench/deployment.py), run the phases, stop it all."""
     os.environ["DJANGO_SETTINGS_MODULE"] = "dnsctl.settings"
     from bench.deployment import Deployment, Profiler
 
-    stack = Deployment()
+    stack = Deployment(statements=bool(profile_dir))
     try:
         stack.start()
         print(f"deployment: PostgreSQL, Redis, gunicorn -w {stack.workers}, worker -P threads -c {stack.threads}, "
               f"beat, MiniDNS, BIND9 (all private, on loopback; {os.cpu_count()} CPUs)", flush=True)
         profiler = Profiler(profile_dir, stack.python_pids(), rate) if profile_dir else None
         benchmark(stack.url, stack.token, n, clients, timeout, target=stack.target,
-                  hooks=PhaseCpu(stack, profiler), idle=idle)
+                  hooks=PhaseCpu(stack, profiler), idle=idle, offered=offered)
     finally:
         stack.stop()
 
@@ -299,13 +317,13 @@ def _pool(kind, mhost, mport):
     return started, pool
 
 
-def self_contained(n, concurrency, timeout, pool_kind="bind9"):
+def self_contained(n, concurrency, timeout, pool_kind="bind9", offered=None):
     """Bring up the integration-test stack on loopback, run the benchmark, tear it all down."""
     workers = int(os.environ.get("WORKERS", 2))  # one consumer loop tops out near 90 tasks/s
     with loopback_stack("dnsctl_bench", pool_kind, workers=workers,
                         concurrency=int(os.environ.get("WORKER_CONCURRENCY", 4)),
                         worker_pool=os.environ.get("WORKER_POOL", "prefork")) as (url, token):
-        benchmark(url, token, n, concurrency, timeout)
+        benchmark(url, token, n, concurrency, timeout, offered=offered)
 
 
 @contextlib.contextmanager
@@ -400,16 +418,18 @@ def main():
                         help="start the production-like deployment (bench/deployment.py) and print CPU per process")
     parser.add_argument("--profile", metavar="DIR", help="with --deployment: py-spy each Python process per phase")
     parser.add_argument("--rate", type=int, default=50, help="py-spy samples per second (with --profile)")
+    parser.add_argument("--offered", type=float, metavar="R",
+                        help="changes per second offered at a steady rate (an open loop: -c threads make the calls)")
     parser.add_argument("--idle", type=int, default=10, help="single changes timed on the idle system first (0: none)")
     args = parser.parse_args()
     if args.deployment:
-        deployment_run(args.n, args.concurrency, args.timeout, args.profile, args.rate, args.idle)
+        deployment_run(args.n, args.concurrency, args.timeout, args.profile, args.rate, args.idle, args.offered)
     elif args.self_contained:
-        self_contained(args.n, args.concurrency, args.timeout, args.pool)
+        self_contained(args.n, args.concurrency, args.timeout, args.pool, args.offered)
     elif not args.token:
         parser.error("--token (or DNSCTL_TOKEN) is required; bin/start prints it")
     else:
-        benchmark(args.url, args.token, args.n, args.concurrency, args.timeout)
+        benchmark(args.url, args.token, args.n, args.concurrency, args.timeout, offered=args.offered)
 
 
 if __name__ == "__main__":

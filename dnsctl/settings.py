@@ -49,6 +49,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "dnsctl.middleware.RequestBodyLimit",  # first: nothing may read a body before it is measured
+    "dnsctl.middleware.QuietConnectionCheck",  # the kept connection's health check, without a SELECT 1 if it may
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",  # the admin's and /v2/docs' static files, DEBUG or not
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -902,3 +902,48 @@ def test_create_api_user_is_idempotent_and_prints_a_new_token_each_run(db):
     assert user.auth_token_set.count() == 3
     for key in (token, second):  # earlier tokens keep working
         assert APIClient(HTTP_X_AUTH_TOKEN=key).get("/v2/zones").status_code == 200
+
+
+def _drf_representation(serializer_class, obj, user):
+    """DRF's own walk over the serializer's fields, for the same object and caller."""
+    from rest_framework import serializers
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    request = Request(APIRequestFactory().get("/v2/zones"))
+    request.user = user
+    fast = serializer_class(obj, context={"request": request}).data
+    generic = serializers.ModelSerializer.to_representation(serializer_class(context={"request": request}), obj)
+    return dict(fast), dict(generic)
+
+
+@pytest.mark.parametrize("role", ["member", "admin"])
+def test_zone_and_recordset_output_is_what_drfs_field_walk_gives(pool, role):
+    """ZoneSerializer and RecordSetSerializer write their fields straight from the object (every
+    response): the same JSON values as DRF's generic to_representation, for every kind of value."""
+    from zones.api.serializers import RecordSetSerializer, ZoneSerializer
+
+    user = accounts.api_user("u", "p1", role)
+    zone = writes.create_zone(project_id="p1", name="shape.test.", email="a@shape.test", ttl=300,
+                              description="dé")
+    Zone.objects.filter(id=zone.id).update(status=Zone.Status.ERROR, reason="bind-1: refused",
+                                           tenant_reason="a nameserver refused")
+    rs = writes.create_recordset(zone.id, name="www", type="TXT", records=['"a b"', '"c"'], description="x")
+    for obj, serializer in ((zone, ZoneSerializer), (Zone.objects.get(id=zone.id), ZoneSerializer),
+                            (rs, RecordSetSerializer), (RecordSet.objects.get(id=rs.id), RecordSetSerializer),
+                            (RecordSet.objects.get(zone=zone, type="SOA"), RecordSetSerializer)):
+        fast, generic = _drf_representation(serializer, obj, user)
+        assert fast == generic
+        assert [type(v) for v in fast.values()] == [type(v) for v in generic.values()]
+        assert list(fast) == list(generic)
+    assert fast["ttl"] is None and fast["links"]["self"].endswith(f"/v2/zones/{zone.id}/recordsets/{fast['id']}")
+
+
+def test_a_lists_links_are_each_objects_own(alice):
+    """One reversed URL per request and view name, each object's ids put in."""
+    ids = [create_zone(alice, f"l{i}.example.com.")["id"] for i in range(3)]
+    zones = alice.get("/v2/zones").json()["zones"]
+    assert [z["links"]["self"] for z in zones] == [f"http://testserver/v2/zones/{i}" for i in ids]
+    rs = [create_recordset(alice, ids[0], name=f"r{i}")["id"] for i in range(2)]
+    listed = alice.get(f"/v2/zones/{ids[0]}/recordsets?type=A").json()["recordsets"]
+    assert [r["links"]["self"] for r in listed] == [f"http://testserver/v2/zones/{ids[0]}/recordsets/{i}" for i in rs]

@@ -20,20 +20,20 @@ pytestmark = pytest.mark.django_db
 EXPECTED = {
     # the project's lock with its quota limits and the config version (reserved names and the default
     # pool then come from the process's copies); its zone count; the name free (one query for the
-    # three ways); the zone; SOA and NS; the journal; the outbox event.
-    "create zone": 7,
+    # three ways); the zone; SOA and NS; the journal with its outbox event (one statement).
+    "create zone": 6,
     # the zone, locked in the caller's scope, with the config version (quota limits and pool NS then
     # come from the copies); names taken at www with the managed RRsets; the zone; the recordset; the
-    # SOA; the journal; the outbox event.
-    "create recordset": 7,
+    # SOA; the journal with its outbox event.
+    "create recordset": 6,
     # the zone, locked in the caller's scope; the recordset with the managed RRsets; the zone; the SOA;
-    # the journal; the outbox event; the recordset.
-    "update recordset": 7,
+    # the journal with its outbox event; the recordset.
+    "update recordset": 6,
     # the zone, locked in the caller's scope; the recordset with the managed RRsets; the zone; its
-    # delete; the SOA; the journal; the outbox event.
-    "delete recordset": 7,
-    # the zone, locked in the caller's scope; the zone; the journal; the outbox event.
-    "delete zone": 4,
+    # delete; the SOA; the journal with its outbox event.
+    "delete recordset": 6,
+    # the zone, locked in the caller's scope; the zone; the journal with its outbox event.
+    "delete zone": 3,
 }
 
 

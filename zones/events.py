@@ -47,13 +47,13 @@ def envelope(event_id, event_type: str, timestamp: str, payload: dict) -> dict:
 # --- the outbox (create / update / delete) ---------------------------------------------------------
 
 
-def record_change(zone: Zone, event_type: str, actor, change_id: int) -> OutboxEvent:
-    """Write the change's event; call inside the change's transaction, after the zone is saved. It
-    carries who made the change (a zones.journal.Actor) and the id of the change's record."""
-    assert connection.in_atomic_block, "an outbox event must be written in its change's transaction"
+def change_event(zone: Zone, event_type: str, actor) -> OutboxEvent:
+    """The change's event, not yet written: zones.journal.record writes it with the change's record, in
+    the change's transaction, adding that record's id (`change_id`). It carries who made the change (a
+    zones.journal.Actor). Call after the zone is saved."""
     payload = zone_payload({f: getattr(zone, f) for f in ZONE_FIELDS})
-    payload.update(actor=actor.as_dict(), change_id=change_id)
-    return OutboxEvent.objects.create(type=event_type, zone_id=zone.id, payload=payload)
+    payload.update(actor=actor.as_dict())
+    return OutboxEvent(type=event_type, zone_id=zone.id, payload=payload)
 
 
 def outbox_envelope(row: OutboxEvent) -> dict:

@@ -33,11 +33,19 @@ def without_trailing_slash(request, path):
 
 
 urlpatterns = [
+    # Zones and recordsets first: a request's URL is matched against the patterns in order, and these
+    # take nearly every call (the tasks' URLs below cannot match them: a str segment holds no "/").
+    path("v2/zones", zones.as_view({"get": "list", "post": "create"}), name="zone-list"),
+    path("v2/zones/<str:zone_id>", zones.as_view({"get": "retrieve", "patch": "partial_update",
+                                                  "delete": "destroy"}), name="zone-detail"),
+    path("v2/zones/<str:zone_id>/recordsets", recordsets.as_view({"get": "list", "post": "create"}),
+         name="recordset-list"),
+    path("v2/zones/<str:zone_id>/recordsets/<str:recordset_id>",
+         recordsets.as_view({"get": "retrieve", "put": "update", "delete": "destroy"}), name="recordset-detail"),
     path("", views.RootView.as_view(), name="root"),
     re_path(r"^v2/?$", views.VersionView.as_view(), name="v2"),
     path("v2/schema", SpectacularAPIView.as_view(), name="schema"),
     path("v2/docs", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    # Before zone-detail, which would take "tasks" for a zone id.
     path("v2/zones/tasks/imports", zone_imports.as_view({"get": "list", "post": "create"}), name="zone-import-list"),
     path("v2/zones/tasks/imports/<str:import_id>", zone_imports.as_view({"get": "retrieve", "delete": "destroy"}),
          name="zone-import-detail"),
@@ -46,16 +54,9 @@ urlpatterns = [
          name="zone-export-detail"),
     path("v2/zones/tasks/exports/<str:export_id>/export", ZoneExportFileView.as_view(), name="zone-export-file"),
     path("v2/zones/<str:zone_id>/tasks/export", zone_exports.as_view({"post": "create"}), name="zone-export-create"),
-    path("v2/zones", zones.as_view({"get": "list", "post": "create"}), name="zone-list"),
-    path("v2/zones/<str:zone_id>", zones.as_view({"get": "retrieve", "patch": "partial_update",
-                                                  "delete": "destroy"}), name="zone-detail"),
     path("v2/zones/<str:zone_id>/nameservers", views.NameserversView.as_view(), name="zone-nameservers"),
     path("v2/zones/<str:zone_id>/propagation", views.PropagationView.as_view(), name="zone-propagation"),
     path("v2/zones/<str:zone_id>/changes", ZoneChangeViewSet.as_view({"get": "list"}), name="zone-change-list"),
-    path("v2/zones/<str:zone_id>/recordsets", recordsets.as_view({"get": "list", "post": "create"}),
-         name="recordset-list"),
-    path("v2/zones/<str:zone_id>/recordsets/<str:recordset_id>",
-         recordsets.as_view({"get": "retrieve", "put": "update", "delete": "destroy"}), name="recordset-detail"),
     path("v2/recordsets", views.AllRecordSetsViewSet.as_view({"get": "list"}), name="all-recordset-list"),
     path("v2/pools", pools.as_view({"get": "list", "post": "create"}), name="pool-list"),
     path("v2/pools/<str:pool_id>", pools.as_view({"get": "retrieve", "patch": "partial_update",
