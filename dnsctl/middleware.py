@@ -9,11 +9,11 @@ or to Content-Length together with Transfer-Encoding, and gives a request with n
 body. What is left to check is the declared length, and chunked bodies, which gunicorn de-chunks
 but Django would silently drop: they are refused outright.
 """
-import select
-
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import JsonResponse
+
+from dnsctl import dbcheck
 
 # Zone-file imports (Designate's POST /v2/zones/tasks/imports) take IMPORT_MAX_BODY_SIZE.
 IMPORT_PATHS = {"/v2/zones/tasks/imports"}
@@ -50,32 +50,11 @@ def error(code: int, error_type: str, message: str) -> JsonResponse:
 
 
 class QuietConnectionCheck:
-    """CONN_HEALTH_CHECKS without its round trip (a `SELECT 1` before each request's first query) when
-    the kept connection's socket is quiet: idle, nothing to read, no hang-up. A server that ends a
-    connection (a restart, pg_terminate_backend, a crash: the kernel closes its sockets) leaves the
-    socket readable, and then Django's own check runs, as before, and replaces the connection; only a
-    peer gone without a word (no FIN) passes, and then `SELECT 1` would have waited out TCP's timeout
-    just as the request's query does. The round trip was a statement per request for PostgreSQL and
-    one more wait for the API."""
+    """The request's connection check without its round trip when it may (dnsctl.dbcheck)."""
 
     def __init__(self, get_response):
         self.get_response = get_response
 
     def __call__(self, request):
-        connection = connections[DEFAULT_DB_ALIAS]
-        if (connection.health_check_enabled and not connection.health_check_done
-                and connection.vendor == "postgresql" and quiet(connection.connection)):
-            connection.health_check_done = True
+        dbcheck.skip_if_quiet(connections[DEFAULT_DB_ALIAS])
         return self.get_response(request)
-
-
-def quiet(raw) -> bool:
-    """A psycopg2 connection that is open, idle outside a transaction, and has nothing waiting on its socket."""
-    import psycopg2.extensions
-
-    if (not isinstance(raw, psycopg2.extensions.connection) or raw.closed
-            or raw.get_transaction_status() != psycopg2.extensions.TRANSACTION_STATUS_IDLE):
-        return False
-    poller = select.poll()
-    poller.register(raw.fileno(), select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
-    return not poller.poll(0)

@@ -19,8 +19,10 @@ def test_configuration_is_effective():
 
 def _worker_backends():
     with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_clear_snapshot()")  # inside the test's transaction it is read once
         cur.execute(OTHERS)
-        return {(pid, started) for pid, started, query in cur.fetchall() if "zones_outboxevent" in query}
+        # trim_events' last statement: the COMMIT of its sweeps' DELETE (nothing else of the session commits)
+        return {(pid, started) for pid, started, query in cur.fetchall() if query == "COMMIT"}
 
 
 def _run_tasks(worker, count):
@@ -42,3 +44,21 @@ def test_worker_threads_keep_their_connection_across_tasks(worker):
         cur.execute(OTHERS)
         later = {(pid, started) for pid, started, _ in cur.fetchall()}
     assert first <= later
+
+
+@pytest.mark.django_db
+def test_a_task_after_postgresql_ended_the_threads_connections_gets_new_ones(worker):
+    """The kept connection's check skips its SELECT 1 only when the socket is quiet (dnsctl.dbcheck):
+    one the server ended right after its last task is noticed and replaced, and no task fails on it."""
+    _run_tasks(worker, 20)
+    ended = _worker_backends()
+    assert ended
+    with connection.cursor() as cur:
+        for pid, _ in ended:
+            cur.execute("SELECT pg_terminate_backend(%s)", [pid])
+    wait_until(lambda: not _worker_backends() & ended, timeout=10, message="the backends gone")
+    failures = worker.log_text().count("raised unexpected")
+    _run_tasks(worker, 20)
+    assert worker.log_text().count("raised unexpected") == failures, worker.log_text()[-3000:]
+    later = _worker_backends()
+    assert later and not later & ended
