@@ -186,6 +186,14 @@ def test_old_events_are_trimmed_after_their_retention(pool, bus):
     assert bus.redis.xlen(bus.stream) == 0
 
 
+def test_trimming_before_anything_was_published_trims_nothing(pool):
+    assert events.trim_outbox(0) == 0  # an empty outbox (a new system)
+    new_zone("unsent.example.")
+    OutboxEvent.objects.update(created_at=timezone.now() - timedelta(days=8))
+    assert events.trim_outbox(7 * 24 * 3600) == 0  # unpublished: it waits
+    assert OutboxEvent.objects.count() == 1
+
+
 def test_beat_runs_the_relay_and_the_trim():
     from dnsctl.celery import app
 

@@ -100,6 +100,8 @@ def trim_outbox(older_than: float) -> int:
     """Delete published events older than `older_than` seconds. Unpublished ones always wait, and the
     newest published one stays: the next cursor follows it."""
     newest = OutboxEvent.objects.aggregate(Max("seq"))["seq__max"]
+    if newest is None:  # nothing published yet (a new system): nothing to trim
+        return 0
     cutoff = timezone.now() - timedelta(seconds=older_than)
     deleted, _ = OutboxEvent.objects.filter(seq__lt=newest, created_at__lt=cutoff).delete()
     return deleted
