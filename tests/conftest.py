@@ -89,6 +89,15 @@ def worker(system_env):
     proc.stop()
 
 
+@pytest.fixture(scope="session")
+def openstack_shell():
+    """The real `openstack` CLI, one process for the session's commands (tests/openstack_shell.py)."""
+    from tests.openstack_shell import OpenStackShell
+
+    with OpenStackShell() as shell:
+        yield shell
+
+
 @pytest.fixture(scope="module")
 def binds(minidns_address):
     """Two real BIND9 secondaries of MiniDNS for a module's tests (a test may replace one)."""
