@@ -63,6 +63,9 @@ def system_env(django_db_setup, django_db_blocker):
         "POLL_RETRY_MAX_INTERVAL": "0.4",
         "POLL_MAX_RETRIES": "15",
         "POLL_TRANSFER_MAX_WAIT": "20",  # the tests' transfers are small; keeps recovery's window short
+        # Every test server transfers from 127.0.0.1, so one server's SOA query counts for all of them
+        # (a stopped one too): its transfer starts milliseconds after the query here, not 15 s.
+        "POLL_SOA_ASKED_WINDOW": "3",
         "TARGET_MAX_RETRIES": "1",
         "TARGET_RETRY_INTERVAL": "0.2",
         "LOG_LEVEL": "INFO",
