@@ -2,6 +2,7 @@
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -73,9 +74,11 @@ _worker_ids = itertools.count()
 
 
 def celery_worker(env: dict, concurrency: int = 8, pool: str = "threads") -> Process:
+    name = f"itest-{os.getpid()}-{next(_worker_ids)}"
     worker = Process("worker", [sys.executable, "-m", "celery", "-A", "dnsctl", "worker", "-l", "info",
-                                "-P", pool, "-c", str(concurrency), "-n", f"itest-{os.getpid()}-{next(_worker_ids)}@%h",
+                                "-P", pool, "-c", str(concurrency), "-n", f"{name}@%h",
                                 "--without-gossip", "--without-mingle"], env).start()
+    worker.nodename = f"{name}@{socket.gethostname()}"  # for remote control (app.control ... destination=)
     worker.wait_for(lambda: " ready." in worker.log_text(), what="ready")
     return worker
 
