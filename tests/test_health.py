@@ -11,7 +11,7 @@ import requests
 
 from dnsctl import health
 from tests.conftest import wait_until
-from tests.processes import RedisServer, celery_beat, celery_worker, web
+from tests.processes import RedisServer, celery_beat, celery_worker, stop_all, web
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -41,8 +41,7 @@ def system(system_env, minidns_address, tmp_path_factory):
     processes = {"worker": celery_worker(env), "beat": celery_beat(env, beat_dir)}
     yield {"redis": redis_server, "env": env, "processes": processes,
            "start": {"worker": lambda: celery_worker(env), "beat": lambda: celery_beat(env, beat_dir)}}
-    for process in processes.values():
-        process.stop()
+    stop_all(processes.values())
     redis_server.stop()
 
 
