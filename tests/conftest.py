@@ -13,9 +13,10 @@ needs_named = pytest.mark.skipif(shutil.which("named") is None,
 
 @pytest.fixture(scope="session", autouse=True)
 def flush_survives_a_deadlock():
-    """pytest-django empties the database after a transactional test with one TRUNCATE of every table.
-    A session's Celery worker may still finish work the test started (a kick runs up to KICK_DELAY
-    after its commit), and PostgreSQL may pick the TRUNCATE as a deadlock's victim: try it again."""
+    """pytest-django empties the database after a transactional test with one TRUNCATE of every table
+    (here: of every table that holds a row). A session's Celery worker may still finish work the test
+    started (a kick runs up to KICK_DELAY after its commit), and PostgreSQL may pick the TRUNCATE as a
+    deadlock's victim: try it again."""
     from django.db import OperationalError
     from django.db.backends.postgresql.operations import DatabaseOperations
 
@@ -30,9 +31,26 @@ def flush_survives_a_deadlock():
                     raise
                 time.sleep(0.2)
 
+    original_sql_flush = DatabaseOperations.sql_flush
+
+    def sql_flush(self, style, tables, *, reset_sequences=False, allow_cascade=False):
+        """Only the tables that hold a row (CASCADE empties the tables that refer to them): TRUNCATE
+        costs per table (all 30: 0.4 s on a loaded machine) and a test leaves most of them empty."""
+        tables = sorted(tables)
+        if tables and not reset_sequences:
+            with self.connection.cursor() as cursor:
+                cursor.execute(" UNION ALL ".join(f"(SELECT {i} FROM {self.quote_name(table)} LIMIT 1)"
+                                                  for i, table in enumerate(tables)))
+                tables, allow_cascade = [tables[i] for (i,) in cursor.fetchall()], True
+            if not tables:
+                return []
+        return original_sql_flush(self, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade)
+
     DatabaseOperations.execute_sql_flush = execute_sql_flush
+    DatabaseOperations.sql_flush = sql_flush
     yield
     DatabaseOperations.execute_sql_flush = original
+    DatabaseOperations.sql_flush = original_sql_flush
 
 
 def wait_until(predicate, timeout=30.0, interval=0.1, message="condition"):
