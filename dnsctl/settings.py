@@ -242,6 +242,9 @@ DNSCTL = {
     # waited for the next one (0.05 s later, and a message more).
     "POLL_DELAY": env.float("POLL_DELAY", default=0.03),
     "POLL_TRANSFER_MAX_WAIT": env.float("POLL_TRANSFER_MAX_WAIT", default=120.0),
+    # A nameserver that asked MiniDNS for the zone's SOA at the serial this many seconds ago is about to
+    # transfer it (a big zone's SOA answer may be slow while MiniDNS renders it): its polls do not count.
+    "POLL_SOA_ASKED_WINDOW": env.float("POLL_SOA_ASKED_WINDOW", default=15.0),
     # A target action that fails is retried this many times, this many seconds apart.
     "TARGET_MAX_RETRIES": env.int("TARGET_MAX_RETRIES", default=3),
     "TARGET_RETRY_INTERVAL": env.float("TARGET_RETRY_INTERVAL", default=1.0),

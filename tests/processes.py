@@ -2,6 +2,7 @@
 import itertools
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -18,6 +19,7 @@ class Process:
     def __init__(self, name: str, argv: list[str], env: dict):
         self.name, self.argv, self.env = name, argv, {**os.environ, **env}
         self.proc: subprocess.Popen | None = None
+        self.terminated = False
         self.log = tempfile.NamedTemporaryFile(prefix=f"dnsctl-{name}-", suffix=".log", delete=False)
 
     def start(self):
@@ -52,11 +54,17 @@ class Process:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
 
+    def terminate(self):
+        """SIGTERM without waiting for the exit (stop() waits): several processes' shutdowns overlap."""
+        if self.proc and self.proc.poll() is None and not self.terminated:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.terminated = True
+
     def stop(self, timeout=15.0):
         if self.log.closed:
             return
         if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -69,13 +77,23 @@ class Process:
             os.unlink(self.log.name)
 
 
+def stop_all(processes):
+    """Stop every process, their shutdowns at the same time (a worker's warm shutdown takes a second or two)."""
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.stop()
+
+
 _worker_ids = itertools.count()
 
 
 def celery_worker(env: dict, concurrency: int = 8, pool: str = "threads") -> Process:
+    name = f"itest-{os.getpid()}-{next(_worker_ids)}"
     worker = Process("worker", [sys.executable, "-m", "celery", "-A", "dnsctl", "worker", "-l", "info",
-                                "-P", pool, "-c", str(concurrency), "-n", f"itest-{os.getpid()}-{next(_worker_ids)}@%h",
+                                "-P", pool, "-c", str(concurrency), "-n", f"{name}@%h",
                                 "--without-gossip", "--without-mingle"], env).start()
+    worker.nodename = f"{name}@{socket.gethostname()}"  # for remote control (app.control ... destination=)
     worker.wait_for(lambda: " ready." in worker.log_text(), what="ready")
     return worker
 

@@ -2,6 +2,7 @@
 
 Plain `django_db` (no transaction=True): on_commit never runs, so no Celery work is sent.
 """
+import re
 from io import StringIO
 
 import pytest
@@ -701,8 +702,10 @@ def test_tenants_see_their_nameservers_by_name_and_no_server_details(admin, alic
                                 "CREATE succeeded on 0 of 1 servers, 100% needed.")
     seen = alice.get(f"/v2/zones/{zone['id']}/propagation").json()
     text = str(seen) + str(alice.get(f"/v2/zones/{zone['id']}").json())
-    for secret in ("198.51.100", "9531", "5300", "rndc", "bind-east", "refused", "timed out", "bind9"):
+    for secret in ("198.51.100", "rndc", "bind-east", "refused", "timed out", "bind9"):
         assert secret not in text, secret
+    for port in ("9531", "5300"):  # a number of its own: an id or a timestamp may hold the digits
+        assert not re.search(rf"(?<![\w.-]){port}(?![\w-])", text), port
     assert seen["reason"] == "CREATE succeeded on 0 of 1 servers, 100% needed."
     assert seen["provisioning"] == {"servers": 1, "done": 0, "failed": 1}
     assert [(n["name"], n["in_sync"]) for n in seen["nameservers"]] == [("ns1.example.net.", False),

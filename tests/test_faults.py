@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from tests.conftest import needs_named, wait_until
-from tests.processes import ROOT, RedisServer, celery_beat, celery_worker, web
+from tests.processes import ROOT, RedisServer, celery_beat, celery_worker, stop_all, web
 from tests.servers import free_port
 from tests.servers.bind9 import Bind9Server
 from workers.dnsclient import query_soa_serial
@@ -59,8 +59,7 @@ class Deployment:
         return f"http://127.0.0.1:{self.port}"
 
     def stop(self):
-        for process in [self.web, *self.workers, *self.beats]:
-            process.stop()
+        stop_all([self.web, *self.workers, *self.beats])
         self.redis.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 

@@ -20,7 +20,8 @@ from workers.dnsclient import query_soa_serial
 from zones.models import Pool, TsigKey, Zone
 from zones.services import pools, writes
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# In the test's transaction, rolled back, unless another process must read what the test wrote.
+pytestmark = pytest.mark.django_db
 
 SECRET = "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3I="
 
@@ -157,6 +158,7 @@ def test_an_unreachable_control_channel_is_refused(pool, tmp_path, kind, args, o
 
 
 @needs_named
+@pytest.mark.django_db(transaction=True)  # manage.py's process reads the pool
 def test_exit_status_1_and_the_message_on_stderr(pool, system_env):
     before = state()
     result = subprocess.run([sys.executable, "manage.py", "configure_pool", "default", "set-target", "b1",
@@ -202,6 +204,7 @@ def printed(script: str, what: str) -> list[str]:
 
 
 @pytest.mark.integration
+@pytest.mark.django_db(transaction=True)  # the worker and MiniDNS read the pool and the zone
 @pytest.mark.parametrize("kind", [
     pytest.param("bind9", marks=needs_named), pytest.param("knot", marks=needs_knot),
     pytest.param("pdns", marks=needs_pdns), pytest.param("nsd", marks=needs_nsd)])

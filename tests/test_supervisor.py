@@ -37,7 +37,8 @@ class Supervised:
                     "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}:/usr/sbin"}
         subprocess.run([sys.executable, "manage.py", "bootstrap_demo", "--run-dir", self.run_dir,
                         "--api-port", str(self.ports["api"]), "--minidns-port", str(self.ports["minidns"]),
-                        "--bind-port", str(self.ports["bind"]), "--rndc-port", str(self.ports["rndc"])],
+                        "--bind-port", str(self.ports["bind"]), "--rndc-port", str(self.ports["rndc"]),
+                        "--startsecs", "1"],  # each of the test's seven starts counts as such a second sooner
                        cwd=ROOT, env={**os.environ, **self.env}, check=True, capture_output=True)
         self.conf = f"{self.run_dir}/supervisord.conf"
         self.process = Process("supervisord", [sys.executable, "-m", "supervisor.supervisord", "-c", self.conf],

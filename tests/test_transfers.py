@@ -9,6 +9,7 @@ from django.conf import settings
 from dnsctl.celery import app as celery_app
 from tests.conftest import needs_named, wait_until
 from tests.fakes import make_pool, run
+from tests.processes import celery_worker
 from workers import dnsclient, tasks
 from workers.dnsclient import query_soa_serial
 from workers.transfers import Recorder
@@ -205,14 +206,28 @@ class SlowMiniDNS:
         return Slow(**kwargs)
 
 
+@pytest.fixture
+def short_budget_worker(worker, system_env):
+    """The only worker while the test runs: polls give up after 5 (waits of 0.2 s then 0.4 s: about 2 s
+    in all) and an SOA query counts for 0.5 s; the session's worker takes no task meanwhile."""
+    queue = celery_app.conf.task_default_queue
+    assert celery_app.control.cancel_consumer(queue, destination=[worker.nodename], reply=True, timeout=10)
+    try:
+        own = celery_worker({**system_env, "POLL_MAX_RETRIES": "4", "POLL_SOA_ASKED_WINDOW": "0.5"})
+        yield own
+        own.stop()
+    finally:
+        assert celery_app.control.add_consumer(queue, destination=[worker.nodename], reply=True, timeout=10)
+
+
 @needs_named
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_a_slow_transfer_to_bind9_ends_active_not_error(worker, clean_redis):
+def test_a_slow_transfer_to_bind9_ends_active_not_error(short_budget_worker, clean_redis):
     from tests.conftest_servers import MiniDNSThread
     from tests.servers.bind9 import Bind9Server
 
-    delay = 12.0  # the tests' blind budget: 15 polls, waits of 0.2 s then 0.4 s: about 6 s
+    delay = 6.0  # the worker's blind budget: about 2 s
     recorder = Recorder(ttl=600, interval=0.1).start()
     with MiniDNSThread(SlowMiniDNS(delay, transfers=recorder)) as minidns:
         bind = Bind9Server(primary=minidns.address).start()

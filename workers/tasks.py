@@ -267,11 +267,6 @@ def poll_batch(self, nameserver_id, host, port, refs, mode, seen=None, used=None
     return {"nameserver": nameserver_id, "address": f"{host}:{port}", "seen": seen}
 
 
-# A server that asked MiniDNS for the zone's SOA at the serial this long ago is about to transfer it
-# (a big zone's SOA answer may be slow while MiniDNS renders it).
-SOA_ASKED_WINDOW = 15.0
-
-
 def _next_poll(transfer: str | None, used: int, polls: int = 0) -> float:
     """Seconds to the next poll: soon after a transfer's end (the nameserver is loading the zone), else
     doubling from POLL_RETRY_INTERVAL up to POLL_RETRY_MAX_INTERVAL with the zone's counted polls, or
@@ -285,7 +280,7 @@ def _next_poll(transfer: str | None, used: int, polls: int = 0) -> float:
 
 def _transferring(host, refs: list[ZoneRef]) -> dict:
     """{zone id: "running" or "done"} for the zones MiniDNS sees `host` transfer at (or past) the serial
-    polled for: a transfer under way (or an SOA query at that serial in the last SOA_ASKED_WINDOW s),
+    polled for: a transfer under way (or an SOA query at that serial in the last POLL_SOA_ASKED_WINDOW s),
     or one whose end came since the last poll (within the longest wait). A zone with no transfer from host's address counts any server's (one that transfers from
     another address than the one it answers on)."""
     seen = transfers.of_zones([r.id for r in refs if r.action != DELETE])
@@ -294,7 +289,7 @@ def _transferring(host, refs: list[ZoneRef]) -> dict:
         rows = [t for t in seen.get(ref.id, []) if t["serial"] is not None and reached(t["serial"], ref.serial)]
         rows = transfers.from_host(rows, host) or rows
         if any(t["state"] == "running" and now - t["started_at"] < _conf("POLL_TRANSFER_MAX_WAIT")
-               or t["state"] == "asked" and now - t["started_at"] < SOA_ASKED_WINDOW for t in rows):
+               or t["state"] == "asked" and now - t["started_at"] < _conf("POLL_SOA_ASKED_WINDOW") for t in rows):
             found[ref.id] = "running"  # a transfer under way, or the server asking our SOA before one
         elif any(t["state"] == "done" and now - t["ended_at"] < _conf("POLL_RETRY_MAX_INTERVAL") for t in rows):
             found[ref.id] = "done"

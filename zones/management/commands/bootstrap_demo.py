@@ -32,8 +32,10 @@ class Command(BaseCommand):
         parser.add_argument("--minidns-port", type=int, default=int(os.environ.get("MINIDNS_PORT", 5354)))
         parser.add_argument("--bind-port", type=int, default=int(os.environ.get("DEMO_BIND_PORT", 5301)))
         parser.add_argument("--rndc-port", type=int, default=int(os.environ.get("DEMO_RNDC_PORT", 9531)))
+        parser.add_argument("--startsecs", type=int, default=2,
+                            help="seconds a program must stay up to count as started (supervisord's startsecs)")
 
-    def handle(self, *args, run_dir, api_port, minidns_port, bind_port, rndc_port, **options):
+    def handle(self, *args, run_dir, api_port, minidns_port, bind_port, rndc_port, startsecs, **options):
         run = Path(run_dir).resolve()
         run.mkdir(parents=True, exist_ok=True)
         password_file = run / "admin-password"
@@ -88,7 +90,7 @@ class Command(BaseCommand):
         conf = run / "supervisord.conf"
         conf.touch(mode=0o600)
         conf.chmod(0o600)
-        conf.write_text(supervisord_conf(run, procs, minidns_port))
+        conf.write_text(supervisord_conf(run, procs, minidns_port, startsecs))
 
         api = f"http://127.0.0.1:{api_port}"
         lines = [
@@ -127,7 +129,7 @@ class Command(BaseCommand):
         return key
 
 
-def supervisord_conf(run: Path, procs: dict[str, str], minidns_port: int) -> str:
+def supervisord_conf(run: Path, procs: dict[str, str], minidns_port: int, startsecs: int = 2) -> str:
     """supervisord's configuration: every process in the foreground of bin/start, its output on the
     terminal, restarted when it dies (the others keep running); Ctrl-C or SIGTERM stops them all.
     Each runs in its own process group, so a stop reaches a process's children (gunicorn's
@@ -166,7 +168,7 @@ def supervisord_conf(run: Path, procs: dict[str, str], minidns_port: int) -> str
             f"command={command}",
             f"directory={settings.BASE_DIR}",
             "autorestart=true",
-            "startsecs=2",  # up this long counts as started; a process failing sooner is retried
+            f"startsecs={startsecs}",  # up this long counts as started; a process failing sooner is retried
             "startretries=10",  # with a growing pause, before supervisord gives up on it (FATAL)
             "stopasgroup=true",
             "killasgroup=true",
