@@ -105,9 +105,9 @@ def celery_beat(env: dict, schedule_dir: str) -> Process:
     return beat
 
 
-def web(env: dict, port: int) -> Process:
+def web(env: dict, port: int, workers: int = 2) -> Process:
     """The API under gunicorn, as in production."""
-    server = Process("web", [sys.executable, "-m", "gunicorn", "dnsctl.wsgi", "-b", f"127.0.0.1:{port}", "-w", "2",
+    server = Process("web", [sys.executable, "-m", "gunicorn", "dnsctl.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
                              "--access-logfile", "-"], env).start()
     server.wait_for(lambda: "Booting worker" in server.log_text(), what="serving")
     return server
