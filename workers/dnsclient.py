@@ -22,6 +22,7 @@ NOERROR = 0
 SOA, IN = 6, 1
 _HEADER = struct.Struct("!HHHHHH")
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+_BARE_ERRORS = {1, 2, 4, 5}  # FORMERR, SERVFAIL, NOTIMP, REFUSED: answers that may leave the question out
 _TO_QUESTION = b"\xc0\x0c"  # a compression pointer to offset 12: the question's name
 
 
@@ -82,7 +83,8 @@ def _exchange(qname: bytes, flags: int, answer: bytes, host: str, port: int, tim
               source: str | None = None) -> tuple[bytes, int, int]:
     """Send one query (question qname SOA IN, optional answer section) and wait for its response:
     (wire, the response's flags, the offset past its question). Datagrams that are not the answer to
-    this query (another id, not a response, another question) are ignored until the timeout."""
+    this query (another id, not a response, another question) are ignored until the timeout; an error
+    without the question (RFC 1035 leaves it out of FORMERR, SERVFAIL, NOTIMP and REFUSED) is the answer."""
     try:
         family = socket.AF_INET6 if ipaddress.ip_address(host).version == 6 else socket.AF_INET
     except ValueError:
@@ -109,9 +111,12 @@ def _exchange(qname: bytes, flags: int, answer: bytes, host: str, port: int, tim
                 continue
             rid, rflags, qdcount = _HEADER.unpack_from(wire)[:3]
             end = _HEADER.size + len(question)
-            if (rid == query_id and rflags & QR and (rflags >> 11) & 0xF == (flags >> 11) & 0xF and qdcount == 1
-                    and wire[_HEADER.size:end].lower() == question.lower()):
+            if not (rid == query_id and rflags & QR and (rflags >> 11) & 0xF == (flags >> 11) & 0xF):
+                continue
+            if qdcount == 1 and wire[_HEADER.size:end].lower() == question.lower():
                 return wire, rflags, end
+            if qdcount == 0 and rflags & 0xF in _BARE_ERRORS:  # NSD refuses a NOTIFY so, as dnspython allows
+                return wire, rflags, _HEADER.size
 
 
 def _soa_serial(wire: bytes, offset: int, qname: bytes) -> int | None:
