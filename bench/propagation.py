@@ -89,15 +89,13 @@ def run_phase(client, label, keys, start_fn, prefix, concurrency, timeout, gone=
 
     Create/update latency is the zone's own updated_at (set when it turned ACTIVE or ERROR) minus
     the wall time of the API call; a delete is timed when the zone leaves the list (polled every
-    50 ms, so that much resolution). Only PENDING zones are listed while waiting, to keep the
-    benchmark's own load small. hooks (start(label), stop(label, changes)) wrap the phase.
+    50 ms from the phase's start, so that much resolution, plus a list's own time). Only PENDING zones
+    are listed while waiting for creates and updates, to keep the benchmark's own load small. hooks (start(label), stop(label, changes)) wrap the phase.
     """
     started, calls = {}, []
     if hooks:
         hooks.start(label)
-    t0 = time.monotonic()
-
-    t0_wall = time.time()
+    t0, t0_wall = time.monotonic(), time.time()
 
     def fire(i, key):
         before, t = time.time(), time.monotonic()
@@ -111,11 +109,31 @@ def run_phase(client, label, keys, start_fn, prefix, concurrency, timeout, gone=
         started[zid] = before
         return zid
 
+    gone_at, firing = {}, threading.Event()
+
+    def watch():
+        """A delete's end is seen in the list: look while the later calls are still being made, or the
+        first deletes would count the whole firing as their latency."""
+        while firing.is_set():
+            listed = client.zones(prefix)
+            now = time.time()
+            for zid in list(started):
+                if zid not in listed:
+                    gone_at.setdefault(zid, now)
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    if gone:
+        firing.set()
+        watcher.start()
     with futures.ThreadPoolExecutor(concurrency) as pool:
         zone_ids = list(pool.map(fire, range(len(keys)), keys))
+    firing.clear()
+    if gone:
+        watcher.join()
     fired = time.monotonic()
-    deadline, gone_at = fired + timeout, {}
-    pending = set(zone_ids)
+    deadline = fired + timeout
+    pending = set(zone_ids) - set(gone_at)
     while pending and time.monotonic() < deadline:
         listed = client.zones(prefix, None if gone else "PENDING")
         now = time.time()
