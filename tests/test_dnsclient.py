@@ -45,32 +45,6 @@ def bind(primary):
         yield server
 
 
-class Catcher:
-    """A UDP socket that records one datagram and never answers (to inspect what we send)."""
-
-    def __init__(self):
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)  # poll, so close() returns at once
-        self.port = self.sock.getsockname()[1]
-        self.received: list[bytes] = []
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stopped.is_set():
-            try:
-                self.received.append(self.sock.recvfrom(4096)[0])
-            except socket.timeout:
-                continue
-
-    def close(self):
-        self.stopped.set()
-        self.thread.join(timeout=5)
-        self.sock.close()
-
-
 # -- query_soa_serial --------------------------------------------------------
 
 def test_soa_serial_from_primary(primary):
@@ -90,13 +64,11 @@ def test_soa_serial_from_bind(bind):
 
 
 def test_soa_query_sends_no_recursion_desired():
-    catcher = Catcher()
-    try:
+    received = []
+    with Responder(lambda query: received.append(query) or []) as catcher:  # records, never answers
         with pytest.raises(DNSClientError):
             query_soa_serial(ZONE, "127.0.0.1", catcher.port, timeout=0.3)
-    finally:
-        catcher.close()
-    query = dns.message.from_wire(catcher.received[0])
+    query = received[0]
     assert not query.flags & dns.flags.RD
     assert query.question[0].rdtype == dns.rdatatype.SOA
 
@@ -131,16 +103,14 @@ def test_notify_then_bind_fetches_new_serial(bind, primary):
 
 def test_notify_wire_format_and_retries():
     """Opcode NOTIFY with AA (the flags-before-opcode gotcha), SOA hint, and 1 + retries sends."""
-    catcher = Catcher()
+    received = []
     started = time.monotonic()
-    try:
+    with Responder(lambda query: received.append(query) or []) as catcher:  # records, never answers
         with pytest.raises(DNSClientError, match="after 3 attempt"):
             send_notify(ZONE, "127.0.0.1", catcher.port, serial=42, timeout=0.2, retries=2)
-    finally:
-        catcher.close()
     assert time.monotonic() - started < 2
-    assert len(catcher.received) == 3
-    message = dns.message.from_wire(catcher.received[0])
+    assert len(received) == 3
+    message = received[0]
     assert message.opcode() == dns.opcode.NOTIFY
     assert message.flags & dns.flags.AA
     assert str(message.question[0].name) == ZONE
