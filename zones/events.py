@@ -14,6 +14,7 @@ from django.db import connection, transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
+from . import plain_sql
 from .models import ExistsSweep, OutboxEvent, Zone
 
 log = logging.getLogger(__name__)
@@ -72,20 +73,11 @@ def publish_outbox(publish, batch_size: int) -> int:
         rows = list(OutboxEvent.objects.select_for_update().filter(seq__isnull=True).order_by("id")[:batch_size])
         if not rows:
             return 0
-        table = connection.ops.quote_name(OutboxEvent._meta.db_table)
-        with connection.cursor() as cursor:
-            cursor.execute(f"SELECT max(seq) FROM {table}")
-            last = cursor.fetchone()[0] or 0
-            now = timezone.now()
-            for i, row in enumerate(rows, start=last + 1):
-                row.seq, row.published_at = i, now
-            # One statement written here: bulk_update's CASE built through the ORM cost more CPU than
-            # the rest of the relay (a third of the worker's relay samples).
-            cursor.execute(f"UPDATE {table} SET seq = CASE id {' '.join(['WHEN %s THEN %s'] * len(rows))} END, "
-                           f"published_at = %s WHERE id IN ({', '.join(['%s'] * len(rows))})",
-                           [v for row in rows for v in (row.id, row.seq)]
-                           + [OutboxEvent._meta.get_field("published_at").get_db_prep_save(now, connection)]
-                           + [row.id for row in rows])
+        last = OutboxEvent.objects.aggregate(Max("seq"))["seq__max"] or 0
+        now = timezone.now()
+        for i, row in enumerate(rows, start=last + 1):
+            row.seq, row.published_at = i, now
+        plain_sql.update_each(OutboxEvent, "seq", {row.id: row.seq for row in rows}, published_at=now)
         publish([outbox_envelope(row) for row in rows])
     return len(rows)
 

@@ -89,6 +89,24 @@ def update(obj: Model, names: list[str]):
                        + [meta.pk.get_db_prep_value(obj.pk, connection)])
 
 
+def update_each(model: type[Model], name: str, values: dict, **same):
+    """One UPDATE of many rows: `name` set to values[pk] on each (a CASE on the id), and each field in `same`
+    to its one value. bulk_update's CASE, built through the ORM, cost more CPU than the rest of its caller."""
+    connection = connections[DEFAULT_DB_ALIAS]
+    quote, meta = connection.ops.quote_name, model._meta
+    field, pk = meta.get_field(name), meta.pk
+    ids = [pk.get_db_prep_value(key, connection) for key in values]
+    sets = [f"{quote(field.column)} = CASE {quote(pk.column)} {' '.join(['WHEN %s THEN %s'] * len(ids))} END"]
+    params = [v for key, value in zip(ids, values.values()) for v in (key, _prepared(field, value, connection))]
+    for other, value in same.items():
+        other = meta.get_field(other)
+        sets.append(f"{quote(other.column)} = %s")
+        params.append(_prepared(other, value, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {quote(meta.db_table)} SET {', '.join(sets)} "
+                       f"WHERE {quote(pk.column)} IN ({', '.join(['%s'] * len(ids))})", params + ids)
+
+
 @functools.cache
 def columns(model: type[Model]) -> str:
     """The model's columns, in its fields' order: the start of a SELECT whose rows `loaded` reads."""

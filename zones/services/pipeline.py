@@ -14,7 +14,7 @@ from django.db.models import BigIntegerField, Case, F, Q, Value, When
 from django.utils import timezone
 
 from dnsctl import metrics
-from zones import cached
+from zones import cached, plain_sql
 from zones.models import NameserverStatus, Pool, RecordSet, TargetStatus, Zone
 
 from .pools import target_options
@@ -181,11 +181,8 @@ def claim_changes(limit: int) -> list[ZoneRef]:
             [Status.PENDING, limit])
         refs = [ZoneRef(str(pk.to_python(zone_id)), name, action, serial, str(pool_pk.to_python(pool_id)))
                 for zone_id, name, action, serial, pool_id in cursor.fetchall()]
-        if refs:
-            ids = [pk.get_db_prep_value(ref.id, connection) for ref in refs]
-            cursor.execute(f"UPDATE {table} SET pushed_serial = CASE id {' '.join(['WHEN %s THEN %s'] * len(refs))} "
-                           f"END WHERE id IN ({', '.join(['%s'] * len(refs))})",
-                           [v for zone_id, ref in zip(ids, refs) for v in (zone_id, ref.serial)] + ids)
+    if refs:
+        plain_sql.update_each(Zone, "pushed_serial", {ref.id: ref.serial for ref in refs})
     return refs
 
 
