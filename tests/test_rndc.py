@@ -5,6 +5,7 @@ import socket
 import threading
 import time
 
+import psutil
 import pytest
 
 from tests.conftest import needs_named
@@ -137,6 +138,54 @@ def test_concurrent_calls_from_threads(bind):
         replies = list(pool.map(lambda n: c.call(f"delzone -clean {n}"), names))
     assert all(r.ok for r in replies)
     assert client(bind).call(f"delzone {names[0]}").err == "not found"
+
+
+def _connections_to(port: int) -> set[int]:
+    """The local ports of this process's open TCP connections to port."""
+    return {c.laddr.port for c in psutil.Process().net_connections("tcp")
+            if c.raddr and c.raddr.port == port and c.status == psutil.CONN_ESTABLISHED}
+
+
+def test_connections_are_kept_and_capped(bind):
+    """A command goes over a kept connection (one round trip, no new connection), and however many
+    threads call at once a client holds at most its cap: a burst of new connections overflows named's
+    listen backlog of 5, and each dropped SYN costs a second."""
+    c = client(bind)
+    c.close()  # the module's named may have been restarted: start from no connection
+    assert c.call("status").ok
+    kept = _connections_to(bind.rndc_port)
+    assert len(kept) == 1
+    assert c.call("status").ok and _connections_to(bind.rndc_port) == kept
+
+    capped = rndc.Client(bind.host, bind.rndc_port, "hmac-sha256", bind.rndc_secret, 5, connections=2)
+    names = [f"t{i}.rndc-cap.example" for i in range(30)]
+    with futures.ThreadPoolExecutor(16) as pool:
+        replies = list(pool.map(lambda n: capped.call(f"addzone {n} {config(n)}"), names))
+        assert all(r.ok for r in replies)
+        assert len(_connections_to(bind.rndc_port) - kept) == 2
+        assert all(r.ok for r in pool.map(lambda n: capped.call(f"delzone -clean {n}"), names))
+    capped.close()
+    c.close()
+    assert not _connections_to(bind.rndc_port)
+
+
+def test_a_kept_connection_named_dropped_is_replaced(bind):
+    """named restarted (its kept connections closed): the next command opens a new one and succeeds."""
+    c = client(bind)
+    assert c.call("status").ok
+    before = _connections_to(bind.rndc_port)
+    bind.restart()
+    reply = c.call("status")
+    assert reply.ok and "server is up and running" in reply.text
+    after = _connections_to(bind.rndc_port)
+    assert len(after) == 1 and not after & before
+    c.close()
+
+
+def test_shared_client_is_one_per_named():
+    a = rndc.shared_client("127.0.0.1", 953, "hmac-sha256", "c2VjcmV0", 5)
+    assert rndc.shared_client("127.0.0.1", 953, "hmac-sha256", "c2VjcmV0", 5) is a
+    assert rndc.shared_client("127.0.0.1", 954, "hmac-sha256", "c2VjcmV0", 5) is not a
 
 
 def test_wire_format_round_trip():

@@ -1,7 +1,12 @@
 """BIND9's control channel, the protocol `rndc` speaks, from Python: no process per command.
 
 Forking `rndc` for every zone and target cost the worker about 10 ms of CPU per call; a command
-here is a TCP connection and two signed round trips. The wire format is ISC's "isccc" (BIND9's
+here is one signed round trip on a kept connection. named takes any number of commands on a
+connection once its reply to the first (a `null` command) has given the connection's nonce, so a
+client keeps its connections, at most MAX_CONNECTIONS at once: named listens on its control channel
+with a backlog of 5 and runs addzone, modzone and delzone one at a time, so a burst of new
+connections only overflows that backlog, and the kernel retries a dropped SYN a second later. The
+wire format is ISC's "isccc" (BIND9's
 lib/isccc/cc.c): a frame is a 32-bit length, a 32-bit version (1) and a table of labelled values
 (tables or binary data, each a type byte and a 32-bit length). A message is `{_auth, _ctrl,
 _data}`; `_auth` carries an HMAC of the bytes after it (base64, as `hmd5` for hmac-md5, else
@@ -15,16 +20,21 @@ import dataclasses
 import hashlib
 import hmac
 import itertools
+import os
 import random
 import socket
 import struct
+import threading
 import time
+from functools import lru_cache
 
 ALGORITHMS = {"hmac-md5": (157, hashlib.md5), "hmac-sha1": (161, hashlib.sha1),
               "hmac-sha224": (162, hashlib.sha224), "hmac-sha256": (163, hashlib.sha256),
               "hmac-sha384": (164, hashlib.sha384), "hmac-sha512": (165, hashlib.sha512)}
 BINARY, TABLE = 1, 2
 MAX_REPLY = 1 << 24  # `rndc status` and friends are small; a larger length is not named talking
+MAX_CONNECTIONS = 4  # per client (one per named and process); below named's listen backlog of 5
+IDLE_SECONDS = 30  # a kept connection unused for longer is closed rather than trusted
 
 
 class RndcError(Exception):
@@ -33,6 +43,17 @@ class RndcError(Exception):
 
 class RndcTimeout(RndcError):
     pass
+
+
+class _Closed(RndcError):
+    """The peer closed the connection before replying."""
+
+
+@dataclasses.dataclass(eq=False)
+class _Connection:
+    sock: socket.socket
+    nonce: bytes | None  # from named's reply to the connection's first command
+    used: float  # time.monotonic() of its last reply
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,39 +66,104 @@ class Reply:
         return self.err is None
 
 
+def shared_client(host: str, port: int, algorithm: str, secret: str, timeout: float = 10.0) -> "Client":
+    """The process's client for one named (its kept connections and their cap are shared by the
+    worker's threads and tasks)."""
+    return _shared_client(host, port, algorithm, secret, timeout)
+
+
+@lru_cache(maxsize=64)
+def _shared_client(host, port, algorithm, secret, timeout):
+    return Client(host, port, algorithm, secret, timeout)
+
+
 class Client:
-    """Commands to one named; thread-safe (a connection per command, closed after it)."""
+    """Commands to one named; thread-safe. Connections are kept for the next command (see above)."""
 
     _serials = itertools.count(random.randrange(1 << 24))
 
-    def __init__(self, host: str, port: int, algorithm: str, secret: str, timeout: float = 10.0):
+    def __init__(self, host: str, port: int, algorithm: str, secret: str, timeout: float = 10.0,
+                 connections: int = MAX_CONNECTIONS):
         if algorithm not in ALGORITHMS:
             raise ValueError(f"unsupported algorithm {algorithm!r}")
         self.host, self.port, self.timeout = host, port, timeout
         self._alg, self._hash = ALGORITHMS[algorithm]
         self._md5 = algorithm == "hmac-md5"
         self._secret = base64.b64decode(secret)
+        self._slots = threading.BoundedSemaphore(connections)
+        self._lock = threading.Lock()
+        self._idle: list[_Connection] = []
+        self._pid = os.getpid()
 
     def call(self, command: str) -> Reply:
         """Run one command line (e.g. "addzone example.com { ... };") and return named's reply."""
         deadline = time.monotonic() + self.timeout
+        if not self._slots.acquire(timeout=self.timeout):
+            raise RndcTimeout(f"no free connection to {self.host}#{self.port} in {self.timeout:g} s")
         try:
-            sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+            data = self._call(command, deadline)
+        finally:
+            self._slots.release()
+        err = data.get("err")
+        return Reply(err=err.decode(errors="replace") if err is not None else None,
+                     text=data.get("text", b"").decode(errors="replace"))
+
+    def _call(self, command: str, deadline: float) -> dict:
+        """The reply's _data, on a kept connection if one is open, else (or when named has closed the
+        kept one: restarted, say) on a new one. Any other failure closes the connection."""
+        conn = self._take()
+        if conn is not None:
+            try:
+                return self._on(conn, command, deadline)
+            except _Closed:
+                pass  # named closed it while it was kept: commands are idempotent, send it again
+        conn = self._connect(deadline)
+        return self._on(conn, command, deadline)
+
+    def _on(self, conn: _Connection, command: str, deadline: float) -> dict:
+        try:
+            data = self._exchange(conn.sock, command, conn.nonce, deadline)["_data"]
+        except BaseException:
+            conn.sock.close()
+            raise
+        conn.used = time.monotonic()
+        with self._lock:
+            self._idle.append(conn)
+        return data
+
+    def _take(self) -> _Connection | None:
+        """The most recently used kept connection that is still fresh (none after a fork)."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._pid, self._idle = os.getpid(), []
+            now = time.monotonic()
+            while self._idle:
+                conn = self._idle.pop()
+                if now - conn.used < IDLE_SECONDS:
+                    return conn
+                conn.sock.close()
+        return None
+
+    def _connect(self, deadline: float) -> _Connection:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=max(0.001, deadline - time.monotonic()))
         except TimeoutError:
             raise RndcTimeout(f"connect to {self.host}#{self.port} timed out") from None
         except OSError as exc:
             raise RndcError(f"connect failed: {self.host}#{self.port}: {_reason(exc)}") from None
-        with sock:
-            try:
-                nonce = self._exchange(sock, "null", None, deadline)["_ctrl"].get("_nonce")
-                data = self._exchange(sock, command, nonce, deadline)["_data"]
-            except TimeoutError:
-                raise RndcTimeout(f"no reply from {self.host}#{self.port} in {self.timeout:g} s") from None
-            except OSError as exc:
-                raise RndcError(f"connection to {self.host}#{self.port} failed: {_reason(exc)}") from None
-        err = data.get("err")
-        return Reply(err=err.decode(errors="replace") if err is not None else None,
-                     text=data.get("text", b"").decode(errors="replace"))
+        try:
+            nonce = self._exchange(sock, "null", None, deadline)["_ctrl"].get("_nonce")
+        except BaseException:
+            sock.close()
+            raise
+        return _Connection(sock, nonce, time.monotonic())
+
+    def close(self) -> None:
+        """Close the kept connections (the next command opens one again)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.sock.close()
 
     def _exchange(self, sock: socket.socket, command: str, nonce: bytes | None, deadline: float) -> dict:
         now = int(time.time())
@@ -86,12 +172,19 @@ class Client:
             ctrl["_nonce"] = nonce
         body = encode({"_ctrl": ctrl, "_data": {"type": command.encode()}})
         message = encode({"_auth": self._auth(body)}) + body
-        sock.settimeout(max(0.001, deadline - time.monotonic()))
-        sock.sendall(struct.pack(">II", len(message) + 4, 1) + message)
-        length, version = struct.unpack(">II", self._read(sock, 8, deadline))
-        if version != 1 or not 4 <= length <= MAX_REPLY:
-            raise RndcError(f"{self.host}#{self.port} is not a BIND9 control channel (version {version})")
-        reply = self._read(sock, length - 4, deadline)
+        try:
+            sock.settimeout(max(0.001, deadline - time.monotonic()))
+            sock.sendall(struct.pack(">II", len(message) + 4, 1) + message)
+            length, version = struct.unpack(">II", self._read(sock, 8, deadline))
+            if version != 1 or not 4 <= length <= MAX_REPLY:
+                raise RndcError(f"{self.host}#{self.port} is not a BIND9 control channel (version {version})")
+            reply = self._read(sock, length - 4, deadline)
+        except TimeoutError:
+            raise RndcTimeout(f"no reply from {self.host}#{self.port} in {self.timeout:g} s") from None
+        except ConnectionError as exc:  # reset, broken pipe
+            raise _Closed(f"connection to {self.host}#{self.port} failed: {_reason(exc)}") from None
+        except OSError as exc:
+            raise RndcError(f"connection to {self.host}#{self.port} failed: {_reason(exc)}") from None
         self._verify(reply)
         table = decode(reply)
         if not isinstance(table.get("_ctrl"), dict) or not isinstance(table.get("_data"), dict):
@@ -121,7 +214,7 @@ class Client:
             sock.settimeout(max(0.001, deadline - time.monotonic()))
             chunk = sock.recv(min(left, 65536))
             if not chunk:
-                raise RndcError(f"connection closed by {self.host}#{self.port} without a reply: a wrong key "
+                raise _Closed(f"connection closed by {self.host}#{self.port} without a reply: a wrong key "
                                 f"(name, algorithm or secret), or an address named's controls do not allow")
             chunks.append(chunk)
             left -= len(chunk)

@@ -70,7 +70,7 @@ class Bind9Backend(Backend):
                 ipaddress.ip_address(host)  # BIND's primaries must be addresses, not names
             except ValueError:
                 raise BackendError(f"bind9 target {name!r}: master {host!r} is not an IP address") from None
-        self._client = rndc.Client(self.rndc_host, self.rndc_port, self.key_algorithm, self._secret, self.timeout)
+        self._client = rndc.shared_client(self.rndc_host, self.rndc_port, self.key_algorithm, self._secret, self.timeout)
 
     # -- Backend API -----------------------------------------------------
     def create_zone(self, zone_name: str) -> None:
