@@ -280,6 +280,18 @@ def _worker_ready(redis_url):
         return False
 
 
+def listen_overflows() -> int:
+    """Connections the kernel dropped because a listener's accept queue was full (machine-wide, from
+    /proc/net/netstat; 0 where it cannot be read): each costs its client a SYN retransmit, a second
+    or more. named's control channel listens with a backlog of 5."""
+    try:
+        lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()
+                 if line.startswith("TcpExt:")]
+        return int(dict(zip(lines[0], lines[1]))["ListenOverflows"])
+    except (OSError, IndexError, KeyError, ValueError):
+        return 0
+
+
 def cpu_table(before: dict, after: dict, changes: int) -> str:
     """Per part: CPU seconds between two readings and ms per change."""
     rows = sorted(((after[k] - before.get(k, 0.0), k) for k in after), reverse=True)

@@ -264,16 +264,19 @@ class PhaseCpu:
         if self.profiler:
             self.profiler.start(label)
             self.deployment.statements()
-        self.opened = self.deployment.connections()
+        from bench.deployment import listen_overflows
+
+        self.opened, self.overflows = self.deployment.connections(), listen_overflows()
         self.before = self.deployment.cpu()
 
     def stop(self, label, changes):
-        from bench.deployment import cpu_table
+        from bench.deployment import cpu_table, listen_overflows
 
         after = self.deployment.cpu()
         opened = self.deployment.connections()
         print(cpu_table(self.before, after, changes), flush=True)
-        print("    connections opened: " + ", ".join(f"{k} {opened[k] - self.opened[k]}" for k in opened), flush=True)
+        print("    connections opened: " + ", ".join(f"{k} {opened[k] - self.opened[k]}" for k in opened)
+              + f"; dropped by a full listen queue (machine-wide): {listen_overflows() - self.overflows}", flush=True)
         if self.profiler:
             statements = self.deployment.statements(changes)
             (self.profiler.outdir / f"{label}-postgres.txt").write_text(statements + "\n")
