@@ -27,7 +27,7 @@ ZONE_LABEL_RE = re.compile(r"^[a-z0-9_/-]{1,63}$")
 
 
 class Bind9Backend(Backend):
-    default_parallel = 8  # rndc calls are independent; named handles them concurrently
+    default_parallel = 8  # a batch's zones in threads, sharing the client's kept connections (workers/rndc.py)
     OPTIONS = {
         "rndc_host": Option(str, "address of named's control channel (default 127.0.0.1)"),
         "rndc_port": Option(int, "port of named's control channel (default 953)"),
@@ -35,7 +35,8 @@ class Bind9Backend(Backend):
         "rndc_key_algorithm": Option(str, "algorithm of the rndc key (default hmac-sha256)"),
         "rndc_key_secret": Option(str, "base64 secret of the rndc key (required)", secret=True),
         "timeout": Option(float, "seconds per control-channel call (default 10)"),
-        "parallel": Option(int, "rndc calls at once in a batch (default 8)"),
+        "parallel": Option(int, "zones of a batch at once (default 8; they share at most 4 kept "
+                                "control-channel connections per named and worker process)"),
     }
 
     def __init__(self, name: str, options: dict, masters: list[tuple[str, int]]):
