@@ -68,6 +68,37 @@ def test_update_fixes_primaries(bind, primary, zone):
     assert wait_for_serial(bind, zone, 1) == 1
 
 
+def _commands(backend, monkeypatch) -> list[str]:
+    """The control-channel commands the backend sends from now on (their first word)."""
+    sent, call = [], backend._rndc
+
+    def recording(*args, zone):
+        sent.append(args[0])
+        return call(*args, zone=zone)
+
+    monkeypatch.setattr(backend, "_rndc", recording)
+    return sent
+
+
+@pytest.mark.parametrize("tsig", [None, {"name": "dnsctl-key"}])
+def test_update_of_an_unchanged_zone_only_reads_it(bind, primary, zone, monkeypatch, tsig):
+    """A change of the zone's data needs only the NOTIFY: update_zone reads the zone's configuration
+    (showzone) and leaves it alone when it is what we would add, instead of a modzone that makes named
+    rebuild and reload the zone. named prints the statement back as _zone_config writes it, key or not."""
+    options = {**bind.backend_options, **({"tsig_key": tsig} if tsig else {})}
+    backend = Bind9Backend("bind-test", options, [primary.address])
+    backend.create_zone(zone)
+    sent = _commands(backend, monkeypatch)
+    backend.update_zone(zone)
+    assert sent == ["showzone"]
+    moved = Bind9Backend("bind-test", options, [primary.address, ("127.0.0.2", primary.port)])
+    sent = _commands(moved, monkeypatch)
+    moved.update_zone(zone)
+    assert sent == ["showzone", "modzone"]
+    assert f"127.0.0.2 port {primary.port}" in bind.rndc("showzone", zone.rstrip(".")).stdout
+    backend.delete_zone(zone)
+
+
 def test_notify_brings_new_serial(bind, primary, backend, zone):
     backend.create_zone(zone)
     assert wait_for_serial(bind, zone, 1) == 1

@@ -3,7 +3,7 @@
 
 named must have ``allow-new-zones yes;`` and a ``controls`` channel for the key
 given here. Each zone becomes
-``{ type secondary; primaries { H port P; ... }; file "<zone>.db"; };``
+``{ type secondary; file "<zone>.db"; primaries { H port P; ... }; };``
 with MiniDNS as primaries, so named pulls the data by AXFR at once.
 """
 
@@ -81,14 +81,22 @@ class Bind9Backend(Backend):
             self._fail("addzone", zone, reply)
 
     def update_zone(self, zone_name: str) -> None:
+        """The zone configured as we would add it: asked with showzone (a read), and only changed
+        (modzone) when its configuration differs. modzone on every change made named rebuild the zone,
+        reload it from its file and query MiniDNS's SOA again, all in named's exclusive mode."""
         zone = self._zone(zone_name)
-        reply = self._rndc("modzone", zone, self._zone_config(zone), zone=zone)
-        if reply.ok:
+        config = self._zone_config(zone)
+        shown = self._rndc("showzone", zone, zone=zone)
+        if shown.ok and shown.text.strip() == f'zone "{zone}" {config}':
             return
-        if reply.err != "not found":
-            self._fail("modzone", zone, reply)
+        if shown.ok or shown.err != "not found":
+            reply = self._rndc("modzone", zone, config, zone=zone)
+            if reply.ok:
+                return
+            if reply.err != "not found":
+                self._fail("modzone", zone, reply)
         # Missing: add it. "already exists" means a concurrent create won the race.
-        reply = self._rndc("addzone", zone, self._zone_config(zone), zone=zone)
+        reply = self._rndc("addzone", zone, config, zone=zone)
         if reply.err not in (None, "already exists"):
             self._fail("addzone", zone, reply)
 
@@ -126,10 +134,11 @@ class Bind9Backend(Backend):
         return zone
 
     def _zone_config(self, zone: str) -> str:
+        """The zone's statement as `rndc showzone` prints it back (so update_zone can compare them)."""
         key = f' key "{self.tsig_key_name}"' if self.tsig_key_name else ""
         primaries = " ".join(f"{host} port {port}{key};" for host, port in self.masters)
         file_name = zone.replace("/", "_") + ".db"
-        return f'{{ type secondary; primaries {{ {primaries} }}; file "{file_name}"; }};'
+        return f'{{ type secondary; file "{file_name}"; primaries {{ {primaries} }}; }};'
 
     def _rndc(self, *args: str, zone: str) -> rndc.Reply:
         """One command over named's control channel (workers/rndc.py, no rndc process). named's own
