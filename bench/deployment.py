@@ -280,16 +280,21 @@ def _worker_ready(redis_url):
         return False
 
 
-def listen_overflows() -> int:
-    """Connections the kernel dropped because a listener's accept queue was full (machine-wide, from
-    /proc/net/netstat; 0 where it cannot be read): each costs its client a SYN retransmit, a second
-    or more. named's control channel listens with a backlog of 5."""
-    try:
-        lines = [line.split() for line in Path("/proc/net/netstat").read_text().splitlines()
-                 if line.startswith("TcpExt:")]
-        return int(dict(zip(lines[0], lines[1]))["ListenOverflows"])
-    except (OSError, IndexError, KeyError, ValueError):
-        return 0
+def kernel_drops() -> dict[str, int]:
+    """What the kernel dropped, machine-wide (from /proc/net/netstat and /proc/net/snmp; 0 where it
+    cannot be read): connections refused by a listener's full accept queue (each costs its client a
+    SYN retransmit, a second or more; named's control channel listens with a backlog of 5), and
+    datagrams refused by a socket's full receive buffer (a lost DNS query or answer: BIND9 asks its
+    primary's SOA again 5 s later)."""
+    def counters(path, prefix):
+        try:
+            lines = [line.split() for line in Path(path).read_text().splitlines() if line.startswith(prefix)]
+            return dict(zip(lines[0], lines[1]))
+        except (OSError, IndexError):
+            return {}
+
+    tcp, udp = counters("/proc/net/netstat", "TcpExt:"), counters("/proc/net/snmp", "Udp:")
+    return {"listen queue": int(tcp.get("ListenOverflows", 0)), "UDP receive buffer": int(udp.get("RcvbufErrors", 0))}
 
 
 def cpu_table(before: dict, after: dict, changes: int) -> str:

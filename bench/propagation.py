@@ -264,19 +264,21 @@ class PhaseCpu:
         if self.profiler:
             self.profiler.start(label)
             self.deployment.statements()
-        from bench.deployment import listen_overflows
+        from bench.deployment import kernel_drops
 
-        self.opened, self.overflows = self.deployment.connections(), listen_overflows()
+        self.opened, self.drops = self.deployment.connections(), kernel_drops()
         self.before = self.deployment.cpu()
 
     def stop(self, label, changes):
-        from bench.deployment import cpu_table, listen_overflows
+        from bench.deployment import cpu_table, kernel_drops
 
         after = self.deployment.cpu()
         opened = self.deployment.connections()
         print(cpu_table(self.before, after, changes), flush=True)
+        drops = kernel_drops()
         print("    connections opened: " + ", ".join(f"{k} {opened[k] - self.opened[k]}" for k in opened)
-              + f"; dropped by a full listen queue (machine-wide): {listen_overflows() - self.overflows}", flush=True)
+              + "; dropped by the kernel (machine-wide), full " + ", ".join(
+                  f"{k} {drops[k] - self.drops[k]}" for k in drops), flush=True)
         if self.profiler:
             statements = self.deployment.statements(changes)
             (self.profiler.outdir / f"{label}-postgres.txt").write_text(statements + "\n")
