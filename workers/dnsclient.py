@@ -44,7 +44,7 @@ def send_notify(zone_name: str, host: str, port: int, serial: int | None = None,
     flags = OPCODE_NOTIFY << 11 | AA
     answer = b""
     if serial is not None:  # owner: a pointer to the question's name; MNAME and RNAME the root
-        answer = b"\xc0\x0c" + _RR_FIXED.pack(SOA, IN, 0, 22) + b"\x00\x00" + struct.pack(
+        answer = _TO_QUESTION + _RR_FIXED.pack(SOA, IN, 0, 22) + b"\x00\x00" + struct.pack(
             "!IIIII", int(serial) & 0xFFFFFFFF, 3600, 600, 86400, 300)
     last_error = "no attempt"
     for _ in range(1 + max(0, retries)):

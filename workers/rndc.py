@@ -66,14 +66,10 @@ class Reply:
         return self.err is None
 
 
+@lru_cache(maxsize=64)
 def shared_client(host: str, port: int, algorithm: str, secret: str, timeout: float = 10.0) -> "Client":
     """The process's client for one named (its kept connections and their cap are shared by the
     worker's threads and tasks)."""
-    return _shared_client(host, port, algorithm, secret, timeout)
-
-
-@lru_cache(maxsize=64)
-def _shared_client(host, port, algorithm, secret, timeout):
     return Client(host, port, algorithm, secret, timeout)
 
 

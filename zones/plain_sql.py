@@ -92,6 +92,8 @@ def update(obj: Model, names: list[str]):
 def update_each(model: type[Model], name: str, values: dict, **same):
     """One UPDATE of many rows: `name` set to values[pk] on each (a CASE on the id), and each field in `same`
     to its one value. bulk_update's CASE, built through the ORM, cost more CPU than the rest of its caller."""
+    if not values:
+        return
     connection = connections[DEFAULT_DB_ALIAS]
     quote, meta = connection.ops.quote_name, model._meta
     field, pk = meta.get_field(name), meta.pk

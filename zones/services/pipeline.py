@@ -10,7 +10,7 @@ from enum import StrEnum
 import redis
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import BigIntegerField, Case, F, Q, Value, When
+from django.db.models import F, Q
 from django.utils import timezone
 
 from dnsctl import metrics
@@ -181,16 +181,8 @@ def claim_changes(limit: int) -> list[ZoneRef]:
             [Status.PENDING, limit])
         refs = [ZoneRef(str(pk.to_python(zone_id)), name, action, serial, str(pool_pk.to_python(pool_id)))
                 for zone_id, name, action, serial, pool_id in cursor.fetchall()]
-    if refs:
-        plain_sql.update_each(Zone, "pushed_serial", {ref.id: ref.serial for ref in refs})
+    plain_sql.update_each(Zone, "pushed_serial", {ref.id: ref.serial for ref in refs})
     return refs
-
-
-def pushed_serials(refs: list[ZoneRef]):
-    """pushed_serial := the serial each ref carries, not the row's serial at update time: a change that
-    committed in between stays unpushed, and its kick takes it."""
-    return Case(*[When(id=ref.id, then=Value(ref.serial)) for ref in refs], default=F("pushed_serial"),
-                output_field=BigIntegerField())
 
 
 def current_refs(refs: list[ZoneRef], mode: Mode) -> list[ZoneRef]:

@@ -13,11 +13,11 @@ from django.db.models import Case, Exists, F, OuterRef, Q, When
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from zones import validation
+from zones import plain_sql, validation
 from zones.models import (SHARDS, NameserverStatus, PeriodicRun, PoolNameserver, PoolTarget, Zone, ZoneExport,
                           ZoneImport)
 
-from .pipeline import ZoneRef, pushed_serials
+from .pipeline import ZoneRef
 from .selectors import find_target
 
 Action, Status = Zone.Action, Zone.Status
@@ -62,7 +62,9 @@ def _claim(refs: list[ZoneRef], now) -> list[ZoneRef]:
     claimed = set(Zone.objects.filter(_not_in_flight(now), id__in=[r.id for r in refs])
                   .values_list("id", flat=True))
     refs = [r for r in refs if uuid.UUID(r.id) in claimed]
-    Zone.objects.filter(id__in=claimed).update(enqueued_at=now, pushed_serial=pushed_serials(refs))
+    # pushed_serial := the serial each ref carries, not the row's serial now: a change that committed in
+    # between stays unpushed, and its kick takes it.
+    plain_sql.update_each(Zone, "pushed_serial", {ref.id: ref.serial for ref in refs}, enqueued_at=now)
     return refs
 
 
