@@ -284,8 +284,8 @@ def kernel_drops() -> dict[str, int]:
     """What the kernel dropped, machine-wide (from /proc/net/netstat and /proc/net/snmp; 0 where it
     cannot be read): connections refused by a listener's full accept queue (each costs its client a
     SYN retransmit, a second or more; named's control channel listens with a backlog of 5), and
-    datagrams refused by a socket's full receive buffer (a lost DNS query or answer: BIND9 asks its
-    primary's SOA again 5 s later)."""
+    datagrams refused by a socket's full receive buffer (a lost DNS query or answer, asked again only
+    after the asker's timeout)."""
     def counters(path, prefix):
         try:
             lines = [line.split() for line in Path(path).read_text().splitlines() if line.startswith(prefix)]
